@@ -1,0 +1,17 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_catalogue(sender, **kwargs) -> None:
+    from conversations import services
+
+    services.catalogue_sync_presets()
+
+
+class ConversationsConfig(AppConfig):
+    name = "conversations"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Built-in providers and models exist after every migrate (and test database flush).
+        post_migrate.connect(_sync_catalogue, sender=self)

@@ -1,0 +1,113 @@
+"""Built-in provider and model presets.
+
+Copied into the database on migrate (only rows that are missing, so admin edits stick).
+Prices are list prices per million tokens in the provider's currency at the time of writing;
+an operator corrects them in admin and every later usage record snapshots the new price.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+
+@dataclass(frozen=True)
+class ModelPreset:
+    name: str
+    context_window: int
+    max_output: int
+    input_price: str = "0"
+    cached_input_price: str = "0"
+    output_price: str = "0"
+    vision: bool = False
+    thinking: bool = False
+    always_thinks: bool = False
+    json: bool = True
+    label: str = ""
+
+    def as_defaults(self) -> dict:
+        return {
+            "label": self.label,
+            "context_window": self.context_window,
+            "max_output": self.max_output,
+            "supports_vision": self.vision,
+            "supports_thinking": self.thinking or self.always_thinks,
+            "always_thinks": self.always_thinks,
+            "supports_json": self.json,
+            "input_price": Decimal(self.input_price),
+            "cached_input_price": Decimal(self.cached_input_price),
+            "output_price": Decimal(self.output_price),
+        }
+
+
+@dataclass(frozen=True)
+class ProviderPreset:
+    slug: str
+    name: str
+    base_url: str
+    currency: str
+    models: list[ModelPreset] = field(default_factory=list)
+
+
+PROVIDER_PRESETS = [
+    ProviderPreset(
+        "deepseek",
+        "DeepSeek",
+        "https://api.deepseek.com/v1",
+        "CNY",
+        [
+            ModelPreset("deepseek-chat", 131_072, 8_192, "2", "0.2", "3", label="DeepSeek Chat"),
+            ModelPreset(
+                "deepseek-reasoner",
+                131_072,
+                65_536,
+                "2",
+                "0.2",
+                "3",
+                always_thinks=True,
+                json=False,
+                label="DeepSeek Reasoner",
+            ),
+        ],
+    ),
+    ProviderPreset(
+        "dashscope",
+        "Alibaba DashScope (Qwen)",
+        "https://dashscope.aliyuncs.com/compatible-mode/v1",
+        "CNY",
+        [
+            ModelPreset("qwen-plus", 131_072, 16_384, "0.8", "0.16", "2", thinking=True),
+            ModelPreset("qwen-turbo", 131_072, 16_384, "0.3", "0.06", "0.6", thinking=True),
+            ModelPreset("qwen3-max", 262_144, 65_536, "6", "1.2", "24", thinking=True),
+            ModelPreset(
+                "qwen3-vl-plus", 262_144, 32_768, "1", "0.2", "10", vision=True, thinking=True
+            ),
+        ],
+    ),
+    ProviderPreset(
+        "zhipu",
+        "Zhipu AI (GLM)",
+        "https://open.bigmodel.cn/api/paas/v4",
+        "CNY",
+        [
+            ModelPreset("glm-4.6", 204_800, 131_072, "2", "0.4", "8", thinking=True),
+            ModelPreset("glm-4-plus", 131_072, 4_096, "5", "5", "5"),
+            ModelPreset("glm-4-flash", 131_072, 4_096),
+            ModelPreset("glm-4v-plus", 16_384, 1_024, "4", "4", "4", vision=True, json=False),
+        ],
+    ),
+    ProviderPreset(
+        "openai",
+        "OpenAI",
+        "https://api.openai.com/v1",
+        "USD",
+        [
+            ModelPreset("gpt-4o-mini", 128_000, 16_384, "0.15", "0.075", "0.6", vision=True),
+            ModelPreset("gpt-4.1", 1_047_576, 32_768, "2", "0.5", "8", vision=True),
+            ModelPreset(
+                "o4-mini", 200_000, 100_000, "1.1", "0.275", "4.4", vision=True, always_thinks=True
+            ),
+        ],
+    ),
+    # vLLM, Ollama, llama.cpp or any other OpenAI-compatible server; its models are found
+    # through the endpoint's /models (see catalogue_discover_models).
+    ProviderPreset("local", "Local server", "http://127.0.0.1:11434/v1", "USD"),
+]

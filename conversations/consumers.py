@@ -1,0 +1,191 @@
+"""The chat socket at /ws/c/<uuid>/, speaking htmx's ws extension format.
+
+The browser sends the composer form as JSON (plus an `action`); the server answers with
+HTML fragments that htmx swaps by id. Each socket remembers how much of every reply it has
+sent, so a reconnect or a second tab gets exactly the missing text: nothing lost, nothing
+doubled. Generation never runs here: a socket only watches.
+"""
+
+import json
+import logging
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
+
+from conversations import chat, events, presenters, runtime, selectors
+from conversations.errors import ChatError
+from conversations.hub import PROCESS_ID, LiveReply, ReplyState, hub
+from conversations.models import Conversation
+
+log = logging.getLogger(__name__)
+
+CLOSE_FORBIDDEN = 4403
+MAX_FRAME_BYTES = 256 * 1024
+
+
+def _conversation_for(user, uuid) -> Conversation | None:
+    try:
+        return selectors.conversation_get_for_user(user, uuid)
+    except Conversation.DoesNotExist:
+        return None
+
+
+class ConversationConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        self.conversation_uuid = str(self.scope["url_route"]["kwargs"]["uuid"])
+        self.conversation = await database_sync_to_async(_conversation_for)(
+            self.scope["user"], self.conversation_uuid
+        )
+        if self.conversation is None:
+            await self.close(code=CLOSE_FORBIDDEN)
+            return
+        # reply uuid -> (status, characters of content sent, characters of reasoning sent)
+        self.sent: dict[str, tuple[str, int, int]] = {}
+        self.sent_messages: set[str] = set()
+        self.subscribed = False
+        # Events that arrive while the socket is catching up wait here, in order.
+        self.backlog: list | None = None
+        await self.accept()
+        runtime.ensure_started()
+        if settings.REDIS_URL:
+            await self.channel_layer.group_add(
+                events.conversation_group(self.conversation_uuid), self.channel_name
+            )
+
+    async def disconnect(self, code: int) -> None:
+        if getattr(self, "conversation", None) is None:
+            return
+        await hub.unsubscribe(self.conversation_uuid, self)
+        if settings.REDIS_URL:
+            await self.channel_layer.group_discard(
+                events.conversation_group(self.conversation_uuid), self.channel_name
+            )
+
+    # --- from the browser --------------------------------------------------------------
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
+        if bytes_data is not None or text_data is None or len(text_data) > MAX_FRAME_BYTES:
+            await self.notify("That message is too large to send.")
+            return
+        try:
+            data = json.loads(text_data)
+        except json.JSONDecodeError:
+            await self.notify("The server could not read that request.")
+            return
+        if not isinstance(data, dict):
+            return
+        action = data.get("action") or "send"
+        try:
+            await self.dispatch_action(action, data)
+        except ChatError as exc:
+            await self.notify(exc.message)
+
+    async def dispatch_action(self, action: str, data: dict) -> None:
+        if action == "sync":
+            await self.sync(str(data.get("last") or ""))
+        elif action == "send":
+            await chat.send_message(
+                conversation=self.conversation,
+                content=str(data.get("message") or ""),
+                idempotency_key=str(data.get("idempotency_key") or "") or None,
+            )
+            await self.notify("")
+        elif action == "stop":
+            await chat.stop_reply(conversation=self.conversation)
+        elif action == "retry":
+            await chat.retry_reply(
+                conversation=self.conversation, reply_uuid=str(data.get("reply") or "")
+            )
+        else:
+            await self.notify(f"Unknown action {action!r}.")
+
+    async def sync(self, last_uuid: str) -> None:
+        """Bring the page up to date after (re)connecting, then go live."""
+        self.backlog = []
+        live = await hub.subscribe(self.conversation_uuid, self)
+        self.subscribed = True
+        missing = await database_sync_to_async(self._render_missing)(last_uuid)
+        for uuid, status, content, reasoning, html in missing:
+            await self.send(text_data=html)
+            self.sent[uuid] = (status, len(content), len(reasoning))
+            self.sent_messages.add(uuid)
+        backlog, self.backlog = self.backlog, None
+        if live is not None:
+            await self.reply_changed(live)
+        for kind, *args in backlog:
+            await (self.reply_changed(*args) if kind == "reply" else self.messages_appended(*args))
+
+    def _render_missing(self, last_uuid: str) -> list[tuple[str, str, str, str, str]]:
+        messages = selectors.thread_messages_after(self.conversation, last_uuid)
+        known = {last_uuid}
+        rendered = []
+        for message in messages:
+            html = presenters.render_message_html(message)
+            if str(message.uuid) not in known:
+                html = f'<div hx-swap-oob="beforeend:#messages">{html}</div>'
+            rendered.append(
+                (str(message.uuid), message.status, message.content, message.reasoning, html)
+            )
+        return rendered
+
+    async def notify(self, text: str) -> None:
+        await self.send(text_data=presenters.render_notice(text))
+
+    # --- to the browser (called by the hub in this process) ----------------------------
+
+    async def reply_changed(self, state: LiveReply | ReplyState) -> None:
+        if self.backlog is not None:
+            self.backlog.append(("reply", state))
+            return
+        previous = self.sent.get(state.uuid)
+        if previous is not None and previous[0] == "final":
+            return
+        if state.final_html is not None:
+            self.sent[state.uuid] = ("final", 0, 0)
+            await self.send(text_data=state.final_html)
+            return
+        content_sent, reasoning_sent = (previous[1], previous[2]) if previous else (0, 0)
+        needs_snapshot = (
+            previous is None
+            or previous[0] != state.status
+            or (reasoning_sent == 0 and bool(state.reasoning))
+        )
+        if needs_snapshot:
+            html = presenters.render_message(presenters.view_of_live(state))
+        else:
+            html = presenters.render_delta(
+                state.uuid, state.content[content_sent:], state.reasoning[reasoning_sent:]
+            )
+        self.sent[state.uuid] = (state.status, len(state.content), len(state.reasoning))
+        if html:
+            await self.send(text_data=html)
+
+    async def messages_appended(self, html: str, uuids: list[str]) -> None:
+        if self.backlog is not None:
+            self.backlog.append(("messages", html, uuids))
+            return
+        if all(uuid in self.sent_messages for uuid in uuids):
+            return
+        self.sent_messages.update(uuids)
+        await self.send(text_data=html)
+
+    # --- from other processes (channel layer) ------------------------------------------
+
+    async def reply_update(self, event: dict) -> None:
+        if event.get("origin") == PROCESS_ID or not self.subscribed:
+            return
+        await self.reply_changed(
+            ReplyState(
+                uuid=event["reply"],
+                status=event["status"],
+                content=event["content"],
+                reasoning=event["reasoning"],
+                final_html=event.get("final_html"),
+            )
+        )
+
+    async def messages_added(self, event: dict) -> None:
+        if event.get("origin") == PROCESS_ID or not self.subscribed:
+            return
+        await self.messages_appended(event["html"], event["uuids"])

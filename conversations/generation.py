@@ -1,0 +1,277 @@
+"""Server-side generation of replies, independent of any socket.
+
+A reply runs as an asyncio task of the server process that accepted the message. Sockets
+come and go (reload, second tab, lost connection); the task keeps the whole text in memory,
+pushes a coalesced fragment at most every STREAM_FRAGMENT_INTERVAL, writes the partial reply
+to the database every STREAM_SAVE_INTERVAL (also its heartbeat) and the final state once.
+"""
+
+import asyncio
+import logging
+import time
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from conversations import llm, selectors, services
+from conversations.errors import (
+    ProviderConnectionLost,
+    ProviderError,
+    ProviderNotConfigured,
+    ProviderTimeout,
+    StreamOptionsUnsupported,
+)
+from conversations.hub import LiveReply, hub
+from conversations.models import Message, MessageStatus
+from conversations.presenters import render_message_html
+from conversations.tokens import estimate_tokens
+
+log = logging.getLogger(__name__)
+
+
+def _db(fn):
+    # Generators' queries run on the thread pool, not the single "sync" thread that
+    # request handling shares, so hundreds of streams do not queue behind one another.
+    return database_sync_to_async(fn, thread_sensitive=False)
+
+
+class ReplyRun:
+    """One reply's generation: stream events in, fragments and saves out."""
+
+    def __init__(self, live: LiveReply) -> None:
+        self.live = live
+        self.dirty = asyncio.Event()
+        self.finished = False
+        self.started_at = time.monotonic()
+        self.first_token_at: float | None = None
+        self.finish_reason = ""
+        self.usage: llm.Usage | None = None
+        self.saved_lengths = (0, 0)
+        self.last_save = time.monotonic()
+        self.prompt_estimate = 0
+
+    # --- the run -----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        reply = await _db(_load_reply)(self.live.reply_id)
+        if reply is None:
+            return
+        try:
+            outcome = await self._generate(reply)
+        except asyncio.CancelledError:
+            # Stopped before the stream began: nothing was generated, nothing was billed.
+            outcome = self._outcome(MessageStatus.CANCELLED)
+            outcome.called_upstream = False
+        if outcome is not None:
+            await self._finish(reply, outcome)
+
+    async def _generate(self, reply: Message) -> services.ReplyOutcome | None:
+        credentials = reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
+        if not credentials:
+            return self._failure(ProviderNotConfigured(), called_upstream=False)
+        context = await _db(selectors.context_for_reply)(reply)
+        if not await _db(services.reply_start)(reply_id=reply.id, context=context.meta()):
+            return None  # another generator claimed it first
+        self.prompt_estimate = context.estimated_tokens
+        self.live.status = MessageStatus.STREAMING
+        await hub.publish_reply(self.live)
+        request = _chat_request(reply, credentials, context.messages)
+        helpers = [asyncio.create_task(self._push_fragments()), asyncio.create_task(self._save())]
+        try:
+            return await self._stream(reply, request)
+        finally:
+            for helper in helpers:
+                helper.cancel()
+
+    async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.ReplyOutcome:
+        try:
+            try:
+                await self._consume(llm.stream_chat(request))
+            except StreamOptionsUnsupported:
+                await _db(services.provider_remember_stream_usage)(
+                    provider_id=reply.chat_model.provider_id, supported=False
+                )
+                request.include_usage = False
+                await self._consume(llm.stream_chat(request))
+        except asyncio.CancelledError:
+            return self._outcome(MessageStatus.CANCELLED)
+        except (ProviderConnectionLost, ProviderTimeout) as exc:
+            if self.live.content_length or self.live.reasoning_length:
+                return self._outcome(MessageStatus.INTERRUPTED, error=exc)
+            return self._failure(exc)
+        except ProviderError as exc:
+            return self._failure(exc)
+        if request.include_usage and reply.chat_model.provider.stream_usage_supported is None:
+            # Learn once whether this endpoint honours stream_options.include_usage.
+            await _db(services.provider_remember_stream_usage)(
+                provider_id=reply.chat_model.provider_id, supported=self.usage is not None
+            )
+        return self._completed()
+
+    async def _consume(self, stream) -> None:
+        live = self.live
+        async for event in stream:
+            if isinstance(event, llm.ContentDelta):
+                live.add_content(event.text)
+            elif isinstance(event, llm.ReasoningDelta):
+                live.add_reasoning(event.text)
+            elif isinstance(event, llm.Finish):
+                self.finish_reason = event.reason
+                continue
+            else:
+                self.usage = event
+                continue
+            if self.first_token_at is None:
+                self.first_token_at = time.monotonic()
+            self.dirty.set()
+
+    # --- outcomes ----------------------------------------------------------------------
+
+    def _completed(self) -> services.ReplyOutcome:
+        if not self.finish_reason:
+            return self._outcome(
+                MessageStatus.INTERRUPTED,
+                error=ProviderConnectionLost("The provider ended the reply without finishing it."),
+            )
+        if self.finish_reason == "length":
+            return self._outcome(MessageStatus.TRUNCATED)
+        if not self.live.content_length:
+            return self._outcome(
+                MessageStatus.FAILED,
+                error=ProviderError("The model returned an empty reply."),
+                code="empty_reply",
+            )
+        return self._outcome(MessageStatus.COMPLETE)
+
+    def _failure(self, exc: Exception, *, called_upstream: bool = True) -> services.ReplyOutcome:
+        outcome = self._outcome(MessageStatus.FAILED, error=exc)
+        outcome.called_upstream = called_upstream
+        return outcome
+
+    def _outcome(
+        self, status: str, *, error: Exception | None = None, code: str = ""
+    ) -> services.ReplyOutcome:
+        live, usage = self.live, self.usage
+        elapsed_ms = int((time.monotonic() - self.started_at) * 1000)
+        ttft = self.first_token_at and int((self.first_token_at - self.started_at) * 1000)
+        outcome = services.ReplyOutcome(
+            status=status,
+            content=live.content,
+            reasoning=live.reasoning,
+            finish_reason=self.finish_reason,
+            error_code=code or (getattr(error, "code", "error") if error else ""),
+            error_text=str(error) if error else "",
+            time_to_first_token_ms=ttft,
+            duration_ms=elapsed_ms,
+        )
+        if usage is not None:
+            outcome.prompt_tokens = usage.prompt_tokens
+            outcome.completion_tokens = usage.completion_tokens
+            outcome.reasoning_tokens = usage.reasoning_tokens
+            outcome.cached_tokens = usage.cached_tokens
+        else:
+            _estimate_usage(outcome, self.live, self.prompt_estimate)
+        return outcome
+
+    async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
+        await _db(services.reply_finish)(reply_id=reply.id, outcome=outcome)
+        final = await _db(_load_reply)(reply.id)
+        self.live.status = final.status
+        self.live.final_html = await _db(render_message_html)(final)
+        await hub.publish_reply(self.live)
+
+    # --- helpers running beside the stream ---------------------------------------------
+
+    async def _push_fragments(self) -> None:
+        """At most one fragment per interval; the first one goes out at once."""
+        interval = settings.STREAM_FRAGMENT_INTERVAL
+        while True:
+            await self.dirty.wait()
+            self.dirty.clear()
+            await hub.publish_reply(self.live)
+            await asyncio.sleep(interval)
+
+    async def _save(self) -> None:
+        """Partial text (and heartbeat) to the database about once a second."""
+        live = self.live
+        while True:
+            await asyncio.sleep(settings.STREAM_SAVE_INTERVAL)
+            live.remote_watchers = await hub.other_processes_watch(live.conversation_uuid)
+            lengths = (live.content_length, live.reasoning_length)
+            heartbeat_due = time.monotonic() - self.last_save >= settings.STREAM_STALE_AFTER / 3
+            if lengths != self.saved_lengths or heartbeat_due:
+                await _db(services.reply_save_partial)(
+                    reply_id=live.reply_id, content=live.content, reasoning=live.reasoning
+                )
+                self.saved_lengths = lengths
+                self.last_save = time.monotonic()
+
+
+def _load_reply(reply_id: int) -> Message | None:
+    return (
+        Message.objects.select_related("conversation", "chat_model__provider")
+        .filter(pk=reply_id)
+        .first()
+    )
+
+
+def _chat_request(
+    reply: Message, credentials: selectors.Credentials, messages: list[dict]
+) -> llm.ChatRequest:
+    conversation, chat_model = reply.conversation, reply.chat_model
+    return llm.ChatRequest(
+        base_url=credentials.base_url,
+        api_key=credentials.api_key,
+        model=chat_model.name,
+        messages=messages,
+        provider_slug=chat_model.provider.slug,
+        temperature=conversation.temperature,
+        top_p=conversation.top_p,
+        max_tokens=conversation.max_tokens,
+        stop=list(conversation.stop or []),
+        json_mode=conversation.json_mode and chat_model.supports_json,
+        include_usage=chat_model.provider.stream_usage_supported is not False,
+    )
+
+
+def _estimate_usage(outcome: services.ReplyOutcome, live: LiveReply, prompt_estimate: int) -> None:
+    """No usage arrived (stream cut, or a server that never sends it): count ourselves."""
+    outcome.usage_reported = False
+    outcome.prompt_tokens = prompt_estimate
+    outcome.completion_tokens = estimate_tokens(live.content) + estimate_tokens(live.reasoning)
+    outcome.reasoning_tokens = estimate_tokens(live.reasoning)
+
+
+# --- the per-process runtime -----------------------------------------------------------
+
+
+def start_reply(*, reply_id: int, reply_uuid: str, conversation_uuid: str) -> LiveReply:
+    """Begin generating a pending reply in this process; returns at once."""
+    existing = hub.live_reply(reply_uuid)
+    if existing is not None:
+        return existing
+    live = LiveReply(reply_id=reply_id, uuid=str(reply_uuid), conversation_uuid=conversation_uuid)
+    hub.register(live)
+    live.task = asyncio.get_running_loop().create_task(_run(live))
+    return live
+
+
+async def _run(live: LiveReply) -> None:
+    try:
+        await ReplyRun(live).run()
+    except asyncio.CancelledError:
+        pass
+    except Exception:
+        log.exception("reply %s failed unexpectedly", live.uuid)
+        await _db(services.reply_interrupt_orphan)(reply_id=live.reply_id)
+    finally:
+        hub.unregister(live)
+
+
+def cancel_local(reply_uuid: str) -> bool:
+    """Stop a reply generated in this process; the text so far is kept."""
+    live = hub.live_reply(reply_uuid)
+    if live is None or live.task is None or live.task.done():
+        return False
+    live.task.cancel()
+    return True

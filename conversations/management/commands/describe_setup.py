@@ -1,0 +1,52 @@
+"""Print what `make run` found: database, channel layer, broker, providers, and the URL."""
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+from conversations import selectors
+from conversations.models import Provider
+
+
+def _redacted(url: str) -> str:
+    """A service URL without its password."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    if parsed.password:
+        return url.replace(f":{parsed.password}@", ":***@")
+    return url
+
+
+class Command(BaseCommand):
+    help = "Describe the services and providers this configuration uses."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--url", default="http://127.0.0.1:8000/")
+
+    def handle(self, *args, url: str, **options) -> None:
+        db = settings.DATABASES["default"]
+        database = (
+            f"SQLite file {db['NAME']}"
+            if db["ENGINE"].endswith("sqlite3")
+            else f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or 'local'}/{db['NAME']}"
+        )
+        layer = (
+            f"Redis {_redacted(settings.REDIS_URL)}"
+            if settings.REDIS_URL
+            else "in-memory (one process)"
+        )
+        broker = (
+            f"Celery via {_redacted(settings.CELERY_BROKER_URL)} (run `make worker`)"
+            if settings.CELERY_BROKER_URL
+            else "none: background jobs run in-process"
+        )
+        enabled = selectors.enabled_providers()
+        names = ", ".join(p.name for p in enabled) or "none (set an API key, see .env.example)"
+        disabled = [p.name for p in Provider.objects.all() if p not in enabled]
+        self.stdout.write(f"chatsite at {url}")
+        self.stdout.write(f"  database:      {database}")
+        self.stdout.write(f"  channel layer: {layer}")
+        self.stdout.write(f"  broker:        {broker}")
+        self.stdout.write(f"  providers:     {names}")
+        if disabled:
+            self.stdout.write(f"  (without a key: {', '.join(disabled)})")

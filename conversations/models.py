@@ -1,0 +1,286 @@
+"""chatsite's data: the provider catalogue, conversations, messages, summaries and the ledger.
+
+Only `services.py` writes these rows; status fields change through its conditional updates.
+"""
+
+import uuid
+from decimal import Decimal
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+class Currency(models.TextChoices):
+    CNY = "CNY", "CNY"
+    USD = "USD", "USD"
+
+
+class Provider(models.Model):
+    """An OpenAI-compatible endpoint. Its key lives in the environment, never here."""
+
+    slug = models.SlugField(unique=True, help_text="Also selects the <PREFIX>_API_KEY variable.")
+    name = models.CharField(max_length=80)
+    # Used unless <PREFIX>_BASE_URL overrides it.
+    base_url = models.URLField(max_length=300)
+    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.USD)
+    # Some compatible servers reject stream_options or never send usage; learned per provider
+    # (None: not yet known) so later requests stop asking and usage is flagged as estimated.
+    stream_usage_supported = models.BooleanField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class ChatModel(models.Model):
+    """One model of a provider's catalogue, with its limits, abilities and prices."""
+
+    provider = models.ForeignKey(Provider, on_delete=models.CASCADE, related_name="models")
+    name = models.CharField(max_length=120, help_text="The id the API expects, e.g. deepseek-chat")
+    label = models.CharField(max_length=120, blank=True)
+    context_window = models.PositiveIntegerField(default=32_768)
+    max_output = models.PositiveIntegerField(default=4_096)
+    supports_vision = models.BooleanField(default=False)
+    supports_thinking = models.BooleanField(default=False)
+    # Reasoner models think whatever the switch says (deepseek-reasoner).
+    always_thinks = models.BooleanField(default=False)
+    supports_json = models.BooleanField(default=False)
+    # Prices per million tokens, in the provider's currency.
+    input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    output_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    is_active = models.BooleanField(default=True)
+    # True when found through the endpoint's /models rather than the built-in presets.
+    discovered = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["provider__name", "name"]
+        constraints = [
+            models.UniqueConstraint(fields=["provider", "name"], name="chatmodel_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.provider.slug}/{self.name}"
+
+    @property
+    def display_name(self) -> str:
+        return self.label or self.name
+
+
+class Conversation(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="conversations"
+    )
+    title = models.CharField(max_length=200, blank=True)
+    # A title the user typed is never replaced by a generated one.
+    title_from_user = models.BooleanField(default=False)
+    chat_model = models.ForeignKey(
+        ChatModel, on_delete=models.SET_NULL, null=True, related_name="conversations"
+    )
+    system_prompt = models.TextField(blank=True)
+    # Generation parameters; None means "the model's default".
+    temperature = models.FloatField(null=True, blank=True)
+    top_p = models.FloatField(null=True, blank=True)
+    max_tokens = models.PositiveIntegerField(null=True, blank=True)
+    stop = models.JSONField(default=list, blank=True)
+    thinking_enabled = models.BooleanField(default=False)
+    thinking_budget = models.PositiveIntegerField(null=True, blank=True)
+    json_mode = models.BooleanField(default=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    # Bumped by every message so the sidebar sorts by last activity.
+    updated_at = models.DateTimeField(auto_now=True)
+    archived = models.BooleanField(default=False)
+
+    class Meta:
+        indexes = [
+            # conversation_list_for_user: a user's live conversations, most recent first.
+            models.Index(fields=["owner", "archived", "-updated_at"], name="conv_owner_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or f"Conversation {self.uuid}"
+
+    @property
+    def display_title(self) -> str:
+        return self.title or "New chat"
+
+
+class Role(models.TextChoices):
+    SYSTEM = "system", "System"
+    USER = "user", "User"
+    ASSISTANT = "assistant", "Assistant"
+
+
+class MessageStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    STREAMING = "streaming", "Streaming"
+    COMPLETE = "complete", "Complete"
+    INTERRUPTED = "interrupted", "Interrupted"
+    CANCELLED = "cancelled", "Cancelled"
+    FAILED = "failed", "Failed"
+    TRUNCATED = "truncated", "Truncated"
+
+
+IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.STREAMING)
+
+
+class Message(models.Model):
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="messages"
+    )
+    # Messages form a tree: an edit or a regenerate adds a sibling under the same parent.
+    parent = models.ForeignKey(
+        "self", on_delete=models.CASCADE, null=True, blank=True, related_name="children"
+    )
+    role = models.CharField(max_length=10, choices=Role.choices)
+    content = models.TextField(blank=True)
+    # The model's reasoning, stored apart and never sent back to a provider.
+    reasoning = models.TextField(blank=True)
+    status = models.CharField(
+        max_length=12, choices=MessageStatus.choices, default=MessageStatus.COMPLETE
+    )
+    finish_reason = models.CharField(max_length=40, blank=True)
+    error_code = models.CharField(max_length=40, blank=True)
+    error_text = models.TextField(blank=True)
+    # The catalogue row and its name at the time: the name survives catalogue edits.
+    chat_model = models.ForeignKey(ChatModel, on_delete=models.SET_NULL, null=True, blank=True)
+    model_name = models.CharField(max_length=120, blank=True)
+    prompt_tokens = models.PositiveIntegerField(null=True, blank=True)
+    completion_tokens = models.PositiveIntegerField(null=True, blank=True)
+    reasoning_tokens = models.PositiveIntegerField(null=True, blank=True)
+    cached_tokens = models.PositiveIntegerField(null=True, blank=True)
+    time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
+    duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # What the request carried: messages sent, turns dropped, estimated tokens.
+    context = models.JSONField(default=dict, blank=True)
+    # Client-supplied on user messages so a double press or a replay never makes two.
+    idempotency_key = models.CharField(max_length=64, null=True, blank=True)
+    # Written by the live generator with each partial save; a stale one means nobody is
+    # generating this reply any more and the sweeper may interrupt it.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["conversation"],
+                condition=Q(status__in=IN_FLIGHT),
+                name="one_reply_in_flight_per_conversation",
+            ),
+            models.UniqueConstraint(
+                fields=["conversation", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="message_idempotency_key_unique",
+            ),
+            models.CheckConstraint(
+                condition=Q(role=Role.USER) | Q(idempotency_key__isnull=True),
+                name="idempotency_key_only_on_user_messages",
+            ),
+        ]
+        indexes = [
+            # messages_for_page / context_for_reply: a conversation's messages by id.
+            models.Index(fields=["conversation", "id"], name="message_conv_id"),
+            # reply_interrupt_stale: the few replies still in flight.
+            models.Index(
+                fields=["heartbeat_at"], condition=Q(status__in=IN_FLIGHT), name="message_in_flight"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} {self.uuid}"
+
+    @property
+    def is_in_flight(self) -> bool:
+        return self.status in IN_FLIGHT
+
+    @property
+    def total_tokens(self) -> int | None:
+        if self.prompt_tokens is None and self.completion_tokens is None:
+            return None
+        return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class ConversationSummary(models.Model):
+    """A rolling summary: it condenses `previous` plus the turns up to `covers_through`."""
+
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.CASCADE, related_name="summaries"
+    )
+    previous = models.ForeignKey(
+        "self", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    text = models.TextField()
+    covers_through = models.ForeignKey(Message, on_delete=models.CASCADE, related_name="+")
+    token_count = models.PositiveIntegerField(default=0)
+    model_name = models.CharField(max_length=120, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["conversation", "-covers_through_id"]
+        constraints = [
+            # Two workers summarising the same range: the loser's insert fails and it writes
+            # nothing.
+            models.UniqueConstraint(
+                fields=["conversation", "covers_through"], name="summary_one_per_range"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Summary of {self.conversation_id} through {self.covers_through_id}"
+
+
+class UsageKind(models.TextChoices):
+    CHAT = "chat", "Chat"
+    SUMMARY = "summary", "Summary"
+    TITLE = "title", "Title"
+
+
+class UsageRecord(models.Model):
+    """One upstream call, priced at the catalogue price of that moment."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records"
+    )
+    conversation = models.ForeignKey(
+        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
+    )
+    message = models.ForeignKey(
+        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
+    )
+    provider_slug = models.CharField(max_length=50)
+    model_name = models.CharField(max_length=120)
+    kind = models.CharField(max_length=10, choices=UsageKind.choices)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    reasoning_tokens = models.PositiveIntegerField(default=0)
+    cached_tokens = models.PositiveIntegerField(default=0)
+    # False when the provider reported nothing (stream cut, no usage chunk) and we counted.
+    reported = models.BooleanField(default=True)
+    # Price snapshot per million tokens, so later catalogue edits never rewrite history.
+    input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    output_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
+    cost = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal(0))
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [
+            # Monthly usage and budget checks for one user.
+            models.Index(fields=["user", "created_at"], name="usage_user_created"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.model_name} {self.cost} {self.currency}"
+
+    @property
+    def estimated(self) -> bool:
+        return not self.reported

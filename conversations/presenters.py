@@ -1,0 +1,139 @@
+"""HTML for messages, shared by the page, htmx responses and websocket pushes.
+
+Every piece of message UI comes from `conversations/_message.html`; the only hand-built HTML
+is the tiny delta wrapper, which is sent up to 20 times a second per reply per socket and
+must not cost a template render each time.
+"""
+
+from dataclasses import dataclass
+from html import escape
+
+from django.template.loader import render_to_string
+
+from conversations.hub import LiveReply, ReplyState
+from conversations.models import Message, MessageStatus, Role
+from conversations.rendering import render_markdown
+
+FINAL_STATUSES = {
+    MessageStatus.COMPLETE,
+    MessageStatus.INTERRUPTED,
+    MessageStatus.CANCELLED,
+    MessageStatus.FAILED,
+    MessageStatus.TRUNCATED,
+}
+RETRYABLE_STATUSES = {
+    MessageStatus.INTERRUPTED,
+    MessageStatus.CANCELLED,
+    MessageStatus.FAILED,
+    MessageStatus.TRUNCATED,
+}
+STATUS_NOTES = {
+    MessageStatus.TRUNCATED: "Cut off: the reply reached its length limit.",
+    MessageStatus.CANCELLED: "Stopped.",
+}
+
+
+@dataclass
+class MessageView:
+    """What the message template shows, from a saved message or a live reply."""
+
+    uuid: str
+    role: str
+    status: str
+    content: str
+    reasoning: str = ""
+    model_name: str = ""
+    error_text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    duration_ms: int | None = None
+    time_to_first_token_ms: int | None = None
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in FINAL_STATUSES
+
+    @property
+    def is_assistant(self) -> bool:
+        return self.role == Role.ASSISTANT
+
+    @property
+    def content_html(self) -> str:
+        return render_markdown(self.content)
+
+    @property
+    def can_retry(self) -> bool:
+        return self.is_assistant and self.status in RETRYABLE_STATUSES
+
+    @property
+    def status_note(self) -> str:
+        return STATUS_NOTES.get(self.status, "")
+
+    @property
+    def seconds(self) -> str:
+        return f"{self.duration_ms / 1000:.1f}" if self.duration_ms else ""
+
+
+def view_of_message(message: Message) -> MessageView:
+    return MessageView(
+        uuid=str(message.uuid),
+        role=message.role,
+        status=message.status,
+        content=message.content,
+        reasoning=message.reasoning,
+        model_name=message.model_name,
+        error_text=message.error_text,
+        prompt_tokens=message.prompt_tokens,
+        completion_tokens=message.completion_tokens,
+        duration_ms=message.duration_ms,
+        time_to_first_token_ms=message.time_to_first_token_ms,
+    )
+
+
+def view_of_live(state: LiveReply | ReplyState) -> MessageView:
+    return MessageView(
+        uuid=state.uuid,
+        role=Role.ASSISTANT,
+        status=state.status,
+        content=state.content,
+        reasoning=state.reasoning,
+    )
+
+
+def render_message(view: MessageView) -> str:
+    return render_to_string("conversations/_message.html", {"message": view})
+
+
+def render_message_html(message: Message) -> str:
+    return render_message(view_of_message(message))
+
+
+def render_messages_appended(messages: list[Message]) -> str:
+    inner = "".join(render_message_html(m) for m in messages)
+    return f'<div hx-swap-oob="beforeend:#messages">{inner}</div>'
+
+
+def render_delta(reply_uuid: str, content: str, reasoning: str) -> str:
+    """Text appended to a streaming reply's content and reasoning, as out-of-band swaps."""
+    parts = []
+    if reasoning:
+        parts.append(
+            f'<div hx-swap-oob="beforeend:#m-{reply_uuid}-reasoning">{escape(reasoning)}</div>'
+        )
+    if content:
+        parts.append(f'<div hx-swap-oob="beforeend:#m-{reply_uuid}-text">{escape(content)}</div>')
+    return "".join(parts)
+
+
+def render_notice(text: str, *, level: str = "error") -> str:
+    return render_to_string("conversations/_notice.html", {"text": text, "level": level})
+
+
+def final_state(message: Message, html: str) -> ReplyState:
+    return ReplyState(
+        uuid=str(message.uuid),
+        status=message.status,
+        content=message.content,
+        reasoning=message.reasoning,
+        final_html=html,
+    )

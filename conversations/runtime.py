@@ -1,0 +1,73 @@
+"""Per-process background work: the stale-reply sweeper and the cross-process stop listener.
+
+Started lazily by the first socket or request that needs generation, because daphne runs no
+ASGI lifespan hook.
+"""
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from conversations import events, generation, services
+from conversations.chat import publish_final
+
+log = logging.getLogger(__name__)
+
+_started_loops: set[int] = set()
+_tasks: set[asyncio.Task] = set()
+
+
+def ensure_started() -> None:
+    loop = asyncio.get_running_loop()
+    if id(loop) in _started_loops:
+        return
+    _started_loops.add(id(loop))
+    _spawn(_sweep_forever(first_sweep_everything=not settings.REDIS_URL))
+    if settings.REDIS_URL:
+        _spawn(_listen_for_stops())
+
+
+def _spawn(coro) -> None:
+    task = asyncio.get_running_loop().create_task(coro)
+    _tasks.add(task)  # keep a reference: the loop holds tasks only weakly
+    task.add_done_callback(_tasks.discard)
+
+
+async def sweep(*, everything: bool = False) -> int:
+    """End replies nobody generates any more, and tell their sockets."""
+    ended = await database_sync_to_async(services.reply_interrupt_stale)(everything=everything)
+    for reply in ended:
+        await publish_final(reply)
+    return len(ended)
+
+
+async def _sweep_forever(*, first_sweep_everything: bool) -> None:
+    # Alone (no Redis), this process owns every reply: any in flight at start-up is dead.
+    everything = first_sweep_everything
+    while True:
+        try:
+            await sweep(everything=everything)
+        except Exception:
+            log.exception("sweeping stale replies failed")
+        everything = False
+        await asyncio.sleep(settings.STREAM_STALE_AFTER / 2)
+
+
+async def _listen_for_stops() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    while True:
+        try:
+            await layer.group_add(events.GENERATORS_GROUP, channel)
+            while True:
+                message = await layer.receive(channel)
+                if message.get("type") == events.REPLY_CANCEL:
+                    generation.cancel_local(message["reply"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.warning("stop listener lost the channel layer; retrying", exc_info=True)
+            await asyncio.sleep(1)

@@ -1,0 +1,267 @@
+"""Every read in chatsite. Ownership is checked here, once."""
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import timedelta
+from uuid import UUID
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from conversations.models import (
+    IN_FLIGHT,
+    ChatModel,
+    Conversation,
+    Message,
+    MessageStatus,
+    Provider,
+    Role,
+)
+from conversations.tokens import estimate_message_tokens
+
+# How many messages one backward step through a thread loads; a thread is walked newest
+# first and only as far as the caller needs, so a 10,000-message history costs no more than
+# the part of it that is used.
+THREAD_BATCH = 200
+# How many of the newest messages a conversation page shows at first.
+PAGE_SIZE = 50
+
+
+# --- Providers and models --------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Credentials:
+    api_key: str
+    base_url: str
+
+
+def provider_credentials(provider: Provider) -> Credentials | None:
+    """The key and endpoint from the environment; None when the provider is not enabled."""
+    configured = settings.PROVIDER_CREDENTIALS.get(provider.slug)
+    if configured is None:
+        prefix = provider.slug.upper().replace("-", "_")
+        configured = {
+            "api_key": os.environ.get(f"{prefix}_API_KEY", ""),
+            "base_url": os.environ.get(f"{prefix}_BASE_URL", ""),
+        }
+    api_key, base_url = configured["api_key"], configured["base_url"]
+    if provider.slug == "local":
+        # A local server usually needs no key; setting its URL is what enables it.
+        return Credentials(api_key or "not-needed", base_url) if base_url else None
+    return Credentials(api_key, base_url or provider.base_url) if api_key else None
+
+
+def enabled_providers() -> list[Provider]:
+    return [p for p in Provider.objects.all() if provider_credentials(p) is not None]
+
+
+def chat_models_available() -> list[ChatModel]:
+    enabled = [p.pk for p in enabled_providers()]
+    return list(
+        ChatModel.objects.filter(provider_id__in=enabled, is_active=True).select_related("provider")
+    )
+
+
+def default_chat_model() -> ChatModel | None:
+    available = chat_models_available()
+    return available[0] if available else None
+
+
+def chat_model_get_available(pk: int | str | None) -> ChatModel | None:
+    return next((m for m in chat_models_available() if str(m.pk) == str(pk)), None)
+
+
+# --- Conversations ---------------------------------------------------------------------
+
+
+def conversation_list_for_user(user: AbstractBaseUser, *, limit: int = 200) -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(owner=user, archived=False).order_by("-updated_at")[:limit]
+    )
+
+
+def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
+    """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
+    if not user.is_authenticated:
+        raise Conversation.DoesNotExist
+    return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
+
+
+# --- Messages and threads --------------------------------------------------------------
+
+
+def message_by_idempotency_key(conversation: Conversation, key: str) -> Message | None:
+    return Message.objects.filter(conversation=conversation, idempotency_key=key).first()
+
+
+def message_get_in_conversation(conversation: Conversation, uuid: UUID | str) -> Message:
+    return Message.objects.select_related("conversation", "chat_model__provider").get(
+        conversation=conversation, uuid=uuid
+    )
+
+
+def thread_leaf(conversation: Conversation) -> Message | None:
+    """The newest message: the thread on screen ends there (edits and retries add newer)."""
+    return Message.objects.filter(conversation=conversation).order_by("-id").first()
+
+
+def _thread_backwards(conversation: Conversation, leaf_id: int) -> Iterator[Message]:
+    """Messages on the path from `leaf_id` up to the root, newest first, loaded in batches."""
+    wanted: int | None = leaf_id
+    upper = leaf_id
+    while wanted is not None:
+        batch = list(
+            Message.objects.filter(conversation=conversation, id__lte=upper).order_by("-id")[
+                :THREAD_BATCH
+            ]
+        )
+        if not batch:
+            return
+        by_id = {m.id: m for m in batch}
+        while wanted is not None and wanted in by_id:
+            message = by_id[wanted]
+            yield message
+            wanted = message.parent_id
+        upper = batch[-1].id - 1
+        if wanted is not None and wanted > upper:
+            return  # the parent is missing: a broken tree, stop rather than loop
+
+
+def thread_messages(
+    conversation: Conversation, *, limit: int | None = None, before_id: int | None = None
+) -> list[Message]:
+    """The thread on screen, oldest first; at most `limit` of its newest messages."""
+    leaf = thread_leaf(conversation)
+    if leaf is None:
+        return []
+    start = leaf.id if before_id is None else before_id
+    result = []
+    for message in _thread_backwards(conversation, start):
+        if before_id is not None and message.id == before_id:
+            continue
+        result.append(message)
+        if limit is not None and len(result) >= limit:
+            break
+    result.reverse()
+    return result
+
+
+def conversation_in_flight_reply(conversation: Conversation) -> Message | None:
+    return (
+        Message.objects.filter(conversation=conversation, status__in=IN_FLIGHT)
+        .select_related("conversation")
+        .first()
+    )
+
+
+def dropped_turns_of_latest_reply(thread: list[Message]) -> int:
+    """How many turns the newest reply's request left out for lack of room."""
+    for message in reversed(thread):
+        if message.role == Role.ASSISTANT and message.context:
+            return int(message.context.get("dropped_turns") or 0)
+    return 0
+
+
+def reply_is_stale(reply: Message) -> bool:
+    """No generator has written a heartbeat for this in-flight reply lately."""
+    cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
+    beat = reply.heartbeat_at or reply.created_at
+    return beat < cutoff
+
+
+def thread_messages_after(conversation: Conversation, last_uuid: str | None) -> list[Message]:
+    """What a page that ends at `last_uuid` is missing: that message (it may have changed)
+    and every later message of the thread. Unknown or empty `last_uuid`: the recent tail."""
+    last = None
+    if last_uuid:
+        last = Message.objects.filter(conversation=conversation, uuid=last_uuid).first()
+    if last is None:
+        return thread_messages(conversation, limit=PAGE_SIZE)
+    newer = []
+    leaf = thread_leaf(conversation)
+    for message in _thread_backwards(conversation, leaf.id):
+        newer.append(message)
+        if message.id <= last.id:
+            break
+    newer.reverse()
+    return newer
+
+
+# --- Context for a request -------------------------------------------------------------
+
+# Replies whose text the model may see again: finished, or stopped with text kept.
+_REUSABLE_REPLY_STATUSES = {
+    MessageStatus.COMPLETE,
+    MessageStatus.TRUNCATED,
+    MessageStatus.CANCELLED,
+    MessageStatus.INTERRUPTED,
+}
+# Room for what token estimates get wrong.
+CONTEXT_SAFETY_MARGIN = 0.9
+
+
+@dataclass
+class ReplyContext:
+    messages: list[dict] = field(default_factory=list)
+    estimated_tokens: int = 0
+    dropped_turns: int = 0
+    budget: int = 0
+
+    def meta(self) -> dict:
+        return {
+            "messages": len(self.messages),
+            "estimated_tokens": self.estimated_tokens,
+            "dropped_turns": self.dropped_turns,
+            "budget": self.budget,
+        }
+
+
+def reply_max_output(conversation: Conversation) -> int:
+    chat_model = conversation.chat_model
+    ceiling = chat_model.max_output if chat_model else 4096
+    return min(conversation.max_tokens or ceiling, ceiling)
+
+
+def context_budget(conversation: Conversation) -> int:
+    chat_model = conversation.chat_model
+    window = chat_model.context_window if chat_model else 8192
+    return max(int((window - reply_max_output(conversation)) * CONTEXT_SAFETY_MARGIN), 256)
+
+
+def _sendable(message: Message) -> bool:
+    if message.role == Role.USER:
+        return True
+    return message.status in _REUSABLE_REPLY_STATUSES and bool(message.content)
+
+
+def context_for_reply(reply: Message) -> ReplyContext:
+    """System prompt, then the newest turns that fit the window, oldest first.
+
+    Reasoning is never sent back. Turns that do not fit are dropped oldest first and counted.
+    """
+    conversation = reply.conversation
+    budget = context_budget(conversation)
+    context = ReplyContext(budget=budget)
+    system = conversation.system_prompt.strip()
+    used = estimate_message_tokens(Role.SYSTEM, system) if system else 0
+    turns: list[dict] = []
+    for message in _thread_backwards(conversation, reply.parent_id or reply.id):
+        if message.id == reply.id or not _sendable(message):
+            continue
+        cost = estimate_message_tokens(message.role, message.content)
+        if used + cost > budget and turns:
+            context.dropped_turns = _count_older(conversation, message.id)
+            break
+        turns.append({"role": message.role, "content": message.content})
+        used += cost
+    turns.reverse()
+    context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + turns
+    context.estimated_tokens = used
+    return context
+
+
+def _count_older(conversation: Conversation, from_id: int) -> int:
+    return sum(1 for m in _thread_backwards(conversation, from_id) if _sendable(m))

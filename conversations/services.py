@@ -1,0 +1,380 @@
+"""Every write and state change in chatsite.
+
+A reply moves PENDING -> STREAMING -> one final status. Each move is a conditional update on
+the current status, so a second claim (a duplicate task, a late stop) changes nothing.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from decimal import Decimal
+from typing import NamedTuple
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from conversations import selectors
+from conversations.catalogue import PROVIDER_PRESETS
+from conversations.errors import ReplyInFlight, ValidationFailed
+from conversations.models import (
+    IN_FLIGHT,
+    ChatModel,
+    Conversation,
+    Message,
+    MessageStatus,
+    Provider,
+    Role,
+    UsageKind,
+    UsageRecord,
+)
+
+MILLION = Decimal(1_000_000)
+
+
+# --- Accounts --------------------------------------------------------------------------
+
+
+@transaction.atomic
+def user_signup(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
+    """Create an account; the very first account of the site becomes its administrator."""
+    user_model = get_user_model()
+    # Serialise concurrent first sign-ups so exactly one of them becomes the admin.
+    user_model.objects.select_for_update().order_by("pk").first()
+    is_first = not user_model.objects.exists()
+    user = user_model.objects.create_user(username=username, email=email, password=password)
+    if is_first:
+        user.is_staff = user.is_superuser = True
+        user.save(update_fields=["is_staff", "is_superuser"])
+    return user
+
+
+# --- Catalogue -------------------------------------------------------------------------
+
+
+def catalogue_sync_presets() -> None:
+    """Insert built-in providers and models that are missing; never overwrite admin edits."""
+    for preset in PROVIDER_PRESETS:
+        provider, _ = Provider.objects.get_or_create(
+            slug=preset.slug,
+            defaults={
+                "name": preset.name,
+                "base_url": preset.base_url,
+                "currency": preset.currency,
+            },
+        )
+        for model_preset in preset.models:
+            ChatModel.objects.get_or_create(
+                provider=provider, name=model_preset.name, defaults=model_preset.as_defaults()
+            )
+
+
+def catalogue_add_discovered(*, provider: Provider, names: list[str]) -> list[ChatModel]:
+    """Add models an endpoint's /models listed; known ones keep their settings."""
+    added = []
+    for name in names:
+        chat_model, created = ChatModel.objects.get_or_create(
+            provider=provider, name=name, defaults={"discovered": True}
+        )
+        if created:
+            added.append(chat_model)
+    return added
+
+
+def provider_remember_stream_usage(*, provider_id: int, supported: bool) -> None:
+    Provider.objects.filter(pk=provider_id).update(stream_usage_supported=supported)
+
+
+# --- Conversations ---------------------------------------------------------------------
+
+
+def conversation_create(
+    *,
+    owner: AbstractBaseUser,
+    chat_model: ChatModel | None = None,
+    title: str = "",
+    system_prompt: str = "",
+) -> Conversation:
+    if chat_model is None:
+        chat_model = selectors.default_chat_model()
+    return Conversation.objects.create(
+        owner=owner, chat_model=chat_model, title=title[:200], system_prompt=system_prompt
+    )
+
+
+def conversation_update_settings(
+    *, conversation: Conversation, chat_model: ChatModel | None, system_prompt: str
+) -> Conversation:
+    """Switch model or system prompt; later replies use them, earlier ones keep theirs."""
+    if chat_model is None:
+        raise ValidationFailed("Choose one of the available models.")
+    conversation.chat_model = chat_model
+    conversation.system_prompt = system_prompt.strip()
+    conversation.save(update_fields=["chat_model", "system_prompt", "updated_at"])
+    return conversation
+
+
+# --- Sending and replies ---------------------------------------------------------------
+
+
+def _validated_content(content: str) -> str:
+    content = (content or "").strip()
+    if not content:
+        raise ValidationFailed("Type a message first.")
+    if len(content) > settings.MESSAGE_MAX_CHARS:
+        raise ValidationFailed(
+            f"That message is too long ({len(content):,} characters; "
+            f"the limit is {settings.MESSAGE_MAX_CHARS:,})."
+        )
+    return content
+
+
+def _validated_key(idempotency_key: str | None) -> str | None:
+    key = (idempotency_key or "").strip() or None
+    if key is not None and len(key) > 64:
+        raise ValidationFailed("The idempotency key is longer than 64 characters.")
+    return key
+
+
+def _reply_for(user_message: Message) -> Message | None:
+    return user_message.children.filter(role=Role.ASSISTANT).order_by("-id").first()
+
+
+def _new_reply(*, conversation: Conversation, parent: Message) -> Message:
+    chat_model = conversation.chat_model
+    return Message.objects.create(
+        conversation=conversation,
+        parent=parent,
+        role=Role.ASSISTANT,
+        status=MessageStatus.PENDING,
+        chat_model=chat_model,
+        model_name=chat_model.name if chat_model else "",
+    )
+
+
+def _require_model(conversation: Conversation) -> None:
+    if conversation.chat_model is None:
+        raise ValidationFailed("Choose a model for this conversation first.")
+
+
+class SentMessage(NamedTuple):
+    user_message: Message
+    reply: Message | None
+    # False when the idempotency key had been seen: nothing new was written.
+    created: bool
+
+
+def message_send(
+    *, conversation: Conversation, content: str, idempotency_key: str | None = None
+) -> SentMessage:
+    """Save the user's message and a pending reply to it, both or neither.
+
+    Sending again with the same idempotency key returns the first pair unchanged.
+    """
+    content = _validated_content(content)
+    key = _validated_key(idempotency_key)
+    _require_model(conversation)
+    if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
+        return SentMessage(earlier, _reply_for(earlier), created=False)
+    try:
+        with transaction.atomic():
+            user_message = Message.objects.create(
+                conversation=conversation,
+                parent=selectors.thread_leaf(conversation),
+                role=Role.USER,
+                content=content,
+                idempotency_key=key,
+            )
+            reply = _new_reply(conversation=conversation, parent=user_message)
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    except IntegrityError:
+        # A concurrent send with the same key won the race: answer with its messages.
+        if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
+            return SentMessage(earlier, _reply_for(earlier), created=False)
+        raise ReplyInFlight() from None
+    return SentMessage(user_message, reply, created=True)
+
+
+def reply_retry(*, reply: Message) -> Message:
+    """Answer the same user message again; the failed reply stays as an earlier sibling."""
+    if reply.role != Role.ASSISTANT or reply.is_in_flight or reply.parent_id is None:
+        raise ValidationFailed("Only a finished reply can be retried.")
+    conversation = reply.conversation
+    _require_model(conversation)
+    try:
+        with transaction.atomic():
+            new_reply = _new_reply(conversation=conversation, parent=reply.parent)
+            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+    except IntegrityError:
+        raise ReplyInFlight() from None
+    return new_reply
+
+
+def reply_start(*, reply_id: int, context: dict) -> bool:
+    """Claim a pending reply for generation; False if someone else already did."""
+    claimed = Message.objects.filter(pk=reply_id, status=MessageStatus.PENDING).update(
+        status=MessageStatus.STREAMING, heartbeat_at=timezone.now(), context=context
+    )
+    return claimed == 1
+
+
+def reply_save_partial(*, reply_id: int, content: str, reasoning: str) -> bool:
+    """Persist the text so far; also the generator's heartbeat."""
+    saved = Message.objects.filter(pk=reply_id, status=MessageStatus.STREAMING).update(
+        content=content, reasoning=reasoning, heartbeat_at=timezone.now()
+    )
+    return saved == 1
+
+
+@dataclass
+class ReplyOutcome:
+    """How a generation ended, as the streaming runtime observed it."""
+
+    status: str
+    content: str
+    reasoning: str = ""
+    finish_reason: str = ""
+    error_code: str = ""
+    error_text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    # False when the provider sent no usage and the token counts are our estimate.
+    usage_reported: bool = True
+    # False when no request reached the provider (nothing to put in the ledger).
+    called_upstream: bool = True
+    time_to_first_token_ms: int | None = None
+    duration_ms: int | None = None
+
+
+@transaction.atomic
+def reply_finish(*, reply_id: int, outcome: ReplyOutcome) -> bool:
+    """Give an in-flight reply its final state and write its usage record, once."""
+    finished = Message.objects.filter(pk=reply_id, status__in=IN_FLIGHT).update(
+        status=outcome.status,
+        content=outcome.content,
+        reasoning=outcome.reasoning,
+        finish_reason=outcome.finish_reason[:40],
+        error_code=outcome.error_code[:40],
+        error_text=outcome.error_text,
+        prompt_tokens=outcome.prompt_tokens,
+        completion_tokens=outcome.completion_tokens,
+        reasoning_tokens=outcome.reasoning_tokens,
+        cached_tokens=outcome.cached_tokens,
+        time_to_first_token_ms=outcome.time_to_first_token_ms,
+        duration_ms=outcome.duration_ms,
+        completed_at=timezone.now(),
+        heartbeat_at=None,
+    )
+    if finished != 1:
+        return False
+    if outcome.called_upstream:
+        reply = Message.objects.select_related("conversation", "chat_model__provider").get(
+            pk=reply_id
+        )
+        usage_record_create(
+            user_id=reply.conversation.owner_id,
+            conversation=reply.conversation,
+            message=reply,
+            chat_model=reply.chat_model,
+            model_name=reply.model_name,
+            kind=UsageKind.CHAT,
+            outcome=outcome,
+        )
+    return True
+
+
+INTERRUPTED_TEXT = "The reply was interrupted because the server stopped generating it."
+
+
+def _end_orphans(replies, *, status: str) -> list[Message]:
+    """Give in-flight replies that no generator owns a final status, keeping their text."""
+    ended = []
+    for reply in replies:
+        changes = {"status": status, "completed_at": timezone.now(), "heartbeat_at": None}
+        if status == MessageStatus.INTERRUPTED:
+            changes |= {"error_code": "interrupted", "error_text": INTERRUPTED_TEXT}
+        if Message.objects.filter(pk=reply.pk, status__in=IN_FLIGHT).update(**changes) == 1:
+            reply.refresh_from_db()
+            ended.append(reply)
+    return ended
+
+
+def reply_interrupt_stale(*, everything: bool = False) -> list[Message]:
+    """Interrupt replies whose generator stopped heart-beating (a restart, a crash).
+
+    `everything` is for a process that knows it is the only one: nothing in flight is live.
+    """
+    in_flight = Message.objects.filter(status__in=IN_FLIGHT).select_related("conversation")
+    if not everything:
+        cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
+        in_flight = in_flight.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
+        in_flight = in_flight.filter(created_at__lt=cutoff)
+    return _end_orphans(list(in_flight), status=MessageStatus.INTERRUPTED)
+
+
+def reply_interrupt_orphan(*, reply_id: int) -> bool:
+    """Interrupt one in-flight reply whose generator failed."""
+    replies = Message.objects.filter(pk=reply_id)
+    return bool(_end_orphans(replies, status=MessageStatus.INTERRUPTED))
+
+
+def reply_cancel_orphan(*, reply: Message) -> Message | None:
+    """A stop for a reply that no live generator owns: end it as cancelled, text kept."""
+    ended = _end_orphans([reply], status=MessageStatus.CANCELLED)
+    return ended[0] if ended else None
+
+
+# --- Ledger ----------------------------------------------------------------------------
+
+
+def usage_cost(
+    *, prompt: int, cached: int, completion: int, chat_model: ChatModel | None
+) -> Decimal:
+    """Cost of one call: cached prompt tokens at the cached price, the rest at full price."""
+    if chat_model is None:
+        return Decimal(0)
+    uncached = max(prompt - cached, 0)
+    total = (
+        uncached * chat_model.input_price
+        + cached * chat_model.cached_input_price
+        + completion * chat_model.output_price
+    )
+    return (total / MILLION).quantize(Decimal("0.00000001"))
+
+
+def usage_record_create(
+    *,
+    user_id: int,
+    conversation: Conversation | None,
+    message: Message | None,
+    chat_model: ChatModel | None,
+    model_name: str,
+    kind: str,
+    outcome: ReplyOutcome,
+) -> UsageRecord:
+    prompt = outcome.prompt_tokens or 0
+    cached = outcome.cached_tokens or 0
+    completion = outcome.completion_tokens or 0
+    provider = chat_model.provider if chat_model else None
+    return UsageRecord.objects.create(
+        user_id=user_id,
+        conversation=conversation,
+        message=message,
+        provider_slug=provider.slug if provider else "",
+        model_name=model_name,
+        kind=kind,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        reasoning_tokens=outcome.reasoning_tokens or 0,
+        cached_tokens=cached,
+        reported=outcome.usage_reported,
+        input_price=chat_model.input_price if chat_model else 0,
+        cached_input_price=chat_model.cached_input_price if chat_model else 0,
+        output_price=chat_model.output_price if chat_model else 0,
+        cost=usage_cost(prompt=prompt, cached=cached, completion=completion, chat_model=chat_model),
+        currency=provider.currency if provider else "USD",
+    )

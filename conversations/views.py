@@ -1,0 +1,129 @@
+"""Pages. Each view turns its request into one selector or service call and renders."""
+
+from django.conf import settings
+from django.contrib import messages as flash
+from django.contrib.auth import login
+from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import LoginView
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from conversations import presenters, selectors, services
+from conversations.errors import ChatError
+from conversations.forms import ConversationSettingsForm, NewConversationForm, SignupForm
+from conversations.models import Conversation
+
+
+def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
+    try:
+        return selectors.conversation_get_for_user(request.user, uuid)
+    except Conversation.DoesNotExist:
+        raise Http404("No such conversation") from None
+
+
+def _app_context(request: HttpRequest, **extra) -> dict:
+    return {
+        "conversations": selectors.conversation_list_for_user(request.user),
+        "chat_models": selectors.chat_models_available(),
+        **extra,
+    }
+
+
+@require_GET
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    context = _app_context(request, selected_model=selectors.default_chat_model())
+    return render(request, "conversations/home.html", context)
+
+
+@require_GET
+@login_required
+def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
+    conversation = _conversation_or_404(request, uuid)
+    thread = selectors.thread_messages(conversation, limit=selectors.PAGE_SIZE)
+    context = _app_context(
+        request,
+        conversation=conversation,
+        thread=[presenters.view_of_message(m) for m in thread],
+        dropped_turns=selectors.dropped_turns_of_latest_reply(thread),
+    )
+    return render(request, "conversations/chat.html", context)
+
+
+@require_POST
+@login_required
+def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
+    conversation = _conversation_or_404(request, uuid)
+    form = ConversationSettingsForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            conversation = services.conversation_update_settings(
+                conversation=conversation,
+                chat_model=selectors.chat_model_get_available(form.cleaned_data["model"]),
+                system_prompt=form.cleaned_data["system_prompt"],
+            )
+        except ChatError as exc:
+            error = exc.message
+    else:
+        error = "Check the settings: " + "; ".join(
+            f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()
+        )
+    context = _app_context(
+        request, conversation=conversation, settings_error=error, settings_saved=not error
+    )
+    if request.htmx:
+        return render(request, "conversations/_settings.html", context)
+    return redirect("conversation", uuid=conversation.uuid)
+
+
+@require_POST
+@login_required
+async def conversation_new(request: HttpRequest) -> HttpResponse:
+    """Start a conversation with the chosen model and, if given, its first message."""
+    from conversations import chat, runtime
+
+    form = NewConversationForm(request.POST)
+    user = await request.auser()
+    if not form.is_valid():
+        flash.error(request, "Check the message: " + form.errors.as_text())
+        return redirect("home")
+    try:
+        conversation = await chat.start_conversation(
+            owner=user,
+            chat_model_id=form.cleaned_data["model"],
+            first_message=form.cleaned_data["message"],
+            idempotency_key=form.cleaned_data["idempotency_key"] or None,
+        )
+    except ChatError as exc:
+        flash.error(request, exc.message)
+        return redirect("home")
+    runtime.ensure_started()
+    if request.htmx:
+        return HttpResponseClientRedirect(conversation_url(conversation))
+    return redirect(conversation_url(conversation))
+
+
+def conversation_url(conversation: Conversation) -> str:
+    return f"/c/{conversation.uuid}/"
+
+
+class ChatLoginView(LoginView):
+    def get_context_data(self, **kwargs):
+        return super().get_context_data(signup_enabled=settings.SIGNUP_ENABLED, **kwargs)
+
+
+@require_http_methods(["GET", "POST"])
+def signup(request: HttpRequest) -> HttpResponse:
+    if not settings.SIGNUP_ENABLED:
+        raise Http404("Sign-up is turned off on this site")
+    form = SignupForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = services.user_signup(
+            username=form.cleaned_data["username"], password=form.cleaned_data["password1"]
+        )
+        login(request, user, backend="django.contrib.auth.backends.ModelBackend")
+        return redirect("home")
+    return render(request, "registration/signup.html", {"form": form})

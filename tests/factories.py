@@ -1,0 +1,80 @@
+"""Factories for chatsite's models. The default chat model points at the fake provider."""
+
+from decimal import Decimal
+
+import factory
+from django.contrib.auth import get_user_model
+
+from conversations.models import (
+    ChatModel,
+    Conversation,
+    Message,
+    MessageStatus,
+    Provider,
+    Role,
+)
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("correct horse battery")
+
+
+class ProviderFactory(factory.django.DjangoModelFactory):
+    """The `local` provider: enabled in tests by LOCAL_BASE_URL pointing at the fake server."""
+
+    class Meta:
+        model = Provider
+        django_get_or_create = ("slug",)
+
+    slug = "local"
+    name = "Local server"
+    base_url = "http://127.0.0.1:9/v1"
+    currency = "USD"
+
+
+class ChatModelFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ChatModel
+        django_get_or_create = ("provider", "name")
+
+    provider = factory.SubFactory(ProviderFactory)
+    name = "fake-model"
+    context_window = 32_768
+    max_output = 4_096
+    input_price = Decimal("2")
+    cached_input_price = Decimal("0.5")
+    output_price = Decimal("8")
+
+
+class ConversationFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Conversation
+
+    owner = factory.SubFactory(UserFactory)
+    chat_model = factory.SubFactory(ChatModelFactory)
+    title = "A conversation"
+
+
+class MessageFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Message
+
+    conversation = factory.SubFactory(ConversationFactory)
+    role = Role.USER
+    content = factory.Sequence(lambda n: f"message {n}")
+    status = MessageStatus.COMPLETE
+
+
+def thread(conversation: Conversation, *texts: str) -> list[Message]:
+    """Alternating user/assistant messages, each the child of the one before."""
+    messages, parent = [], None
+    for index, text in enumerate(texts):
+        role = Role.USER if index % 2 == 0 else Role.ASSISTANT
+        parent = MessageFactory(conversation=conversation, role=role, content=text, parent=parent)
+        messages.append(parent)
+    return messages

@@ -1,0 +1,80 @@
+"""Settings read from the environment fail loudly and name the variable."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from django.core.exceptions import ImproperlyConfigured
+
+from chatsite.env import database_config, env_bool, env_float, env_int, env_list, env_url
+
+
+def test_bad_boolean_names_the_variable(monkeypatch):
+    monkeypatch.setenv("SIGNUP_ENABLED", "maybe")
+    with pytest.raises(ImproperlyConfigured, match="SIGNUP_ENABLED"):
+        env_bool("SIGNUP_ENABLED", True)
+
+
+@pytest.mark.parametrize("raw,expected", [("true", True), ("0", False), ("Yes", True), ("", False)])
+def test_booleans_accept_common_spellings(monkeypatch, raw, expected):
+    monkeypatch.setenv("FLAG", raw)
+    assert env_bool("FLAG", not expected) is expected
+
+
+def test_bad_number_names_the_variable(monkeypatch):
+    monkeypatch.setenv("PROVIDER_MAX_RETRIES", "two")
+    with pytest.raises(ImproperlyConfigured, match="PROVIDER_MAX_RETRIES"):
+        env_int("PROVIDER_MAX_RETRIES", 2)
+
+
+def test_number_below_minimum_is_refused(monkeypatch):
+    monkeypatch.setenv("PROVIDER_READ_TIMEOUT", "-1")
+    with pytest.raises(ImproperlyConfigured, match="PROVIDER_READ_TIMEOUT must be at least"):
+        env_float("PROVIDER_READ_TIMEOUT", 60.0, minimum=0.1)
+
+
+def test_list_splits_on_commas_and_trims(monkeypatch):
+    monkeypatch.setenv("ALLOWED_HOSTS", " a.example , b.example,, ")
+    assert env_list("ALLOWED_HOSTS", []) == ["a.example", "b.example"]
+
+
+def test_url_with_wrong_scheme_names_the_variable(monkeypatch):
+    monkeypatch.setenv("REDIS_URL", "http://127.0.0.1:6379")
+    with pytest.raises(ImproperlyConfigured, match="REDIS_URL"):
+        env_url("REDIS_URL", schemes={"redis"})
+
+
+def test_unset_database_url_means_the_embedded_sqlite_file(monkeypatch):
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    config = database_config("DATABASE_URL", "/tmp/x.sqlite3")
+    assert config == {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/x.sqlite3"}
+
+
+def test_unknown_database_scheme_names_the_variable(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "nosuchdb://host/db")
+    with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
+        database_config("DATABASE_URL", "/tmp/x.sqlite3")
+
+
+def _start_settings(**env) -> subprocess.CompletedProcess:
+    environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env}
+    return subprocess.run(
+        [sys.executable, "-c", "import django; django.setup()"],
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def test_start_up_stops_on_a_bad_value_naming_it():
+    result = _start_settings(REDIS_URL="not a url")
+    assert result.returncode != 0
+    assert "REDIS_URL" in result.stderr
+
+
+def test_secret_key_is_required_when_debug_is_off():
+    result = _start_settings(DEBUG="false", SECRET_KEY="")
+    assert result.returncode != 0
+    assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
