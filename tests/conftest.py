@@ -8,6 +8,15 @@ from tests.fake_provider import FakeProvider
 
 
 @pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
+    # Generators query from worker threads; persistent connections there would outlive the
+    # test and block dropping the test database.
+    from django.conf import settings
+
+    settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.fixture(scope="session")
 def fake_provider_server():
     with FakeProvider() as server:
         yield server

@@ -1,0 +1,212 @@
+"""The chat socket: owner-only, streaming, reconnect, stop, two tabs, idempotent sends."""
+
+import asyncio
+
+import pytest
+from channels.db import database_sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from chatsite.asgi import application
+from conversations.models import Message, MessageStatus, Role
+from tests.fake_provider import Reply
+from tests.wsclient import ChatSocket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+ANSWER = ["The ", "quick ", "brown ", "fox ", "jumps ", "over ", "the ", "lazy ", "dog."]
+
+
+@database_sync_to_async
+def reply_in_db(conversation) -> Message:
+    return Message.objects.filter(conversation=conversation, role=Role.ASSISTANT).latest("id")
+
+
+async def test_owner_connects_and_others_are_refused(conversation, other_user):
+    owner = ChatSocket(conversation, conversation.owner)
+    assert await owner.connect()
+    await owner.close()
+    stranger = ChatSocket(conversation, other_user)
+    assert not await stranger.connect()
+
+
+async def test_socket_from_another_origin_is_refused(conversation):
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/c/{conversation.uuid}/",
+        headers=[(b"origin", b"https://evil.example"), (b"host", b"127.0.0.1")],
+    )
+    connected, _ = await communicator.connect()
+    assert not connected
+
+
+async def test_reply_streams_progressively_and_is_saved(conversation, fake_provider):
+    fake_provider.script(Reply(content=ANSWER, tokens_per_second=40))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Tell me about foxes", "key-1")
+    seen = set()
+    await tab.read_until(
+        lambda page: (
+            bool(page.last() and seen.add(page.last().text) is None)
+            and page.last().status == "complete"
+        )
+    )
+    assert len(seen - {""}) >= 3, "the reply should arrive in several steps"
+    assert tab.page.last("user").text == "Tell me about foxes"
+    reply = await reply_in_db(conversation)
+    assert reply.status == MessageStatus.COMPLETE
+    assert reply.content == "".join(ANSWER)
+    assert tab.page.last().text.strip() == "".join(ANSWER)
+    assert reply.finish_reason == "stop"
+    assert reply.completion_tokens and reply.time_to_first_token_ms is not None
+    await tab.close()
+
+
+async def test_request_carries_system_prompt_history_and_usage_option(conversation, fake_provider):
+    conversation.system_prompt = "Be brief."
+    await database_sync_to_async(conversation.save)()
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Hi", "k1")
+    await tab.read_until_reply("complete")
+    body = fake_provider.chat_requests[-1].json
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert body["messages"] == [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Hi"},
+    ]
+    await tab.close()
+
+
+async def test_reasoning_is_shown_apart_and_never_sent_back(conversation, fake_provider):
+    fake_provider.script(
+        Reply(reasoning="Let me think.", content="Forty-two."), Reply(content="Sure.")
+    )
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Meaning of life?", "k1")
+    await tab.read_until_reply("complete")
+    assert tab.page.last().reasoning == "Let me think."
+    reply = await reply_in_db(conversation)
+    assert (reply.reasoning, reply.content) == ("Let me think.", "Forty-two.")
+    await tab.say("Thanks", "k2")
+    await tab.read_until(lambda page: len(page.order) == 4 and page.last().status == "complete")
+    sent = fake_provider.chat_requests[-1].json["messages"]
+    assert sent[1] == {"role": "assistant", "content": "Forty-two."}
+    assert "Let me think." not in str(sent)
+    await tab.close()
+
+
+async def test_double_send_with_one_key_makes_one_message(conversation, fake_provider):
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Once", "same-key")
+    await tab.say("Once", "same-key")
+    await tab.read_until_reply("complete")
+    await tab.drain()
+    count = await database_sync_to_async(
+        Message.objects.filter(conversation=conversation, role=Role.USER).count
+    )()
+    assert count == 1
+    assert len(fake_provider.chat_requests) == 1
+    await tab.close()
+
+
+async def test_reconnect_mid_stream_shows_everything_once(conversation, fake_provider):
+    tokens = [f"w{i} " for i in range(60)]
+    fake_provider.script(Reply(content=tokens, tokens_per_second=60))
+    first = ChatSocket(conversation, conversation.owner)
+    await first.connect()
+    await first.say("Count", "k1")
+    await first.read_until(lambda page: page.last() is not None and len(page.last().text) > 20)
+    await first.close()
+    await asyncio.sleep(0.3)  # the reply goes on with no socket at all
+    # The reloaded page shows what the database has, then the socket catches up.
+    reply = await reply_in_db(conversation)
+    second = ChatSocket(conversation, conversation.owner)
+    await second.connect(last=str(reply.uuid))
+    page = await second.read_until_reply("complete", timeout=15)
+    assert page.last().text.strip() == "".join(tokens).strip()
+    await second.close()
+
+
+async def test_closing_every_socket_does_not_stop_the_reply(conversation, fake_provider):
+    fake_provider.script(Reply(content=ANSWER, tokens_per_second=30))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Go", "k1")
+    await tab.read_until(lambda page: page.last() is not None and page.last().text)
+    await tab.close()
+    for _ in range(100):
+        reply = await reply_in_db(conversation)
+        if reply.status == MessageStatus.COMPLETE:
+            break
+        await asyncio.sleep(0.1)
+    assert reply.status == MessageStatus.COMPLETE
+    assert reply.content == "".join(ANSWER)
+
+
+async def test_two_tabs_see_the_same_reply(conversation, fake_provider):
+    fake_provider.script(Reply(content=ANSWER, tokens_per_second=40))
+    one, two = (
+        ChatSocket(conversation, conversation.owner),
+        ChatSocket(conversation, conversation.owner),
+    )
+    await one.connect()
+    await two.connect()
+    await one.say("Hello", "k1")
+    await one.read_until_reply("complete")
+    await two.read_until_reply("complete")
+    assert one.page.last("user").text == two.page.last("user").text == "Hello"
+    assert one.page.last().text == two.page.last().text
+    assert one.page.last().text.strip() == "".join(ANSWER)
+    await one.close()
+    await two.close()
+
+
+async def test_stop_cancels_upstream_and_keeps_what_was_seen(conversation, fake_provider):
+    tokens = [f"t{i} " for i in range(200)]
+    fake_provider.script(Reply(content=tokens, tokens_per_second=40))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Long one", "k1")
+    await tab.read_until(lambda page: page.last() is not None and len(page.last().text) > 15)
+    seen_before_stop = tab.page.last().text
+    await tab.send(action="stop")
+    await tab.read_until_reply("cancelled")
+    stream = fake_provider.wait_for_disconnect(timeout=5)
+    assert stream.client_disconnected and not stream.finished
+    reply = await reply_in_db(conversation)
+    assert reply.status == MessageStatus.CANCELLED
+    assert reply.content.startswith(seen_before_stop.rstrip())
+    assert len(reply.content) >= len(seen_before_stop.rstrip())
+    assert tab.page.last().text.strip() == reply.content.strip()
+    # The composer is usable at once: the next message goes through.
+    await tab.say("Next", "k2")
+    await tab.read_until(lambda page: len(page.order) == 4 and page.last().status == "complete")
+    await tab.close()
+
+
+async def test_a_send_while_a_reply_streams_gets_a_clear_notice(conversation, fake_provider):
+    fake_provider.script(Reply(content=ANSWER, tokens_per_second=20))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("First", "k1")
+    await tab.read_until(lambda page: page.last() is not None)
+    await tab.say("Second", "k2")
+    await tab.read_until(lambda page: any("still being written" in n for n in page.notices))
+    await tab.send(action="stop")
+    await tab.read_until_reply("cancelled")
+    await tab.close()
+
+
+async def test_malformed_frames_get_an_error_and_change_nothing(conversation):
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.communicator.send_to(text_data="{not json")
+    await tab.read_until(lambda page: any("could not read" in n for n in page.notices))
+    await tab.say("   ", "k1")
+    await tab.read_until(lambda page: any("Type a message" in n for n in page.notices))
+    assert not await database_sync_to_async(Message.objects.exists)()
+    await tab.close()

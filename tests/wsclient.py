@@ -1,0 +1,59 @@
+"""Helpers for driving the chat consumer through Channels' WebsocketCommunicator."""
+
+import time
+
+from channels.routing import URLRouter
+from channels.testing import WebsocketCommunicator
+
+from conversations.routing import websocket_urlpatterns
+from tests.page_model import PageModel
+
+
+class ChatSocket:
+    """One browser tab's socket, with the page it would show."""
+
+    def __init__(self, conversation, user) -> None:
+        app = URLRouter(websocket_urlpatterns)
+        self.communicator = WebsocketCommunicator(app, f"/ws/c/{conversation.uuid}/")
+        self.communicator.scope["user"] = user
+        self.page = PageModel()
+
+    async def connect(self, *, last: str = "") -> bool:
+        connected, _ = await self.communicator.connect()
+        if connected:
+            await self.communicator.send_json_to({"action": "sync", "last": last})
+        return connected
+
+    async def send(self, **data) -> None:
+        await self.communicator.send_json_to(data)
+
+    async def say(self, text: str, key: str) -> None:
+        await self.send(action="send", message=text, idempotency_key=key)
+
+    async def read_until(self, predicate, timeout: float = 10.0) -> PageModel:
+        """Apply frames until `predicate(page)` holds."""
+        deadline = time.monotonic() + timeout
+        while not predicate(self.page):
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise AssertionError(f"timed out; last frames: {self.page.frames[-3:]}")
+            await self._apply_next(min(remaining, 0.1))
+        return self.page
+
+    async def _apply_next(self, wait: float) -> None:
+        # receive_from() cancels the application when it times out, so look first.
+        if not await self.communicator.receive_nothing(timeout=wait, interval=0.005):
+            self.page.apply(await self.communicator.receive_from(timeout=5))
+
+    async def read_until_reply(self, status: str, timeout: float = 10.0) -> PageModel:
+        return await self.read_until(
+            lambda page: page.last() is not None and page.last().status == status, timeout
+        )
+
+    async def drain(self, seconds: float = 0.3) -> None:
+        deadline = time.monotonic() + seconds
+        while (remaining := deadline - time.monotonic()) > 0:
+            await self._apply_next(min(remaining, 0.1))
+
+    async def close(self) -> None:
+        await self.communicator.disconnect()
