@@ -84,6 +84,10 @@ async def stop_reply(*, conversation: Conversation) -> None:
 
 async def publish_final(reply: Message) -> None:
     """Tell every socket that a reply ended outside a generator (a sweep, an orphan stop)."""
-    html = await database_sync_to_async(presenters.render_message_html)(reply)
-    state = presenters.final_state(reply, html)
-    await hub.publish_state(str(reply.conversation.uuid), state)
+
+    def _render() -> tuple[str, presenters.ReplyState]:
+        html = presenters.render_message_html(reply)
+        return str(reply.conversation.uuid), presenters.final_state(reply, html)
+
+    conversation_uuid, state = await database_sync_to_async(_render)()
+    await hub.publish_state(conversation_uuid, state)

@@ -6,6 +6,7 @@ ASGI lifespan hook.
 
 import asyncio
 import logging
+import weakref
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
@@ -16,15 +17,15 @@ from conversations.chat import publish_final
 
 log = logging.getLogger(__name__)
 
-_started_loops: set[int] = set()
+_started_loops: "weakref.WeakSet[asyncio.AbstractEventLoop]" = weakref.WeakSet()
 _tasks: set[asyncio.Task] = set()
 
 
 def ensure_started() -> None:
     loop = asyncio.get_running_loop()
-    if id(loop) in _started_loops:
+    if loop in _started_loops:
         return
-    _started_loops.add(id(loop))
+    _started_loops.add(loop)
     _spawn(_sweep_forever(first_sweep_everything=not settings.REDIS_URL))
     if settings.REDIS_URL:
         _spawn(_listen_for_stops())
@@ -66,8 +67,9 @@ async def _listen_for_stops() -> None:
                 message = await layer.receive(channel)
                 if message.get("type") == events.REPLY_CANCEL:
                     generation.cancel_local(message["reply"])
-        except asyncio.CancelledError:
-            raise
         except Exception:
+            # channels-redis can turn our own cancellation into a Redis error: tell them apart.
+            if asyncio.current_task().cancelling():
+                raise
             log.warning("stop listener lost the channel layer; retrying", exc_info=True)
             await asyncio.sleep(1)

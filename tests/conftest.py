@@ -1,6 +1,7 @@
 """Shared fixtures: the fake provider on loopback, fast streaming settings, users."""
 
 import pytest
+from channels.layers import channel_layers
 
 from conversations.hub import hub
 from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
@@ -44,9 +45,12 @@ def _provider_settings(settings, fake_provider_server):
 
 @pytest.fixture(autouse=True)
 def _fresh_hub():
+    """Each test has its own event loop: drop everything bound to the previous one."""
     hub.reset()
+    channel_layers.backends.clear()
     yield
     hub.reset()
+    channel_layers.backends.clear()
 
 
 @pytest.fixture

@@ -1,0 +1,235 @@
+"""How a generation ends, for every way a provider can fail, and how often it writes."""
+
+import pytest
+from channels.db import database_sync_to_async
+
+from conversations import services
+from conversations.models import Message, MessageStatus, Provider, Role, UsageRecord
+from tests.fake_provider import Reply
+from tests.wsclient import ChatSocket
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+async def _chat(conversation, *replies: Reply, fake_provider, expect: str, timeout=15):
+    fake_provider.script(*replies)
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Question", "k1")
+    page = await tab.read_until_reply(expect, timeout=timeout)
+    await tab.close()
+    reply = await database_sync_to_async(
+        lambda: Message.objects.filter(conversation=conversation, role=Role.ASSISTANT).latest("id")
+    )()
+    return page, reply
+
+
+async def test_invalid_key_fails_with_a_plain_message_and_keeps_the_question(
+    conversation, fake_provider, settings
+):
+    settings.PROVIDER_CREDENTIALS = {
+        **settings.PROVIDER_CREDENTIALS,
+        "local": {"api_key": "bad-key", "base_url": fake_provider.base_url},
+    }
+    page, reply = await _chat(conversation, fake_provider=fake_provider, expect="failed")
+    assert reply.error_code == "auth_failed"
+    assert "API key" in reply.error_text
+    assert "Retry" in page.last().html and "API key" in page.last().html
+    assert page.last("user").text == "Question"
+    assert len(fake_provider.chat_requests) == 1, "a 401 is not retried"
+
+
+async def test_rate_limit_is_retried_honouring_retry_after_then_succeeds(
+    conversation, fake_provider
+):
+    limited = Reply(status=429, headers={"Retry-After": "0"})
+    page, reply = await _chat(
+        conversation,
+        limited,
+        Reply(content="Finally."),
+        fake_provider=fake_provider,
+        expect="complete",
+    )
+    assert reply.content == "Finally."
+    assert len(fake_provider.chat_requests) == 2
+
+
+async def test_rate_limit_after_all_retries_fails_clearly(conversation, fake_provider):
+    limited = Reply(status=429, headers={"Retry-After": "0"})
+    _, reply = await _chat(
+        conversation, limited, limited, limited, fake_provider=fake_provider, expect="failed"
+    )
+    assert reply.error_code == "rate_limited"
+    assert len(fake_provider.chat_requests) == 3  # first try + PROVIDER_MAX_RETRIES
+
+
+async def test_server_error_after_retries_fails_clearly(conversation, fake_provider):
+    broken = Reply(status=503, headers={"Retry-After": "0"})
+    _, reply = await _chat(
+        conversation, broken, broken, broken, fake_provider=fake_provider, expect="failed"
+    )
+    assert reply.error_code == "provider_unavailable"
+    assert "server error" in reply.error_text
+
+
+async def test_connection_dropped_mid_stream_keeps_the_partial_as_interrupted(
+    conversation, fake_provider
+):
+    tokens = [f"part{i} " for i in range(10)]
+    _, reply = await _chat(
+        conversation,
+        Reply(content=tokens, disconnect_after=5),
+        fake_provider=fake_provider,
+        expect="interrupted",
+    )
+    assert reply.content.startswith("part0 ")
+    assert reply.error_code == "connection_lost"
+    assert len(fake_provider.chat_requests) == 1, "no silent second call after a stream began"
+
+
+async def test_stalled_stream_is_cut_after_the_read_timeout(conversation, fake_provider, settings):
+    settings.PROVIDER_READ_TIMEOUT = 0.5
+    tokens = [f"s{i} " for i in range(10)]
+    _, reply = await _chat(
+        conversation,
+        Reply(content=tokens, stall_after=3, stall_seconds=10),
+        fake_provider=fake_provider,
+        expect="interrupted",
+    )
+    assert reply.error_code == "timeout"
+    assert reply.content  # what arrived before the stall is kept
+    fake_provider.wait_for_disconnect(timeout=5)
+
+
+async def test_stream_without_finish_reason_is_interrupted_not_complete(
+    conversation, fake_provider
+):
+    _, reply = await _chat(
+        conversation,
+        Reply(content="Half an ans", finish_reason=None, send_done=False),
+        fake_provider=fake_provider,
+        expect="interrupted",
+    )
+    assert reply.content == "Half an ans"
+
+
+async def test_length_finish_is_truncated_and_says_cut_off(conversation, fake_provider):
+    page, reply = await _chat(
+        conversation,
+        Reply(content="A long answer that", finish_reason="length"),
+        fake_provider=fake_provider,
+        expect="truncated",
+    )
+    assert reply.finish_reason == "length"
+    assert "Cut off" in page.last().html
+
+
+async def test_context_too_long_is_explained(conversation, fake_provider):
+    too_long = Reply(
+        status=400,
+        error_code="context_length_exceeded",
+        error_message="This model's maximum context length is 8192 tokens.",
+    )
+    _, reply = await _chat(conversation, too_long, fake_provider=fake_provider, expect="failed")
+    assert reply.error_code == "context_too_long"
+    assert "context window" in reply.error_text
+
+
+async def test_empty_reply_fails_instead_of_showing_nothing(conversation, fake_provider):
+    _, reply = await _chat(
+        conversation, Reply(content=""), fake_provider=fake_provider, expect="failed"
+    )
+    assert reply.error_code == "empty_reply"
+
+
+async def test_server_rejecting_stream_options_is_learned_and_usage_estimated(
+    conversation, fake_provider
+):
+    picky = Reply(content="Fine.", reject_stream_options=True)
+    _, reply = await _chat(
+        conversation, picky, picky, fake_provider=fake_provider, expect="complete"
+    )
+    bodies = [r.json for r in fake_provider.chat_requests]
+    assert "stream_options" in bodies[0] and "stream_options" not in bodies[1]
+    provider = await database_sync_to_async(Provider.objects.get)(slug="local")
+    assert provider.stream_usage_supported is False
+    record = await database_sync_to_async(UsageRecord.objects.get)(message=reply)
+    assert record.estimated and record.completion_tokens > 0
+
+
+async def test_usage_reported_by_the_provider_is_stored_on_reply_and_ledger(
+    conversation, fake_provider
+):
+    usage = {
+        "prompt_tokens": 120,
+        "completion_tokens": 30,
+        "total_tokens": 150,
+        "prompt_tokens_details": {"cached_tokens": 100},
+        "completion_tokens_details": {"reasoning_tokens": 0},
+    }
+    _, reply = await _chat(
+        conversation,
+        Reply(content="Ok.", usage=usage),
+        fake_provider=fake_provider,
+        expect="complete",
+    )
+    assert (reply.prompt_tokens, reply.completion_tokens, reply.cached_tokens) == (120, 30, 100)
+    record = await database_sync_to_async(UsageRecord.objects.get)(message=reply)
+    assert record.reported and record.prompt_tokens == 120 and record.cached_tokens == 100
+
+
+async def test_fragments_and_database_writes_are_coalesced(
+    conversation, fake_provider, settings, monkeypatch
+):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    settings.STREAM_SAVE_INTERVAL = 0.5
+    saves = []
+    original = services.reply_save_partial
+
+    def counting_save(**kwargs):
+        saves.append(kwargs)
+        return original(**kwargs)
+
+    monkeypatch.setattr(services, "reply_save_partial", counting_save)
+    tokens = [f"{i} " for i in range(300)]
+    fake_provider.script(Reply(content=tokens, tokens_per_second=200))  # ~1.5 s
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Fast", "k1")
+    page = await tab.read_until_reply("complete", timeout=20)
+    stream = fake_provider.streams[-1]
+    duration = stream.ended_at - stream.emit_times[0]
+    deltas = [f for f in page.frames if '-text">' in f and 'hx-swap-oob="beforeend:#m-' in f]
+    assert len(deltas) <= duration / 0.05 + 3, f"{len(deltas)} fragments in {duration:.2f} s"
+    assert len(deltas) < len(tokens) / 3
+    assert len(saves) <= duration / 0.5 + 2
+    assert page.last().text.strip() == "".join(tokens).strip()
+    await tab.close()
+
+
+async def test_sweep_ends_replies_nobody_generates_and_tells_the_page(conversation, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from conversations import runtime
+    from tests.factories import MessageFactory
+
+    old = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER * 3)
+    reply = await database_sync_to_async(MessageFactory)(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.STREAMING,
+        content="half",
+    )
+    await database_sync_to_async(Message.objects.filter(pk=reply.pk).update)(
+        heartbeat_at=old, created_at=old
+    )
+    # The first socket starts this process's sweeper, which finds the dead reply at once.
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect(last=str(reply.uuid))
+    page = await tab.read_until_reply("interrupted")
+    assert page.last().text.strip() == "half"
+    assert "interrupted" in page.last().html and "Retry" in page.last().html
+    assert await runtime.sweep() == 0, "a second sweep finds nothing left"
+    await tab.close()
