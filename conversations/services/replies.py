@@ -1,4 +1,4 @@
-"""Every write and state change in chatsite.
+"""Sending messages and the lifecycle of a reply.
 
 A reply moves PENDING -> STREAMING -> one final status. Each move is a conditional update on
 the current status, so a second claim (a duplicate task, a late stop) changes nothing.
@@ -6,117 +6,24 @@ the current status, so a second claim (a duplicate task, a late stop) changes no
 
 from dataclasses import dataclass
 from datetime import timedelta
-from decimal import Decimal
 from typing import NamedTuple
 
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
 from conversations import selectors
-from conversations.catalogue import PROVIDER_PRESETS
 from conversations.errors import ReplyInFlight, ValidationFailed
 from conversations.models import (
     IN_FLIGHT,
-    ChatModel,
     Conversation,
     Message,
     MessageStatus,
-    Provider,
     Role,
     UsageKind,
-    UsageRecord,
 )
-
-MILLION = Decimal(1_000_000)
-
-
-# --- Accounts --------------------------------------------------------------------------
-
-
-@transaction.atomic
-def user_signup(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
-    """Create an account; the very first account of the site becomes its administrator."""
-    user_model = get_user_model()
-    # Serialise concurrent first sign-ups so exactly one of them becomes the admin.
-    user_model.objects.select_for_update().order_by("pk").first()
-    is_first = not user_model.objects.exists()
-    user = user_model.objects.create_user(username=username, email=email, password=password)
-    if is_first:
-        user.is_staff = user.is_superuser = True
-        user.save(update_fields=["is_staff", "is_superuser"])
-    return user
-
-
-# --- Catalogue -------------------------------------------------------------------------
-
-
-def catalogue_sync_presets() -> None:
-    """Insert built-in providers and models that are missing; never overwrite admin edits."""
-    for preset in PROVIDER_PRESETS:
-        provider, _ = Provider.objects.get_or_create(
-            slug=preset.slug,
-            defaults={
-                "name": preset.name,
-                "base_url": preset.base_url,
-                "currency": preset.currency,
-            },
-        )
-        for model_preset in preset.models:
-            ChatModel.objects.get_or_create(
-                provider=provider, name=model_preset.name, defaults=model_preset.as_defaults()
-            )
-
-
-def catalogue_add_discovered(*, provider: Provider, names: list[str]) -> list[ChatModel]:
-    """Add models an endpoint's /models listed; known ones keep their settings."""
-    added = []
-    for name in names:
-        chat_model, created = ChatModel.objects.get_or_create(
-            provider=provider, name=name, defaults={"discovered": True}
-        )
-        if created:
-            added.append(chat_model)
-    return added
-
-
-def provider_remember_stream_usage(*, provider_id: int, supported: bool) -> None:
-    Provider.objects.filter(pk=provider_id).update(stream_usage_supported=supported)
-
-
-# --- Conversations ---------------------------------------------------------------------
-
-
-def conversation_create(
-    *,
-    owner: AbstractBaseUser,
-    chat_model: ChatModel | None = None,
-    title: str = "",
-    system_prompt: str = "",
-) -> Conversation:
-    if chat_model is None:
-        chat_model = selectors.default_chat_model()
-    return Conversation.objects.create(
-        owner=owner, chat_model=chat_model, title=title[:200], system_prompt=system_prompt
-    )
-
-
-def conversation_update_settings(
-    *, conversation: Conversation, chat_model: ChatModel | None, system_prompt: str
-) -> Conversation:
-    """Switch model or system prompt; later replies use them, earlier ones keep theirs."""
-    if chat_model is None:
-        raise ValidationFailed("Choose one of the available models.")
-    conversation.chat_model = chat_model
-    conversation.system_prompt = system_prompt.strip()
-    conversation.save(update_fields=["chat_model", "system_prompt", "updated_at"])
-    return conversation
-
-
-# --- Sending and replies ---------------------------------------------------------------
+from conversations.services.ledger import usage_record_create
 
 
 def _validated_content(content: str) -> str:
@@ -326,55 +233,3 @@ def reply_cancel_orphan(*, reply: Message) -> Message | None:
     """A stop for a reply that no live generator owns: end it as cancelled, text kept."""
     ended = _end_orphans([reply], status=MessageStatus.CANCELLED)
     return ended[0] if ended else None
-
-
-# --- Ledger ----------------------------------------------------------------------------
-
-
-def usage_cost(
-    *, prompt: int, cached: int, completion: int, chat_model: ChatModel | None
-) -> Decimal:
-    """Cost of one call: cached prompt tokens at the cached price, the rest at full price."""
-    if chat_model is None:
-        return Decimal(0)
-    uncached = max(prompt - cached, 0)
-    total = (
-        uncached * chat_model.input_price
-        + cached * chat_model.cached_input_price
-        + completion * chat_model.output_price
-    )
-    return (total / MILLION).quantize(Decimal("0.00000001"))
-
-
-def usage_record_create(
-    *,
-    user_id: int,
-    conversation: Conversation | None,
-    message: Message | None,
-    chat_model: ChatModel | None,
-    model_name: str,
-    kind: str,
-    outcome: ReplyOutcome,
-) -> UsageRecord:
-    prompt = outcome.prompt_tokens or 0
-    cached = outcome.cached_tokens or 0
-    completion = outcome.completion_tokens or 0
-    provider = chat_model.provider if chat_model else None
-    return UsageRecord.objects.create(
-        user_id=user_id,
-        conversation=conversation,
-        message=message,
-        provider_slug=provider.slug if provider else "",
-        model_name=model_name,
-        kind=kind,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        reasoning_tokens=outcome.reasoning_tokens or 0,
-        cached_tokens=cached,
-        reported=outcome.usage_reported,
-        input_price=chat_model.input_price if chat_model else 0,
-        cached_input_price=chat_model.cached_input_price if chat_model else 0,
-        output_price=chat_model.output_price if chat_model else 0,
-        cost=usage_cost(prompt=prompt, cached=cached, completion=completion, chat_model=chat_model),
-        currency=provider.currency if provider else "USD",
-    )

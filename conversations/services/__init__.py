@@ -1,0 +1,46 @@
+"""Every write and state change in chatsite, one module per area.
+
+Callers use `services.<name>`; the submodules keep each area small.
+"""
+
+from conversations.services.accounts import user_signup
+from conversations.services.catalogue import (
+    catalogue_add_discovered,
+    catalogue_sync_presets,
+    provider_remember_stream_usage,
+)
+from conversations.services.conversations import conversation_create, conversation_update_settings
+from conversations.services.ledger import usage_cost, usage_record_create
+from conversations.services.replies import (
+    ReplyOutcome,
+    SentMessage,
+    message_send,
+    reply_cancel_orphan,
+    reply_finish,
+    reply_interrupt_orphan,
+    reply_interrupt_stale,
+    reply_retry,
+    reply_save_partial,
+    reply_start,
+)
+
+__all__ = [
+    "ReplyOutcome",
+    "SentMessage",
+    "catalogue_add_discovered",
+    "catalogue_sync_presets",
+    "conversation_create",
+    "conversation_update_settings",
+    "message_send",
+    "provider_remember_stream_usage",
+    "reply_cancel_orphan",
+    "reply_finish",
+    "reply_interrupt_orphan",
+    "reply_interrupt_stale",
+    "reply_retry",
+    "reply_save_partial",
+    "reply_start",
+    "usage_cost",
+    "usage_record_create",
+    "user_signup",
+]

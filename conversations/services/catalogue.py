@@ -1,0 +1,37 @@
+"""The provider and model catalogue."""
+
+from conversations.catalogue import PROVIDER_PRESETS
+from conversations.models import ChatModel, Provider
+
+
+def catalogue_sync_presets() -> None:
+    """Insert built-in providers and models that are missing; never overwrite admin edits."""
+    for preset in PROVIDER_PRESETS:
+        provider, _ = Provider.objects.get_or_create(
+            slug=preset.slug,
+            defaults={
+                "name": preset.name,
+                "base_url": preset.base_url,
+                "currency": preset.currency,
+            },
+        )
+        for model_preset in preset.models:
+            ChatModel.objects.get_or_create(
+                provider=provider, name=model_preset.name, defaults=model_preset.as_defaults()
+            )
+
+
+def catalogue_add_discovered(*, provider: Provider, names: list[str]) -> list[ChatModel]:
+    """Add models an endpoint's /models listed; known ones keep their settings."""
+    added = []
+    for name in names:
+        chat_model, created = ChatModel.objects.get_or_create(
+            provider=provider, name=name, defaults={"discovered": True}
+        )
+        if created:
+            added.append(chat_model)
+    return added
+
+
+def provider_remember_stream_usage(*, provider_id: int, supported: bool) -> None:
+    Provider.objects.filter(pk=provider_id).update(stream_usage_supported=supported)
