@@ -18,6 +18,7 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 run: $(BIN)/.installed
 	$(BIN)/python manage.py migrate --no-input
+	$(BIN)/python manage.py discover_models --timeout 5
 	$(BIN)/python manage.py describe_setup --url http://$(HOST):$(PORT)/
 	$(BIN)/daphne -b $(HOST) -p $(PORT) chatsite.asgi:application
 

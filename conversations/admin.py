@@ -2,6 +2,7 @@
 
 from django.contrib import admin
 
+from conversations.discovery import discover_models
 from conversations.models import (
     ChatModel,
     Conversation,
@@ -36,6 +37,14 @@ class ProviderAdmin(admin.ModelAdmin):
     # The API key lives in the environment; admin has no field that could show it.
     list_display = ["name", "slug", "base_url", "currency", "stream_usage_supported"]
     inlines = [ChatModelInline]
+    actions = ["discover"]
+
+    @admin.action(description="Discover models from the endpoint's /models")
+    def discover(self, request, queryset) -> None:
+        for provider in queryset:
+            added = discover_models(provider)
+            names = ", ".join(m.name for m in added) or "nothing new"
+            self.message_user(request, f"{provider.name}: {names}")
 
 
 @admin.register(ChatModel)

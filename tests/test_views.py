@@ -166,3 +166,33 @@ def test_first_message_names_an_untitled_conversation(user, chat_model):
     services.message_send(conversation=conversation, content="How do foxes hunt in snow?\nDetails")
     conversation.refresh_from_db()
     assert conversation.title == "How do foxes hunt in snow?"
+
+
+@pytest.mark.django_db
+def test_models_listed_by_the_endpoint_join_the_catalogue(fake_provider):
+    from conversations.discovery import discover_models
+    from conversations.models import ChatModel, Provider
+
+    fake_provider.models = ["fake-model", "fake-reasoner"]
+    local = Provider.objects.get(slug="local")
+    added = discover_models(local)
+    assert sorted(m.name for m in added) == ["fake-model", "fake-reasoner"]
+    assert all(m.discovered for m in added)
+    assert discover_models(local) == [], "known models are left as they are"
+    assert ChatModel.objects.filter(provider=local).count() == 2
+
+
+@pytest.mark.django_db
+def test_admin_action_discovers_models(client, fake_provider):
+    from conversations.models import ChatModel, Provider
+
+    admin = UserFactory(username="root", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    local = Provider.objects.get(slug="local")
+    response = client.post(
+        reverse("admin:conversations_provider_changelist"),
+        {"action": "discover", "_selected_action": [local.pk]},
+        follow=True,
+    )
+    assert b"fake-model" in response.content
+    assert ChatModel.objects.filter(provider=local, name="fake-model").exists()
