@@ -7,6 +7,7 @@ to the database every STREAM_SAVE_INTERVAL (also its heartbeat) and the final st
 """
 
 import asyncio
+import contextvars
 import logging
 import time
 
@@ -247,12 +248,17 @@ def _estimate_usage(outcome: services.ReplyOutcome, live: LiveReply, prompt_esti
 
 def start_reply(*, reply_id: int, reply_uuid: str, conversation_uuid: str) -> LiveReply:
     """Begin generating a pending reply in this process; returns at once."""
+    from conversations import runtime  # runtime imports this module
+
+    runtime.ensure_started()
     existing = hub.live_reply(reply_uuid)
     if existing is not None:
         return existing
     live = LiveReply(reply_id=reply_id, uuid=str(reply_uuid), conversation_uuid=conversation_uuid)
     hub.register(live)
-    live.task = asyncio.get_running_loop().create_task(_run(live))
+    # A fresh context: a task started from an HTTP request must not inherit that request's
+    # asgiref executor, which is gone once the response is sent.
+    live.task = asyncio.get_running_loop().create_task(_run(live), context=contextvars.Context())
     return live
 
 

@@ -108,6 +108,9 @@ class Hub:
     def live_count(self) -> int:
         return len(self._live_by_uuid)
 
+    def live_ids(self) -> frozenset[int]:
+        return frozenset(live.reply_id for live in self._live_by_uuid.values())
+
     # --- subscriptions -----------------------------------------------------------------
 
     async def subscribe(self, conversation_uuid: str, subscriber: Subscriber) -> LiveReply | None:

@@ -5,6 +5,7 @@ ASGI lifespan hook.
 """
 
 import asyncio
+import contextvars
 import logging
 import weakref
 
@@ -14,6 +15,7 @@ from django.conf import settings
 
 from conversations import events, generation, services
 from conversations.chat import publish_final
+from conversations.hub import hub
 
 log = logging.getLogger(__name__)
 
@@ -32,14 +34,16 @@ def ensure_started() -> None:
 
 
 def _spawn(coro) -> None:
-    task = asyncio.get_running_loop().create_task(coro)
+    task = asyncio.get_running_loop().create_task(coro, context=contextvars.Context())
     _tasks.add(task)  # keep a reference: the loop holds tasks only weakly
     task.add_done_callback(_tasks.discard)
 
 
 async def sweep(*, everything: bool = False) -> int:
     """End replies nobody generates any more, and tell their sockets."""
-    ended = await database_sync_to_async(services.reply_interrupt_stale)(everything=everything)
+    ended = await database_sync_to_async(services.reply_interrupt_stale)(
+        everything=everything, live_ids=hub.live_ids()
+    )
     for reply in ended:
         await publish_final(reply)
     return len(ended)

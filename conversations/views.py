@@ -83,7 +83,7 @@ def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
 @login_required
 async def conversation_new(request: HttpRequest) -> HttpResponse:
     """Start a conversation with the chosen model and, if given, its first message."""
-    from conversations import chat, runtime
+    from conversations import chat
 
     form = NewConversationForm(request.POST)
     user = await request.auser()
@@ -100,7 +100,6 @@ async def conversation_new(request: HttpRequest) -> HttpResponse:
     except ChatError as exc:
         flash.error(request, exc.message)
         return redirect("home")
-    runtime.ensure_started()
     if request.htmx:
         return HttpResponseClientRedirect(conversation_url(conversation))
     return redirect(conversation_url(conversation))

@@ -1,5 +1,7 @@
 """How a generation ends, for every way a provider can fail, and how often it writes."""
 
+import asyncio
+
 import pytest
 from channels.db import database_sync_to_async
 
@@ -233,3 +235,20 @@ async def test_sweep_ends_replies_nobody_generates_and_tells_the_page(conversati
     assert "interrupted" in page.last().html and "Retry" in page.last().html
     assert await runtime.sweep() == 0, "a second sweep finds nothing left"
     await tab.close()
+
+
+async def test_start_up_sweep_spares_replies_this_process_is_generating(
+    conversation, fake_provider, settings
+):
+    from conversations import chat, runtime
+
+    settings.REDIS_URL = ""  # alone: the first sweep ends everything not live here
+    fake_provider.script(Reply(content=[f"x{i} " for i in range(20)], tokens_per_second=50))
+    sent = await chat.send_message(conversation=conversation, content="Hi", idempotency_key="k")
+    await runtime.sweep(everything=True)
+    for _ in range(100):
+        reply = await database_sync_to_async(Message.objects.get)(pk=sent.reply.pk)
+        if reply.status not in ("pending", "streaming"):
+            break
+        await asyncio.sleep(0.05)
+    assert reply.status == MessageStatus.COMPLETE

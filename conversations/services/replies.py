@@ -224,12 +224,19 @@ def _end_orphans(replies, *, status: str) -> list[Message]:
     return ended
 
 
-def reply_interrupt_stale(*, everything: bool = False) -> list[Message]:
+def reply_interrupt_stale(
+    *, everything: bool = False, live_ids: frozenset[int] = frozenset()
+) -> list[Message]:
     """Interrupt replies whose generator stopped heart-beating (a restart, a crash).
 
-    `everything` is for a process that knows it is the only one: nothing in flight is live.
+    `everything` is for a process that knows it is the only one: nothing in flight is live
+    except `live_ids`, the replies it is generating itself.
     """
-    in_flight = Message.objects.filter(status__in=IN_FLIGHT).select_related("conversation")
+    in_flight = (
+        Message.objects.filter(status__in=IN_FLIGHT)
+        .exclude(pk__in=live_ids)
+        .select_related("conversation")
+    )
     if not everything:
         cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
         in_flight = in_flight.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
