@@ -1,0 +1,136 @@
+"""Reads: ownership, threads and the context a request carries."""
+
+import pytest
+
+from conversations import selectors
+from conversations.models import Conversation, MessageStatus, Role
+from tests.factories import ConversationFactory, MessageFactory, thread
+
+
+@pytest.mark.django_db
+def test_conversation_of_another_user_does_not_exist_for_me(conversation, other_user):
+    with pytest.raises(Conversation.DoesNotExist):
+        selectors.conversation_get_for_user(other_user, conversation.uuid)
+
+
+@pytest.mark.django_db
+def test_context_is_system_prompt_then_turns_in_order(conversation):
+    conversation.system_prompt = "You are terse."
+    conversation.save()
+    messages = thread(conversation, "q1", "a1", "q2")
+    reply = MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.PENDING,
+        parent=messages[-1],
+    )
+    context = selectors.context_for_reply(reply)
+    assert context.messages == [
+        {"role": "system", "content": "You are terse."},
+        {"role": "user", "content": "q1"},
+        {"role": "assistant", "content": "a1"},
+        {"role": "user", "content": "q2"},
+    ]
+    assert context.dropped_turns == 0
+
+
+@pytest.mark.django_db
+def test_context_never_carries_reasoning_or_failed_replies(conversation):
+    question = MessageFactory(conversation=conversation, role=Role.USER, content="q1")
+    MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        parent=question,
+        content="",
+        status=MessageStatus.FAILED,
+    )
+    answer = MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        parent=question,
+        content="a1",
+        reasoning="secret chain of thought",
+    )
+    follow_up = MessageFactory(
+        conversation=conversation, role=Role.USER, parent=answer, content="q2"
+    )
+    reply = MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.PENDING,
+        parent=follow_up,
+    )
+    context = selectors.context_for_reply(reply)
+    assert [m["content"] for m in context.messages] == ["q1", "a1", "q2"]
+    assert "secret" not in str(context.messages)
+
+
+@pytest.mark.django_db
+def test_context_follows_the_branch_not_siblings(conversation):
+    root = MessageFactory(conversation=conversation, role=Role.USER, content="q1")
+    MessageFactory(
+        conversation=conversation, role=Role.ASSISTANT, parent=root, content="old answer"
+    )
+    newer = MessageFactory(
+        conversation=conversation, role=Role.ASSISTANT, parent=root, content="new answer"
+    )
+    question = MessageFactory(conversation=conversation, role=Role.USER, parent=newer, content="q2")
+    reply = MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.PENDING,
+        parent=question,
+    )
+    contents = [m["content"] for m in selectors.context_for_reply(reply).messages]
+    assert contents == ["q1", "new answer", "q2"]
+
+
+@pytest.mark.django_db
+def test_oldest_turns_are_dropped_to_fit_the_window_and_counted(user, chat_model):
+    chat_model.context_window = 1_000
+    chat_model.max_output = 200
+    chat_model.save()
+    conversation = ConversationFactory(owner=user, chat_model=chat_model, system_prompt="Sys")
+    texts = [f"turn {i} " + "lorem ipsum " * 40 for i in range(20)]  # ~125 tokens each
+    messages = thread(conversation, *texts, "last question")
+    reply = MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.PENDING,
+        parent=messages[-1],
+    )
+    context = selectors.context_for_reply(reply)
+    assert context.messages[0] == {"role": "system", "content": "Sys"}
+    assert context.messages[-1]["content"] == "last question"
+    assert context.estimated_tokens <= selectors.context_budget(conversation)
+    assert context.dropped_turns > 0
+    assert len(context.messages) - 1 + context.dropped_turns == 21
+    kept = [m["content"] for m in context.messages[1:]]
+    assert kept == (texts + ["last question"])[-len(kept) :], "the newest turns are kept, in order"
+
+
+@pytest.mark.django_db
+def test_page_says_when_turns_were_dropped(client, user, conversation):
+    messages = thread(conversation, "q1", "a1")
+    messages[-1].context = {"dropped_turns": 3}
+    messages[-1].save()
+    client.force_login(user)
+    html = client.get(f"/c/{conversation.uuid}/").content.decode()
+    assert "3 earlier messages no longer fit" in html
+
+
+@pytest.mark.django_db
+def test_thread_messages_are_the_newest_of_the_thread_in_order(conversation):
+    texts = [f"m{i}" for i in range(450)]
+    thread(conversation, *texts)
+    shown = selectors.thread_messages(conversation, limit=50)
+    assert [m.content for m in shown] == texts[-50:]
+
+
+@pytest.mark.django_db
+def test_cjk_text_counts_about_a_token_per_character():
+    from conversations.tokens import estimate_tokens
+
+    assert estimate_tokens("你好世界") == 4
+    assert estimate_tokens("hello world!") == 3
+    assert estimate_tokens("") == 0
