@@ -3,17 +3,19 @@
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from conversations.models import (
     IN_FLIGHT,
     ChatModel,
     Conversation,
+    ConversationSummary,
     Message,
     MessageStatus,
     Provider,
@@ -265,3 +267,70 @@ def context_for_reply(reply: Message) -> ReplyContext:
 
 def _count_older(conversation: Conversation, from_id: int) -> int:
     return sum(1 for m in _thread_backwards(conversation, from_id) if _sendable(m))
+
+
+# --- Export and the REST API -----------------------------------------------------------
+
+
+def conversation_search_for_user(
+    user: AbstractBaseUser, *, updated_since: datetime | None = None, q: str = ""
+) -> QuerySet[Conversation]:
+    """Every conversation of `user` (archived too), most recently active first, unevaluated
+    so the caller can paginate. `q` matches the title or any message's text."""
+    conversations = Conversation.objects.filter(owner=user).select_related("chat_model__provider")
+    if updated_since is not None:
+        conversations = conversations.filter(updated_at__gte=updated_since)
+    if q:
+        in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
+        conversations = conversations.filter(Q(title__icontains=q) | Exists(in_messages))
+    return conversations.annotate(message_count=Count("messages")).order_by("-updated_at", "-id")
+
+
+def conversations_for_export(user: AbstractBaseUser) -> QuerySet[Conversation]:
+    """All of a user's conversations in creation order; iterate with `.iterator()`."""
+    return (
+        Conversation.objects.filter(owner=user)
+        .select_related("chat_model__provider")
+        .order_by("id")
+    )
+
+
+def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
+    """Every message of the tree (all branches), oldest first, so parents come before
+    children, each with `parent_uuid`; iterate with `.iterator()`."""
+    return (
+        Message.objects.filter(conversation=conversation)
+        .select_related("chat_model__provider")
+        .annotate(parent_uuid=F("parent__uuid"))
+        .order_by("id")
+    )
+
+
+def conversation_thread_ids(conversation: Conversation) -> set[int]:
+    """Ids of the thread on screen (root to newest message), from ids alone, so a long
+    tree is walked without loading any text."""
+    parents = dict(
+        Message.objects.filter(conversation=conversation).values_list("id", "parent_id").iterator()
+    )
+    if not parents:
+        return set()
+    thread, current = set(), max(parents)
+    while current is not None and current not in thread:
+        thread.add(current)
+        current = parents.get(current)
+    return thread
+
+
+def conversation_summaries(conversation: Conversation) -> QuerySet[ConversationSummary]:
+    return (
+        ConversationSummary.objects.filter(conversation=conversation)
+        .select_related("covers_through", "previous__covers_through")
+        .order_by("id")
+    )
+
+
+def chat_model_by_name(provider_slug: str, name: str) -> ChatModel | None:
+    """The catalogue row for provider/name, active or not; None when not in the catalogue."""
+    if not provider_slug or not name:
+        return None
+    return ChatModel.objects.filter(provider__slug=provider_slug, name=name).first()

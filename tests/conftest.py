@@ -155,3 +155,20 @@ def login(browser_context, live_server_url):
 def save_screenshot(page, name: str) -> None:
     ARTIFACTS.mkdir(exist_ok=True)
     page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+
+
+@pytest.fixture
+def api_token(user):
+    from tests.factories import ApiTokenFactory
+
+    return ApiTokenFactory(user=user)
+
+
+@pytest.fixture
+def api_client(api_token):
+    """A REST client that authenticates as `user` with a personal API token."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token.secret}")
+    return client

@@ -78,3 +78,21 @@ def thread(conversation: Conversation, *texts: str) -> list[Message]:
         parent = MessageFactory(conversation=conversation, role=role, content=text, parent=parent)
         messages.append(parent)
     return messages
+
+
+class ApiTokenFactory(factory.django.DjangoModelFactory):
+    """A live token made by the real service; its one-time secret is on `.secret`."""
+
+    class Meta:
+        model = "api.ApiToken"
+
+    user = factory.SubFactory(UserFactory)
+    name = factory.Sequence(lambda n: f"token {n}")
+
+    @classmethod
+    def _create(cls, model_class, user, name):
+        from api.services import api_token_create
+
+        created = api_token_create(user=user, name=name)
+        created.token.secret = created.secret
+        return created.token

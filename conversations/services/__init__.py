@@ -23,14 +23,24 @@ from conversations.services.replies import (
     reply_save_partial,
     reply_start,
 )
+from conversations.services.transfer import (
+    ImportFailure,
+    ImportRejected,
+    ImportResult,
+    conversations_import,
+)
 
 __all__ = [
+    "ImportFailure",
+    "ImportRejected",
+    "ImportResult",
     "ReplyOutcome",
     "SentMessage",
     "catalogue_add_discovered",
     "catalogue_sync_presets",
     "conversation_create",
     "conversation_update_settings",
+    "conversations_import",
     "message_send",
     "provider_remember_stream_usage",
     "reply_cancel_orphan",

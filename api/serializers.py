@@ -1,0 +1,118 @@
+"""Shapes of the REST API's responses (and the import upload)."""
+
+from rest_framework import serializers
+
+from conversations import transfer
+from conversations.models import Conversation, Message
+
+
+class ModelRefSerializer(serializers.Serializer):
+    provider = serializers.CharField(source="provider.slug")
+    name = serializers.CharField()
+
+
+class ConversationSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    model = ModelRefSerializer(source="chat_model", allow_null=True, read_only=True)
+    message_count = serializers.IntegerField(read_only=True)
+
+    class Meta:
+        model = Conversation
+        fields = [
+            "id",
+            "title",
+            "model",
+            "archived",
+            "created_at",
+            "updated_at",
+            "message_count",
+        ]
+
+
+class ParametersSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Conversation
+        fields = list(transfer.PARAMETER_FIELDS)
+
+
+class ConversationDetailSerializer(ConversationSerializer):
+    parameters = ParametersSerializer(source="*", read_only=True)
+    messages_url = serializers.SerializerMethodField()
+    export_urls = serializers.SerializerMethodField()
+
+    class Meta(ConversationSerializer.Meta):
+        fields = ConversationSerializer.Meta.fields + ["parameters", "messages_url", "export_urls"]
+
+    def _url(self, name: str, conversation: Conversation) -> str:
+        from django.urls import reverse
+
+        path = reverse(name, kwargs={"uuid": conversation.uuid})
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+    def get_messages_url(self, conversation: Conversation) -> str:
+        return self._url("api:conversation-messages", conversation)
+
+    def get_export_urls(self, conversation: Conversation) -> dict[str, str]:
+        base = self._url("api:conversation-export", conversation)
+        return {fmt: f"{base}?format={fmt}" for fmt in transfer.EXPORT_FORMATS}
+
+
+class UsageSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = Message
+        fields = list(transfer.USAGE_FIELDS)
+
+
+class MessageSerializer(serializers.ModelSerializer):
+    id = serializers.UUIDField(source="uuid", read_only=True)
+    # Annotated by selectors.conversation_messages: no query per message.
+    parent = serializers.UUIDField(source="parent_uuid", allow_null=True, read_only=True)
+    model = ModelRefSerializer(source="chat_model", allow_null=True, read_only=True)
+    usage = UsageSerializer(source="*", read_only=True)
+
+    class Meta:
+        model = Message
+        fields = [
+            "id",
+            "parent",
+            "role",
+            "content",
+            "reasoning",
+            "status",
+            "finish_reason",
+            "error_code",
+            "error_text",
+            "model",
+            "model_name",
+            "usage",
+            "created_at",
+            "completed_at",
+        ]
+
+
+class ImportUploadSerializer(serializers.Serializer):
+    file = serializers.FileField(
+        help_text="A chatsite JSON export or ChatGPT's conversations.json."
+    )
+
+
+class ImportedConversationSerializer(serializers.Serializer):
+    id = serializers.UUIDField(source="uuid")
+    title = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+
+class ImportFailureSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="0-based position in the file.")
+    title = serializers.CharField()
+    error = serializers.CharField()
+
+
+class ImportResultSerializer(serializers.Serializer):
+    imported = ImportedConversationSerializer(source="conversations", many=True)
+    failed = ImportFailureSerializer(source="failures", many=True)
+
+
+class ErrorSerializer(serializers.Serializer):
+    detail = serializers.CharField()

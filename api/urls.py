@@ -1,0 +1,37 @@
+from django.urls import path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from rest_framework.permissions import AllowAny
+
+from api import views
+
+app_name = "api"
+
+urlpatterns = [
+    path("conversations/", views.ConversationListView.as_view(), name="conversations"),
+    path("conversations/<uuid:uuid>/", views.ConversationDetailView.as_view(), name="conversation"),
+    path(
+        "conversations/<uuid:uuid>/messages/",
+        views.MessageListView.as_view(),
+        name="conversation-messages",
+    ),
+    path(
+        "conversations/<uuid:uuid>/export/",
+        views.ConversationExportView.as_view(),
+        name="conversation-export",
+    ),
+    path("export/", views.ExportAllView.as_view(), name="export"),
+    path("import/", views.ImportView.as_view(), name="import"),
+    # The schema and its docs are public: they describe the API, not anyone's data.
+    path(
+        "schema/",
+        SpectacularAPIView.as_view(permission_classes=[AllowAny], throttle_classes=[]),
+        name="schema",
+    ),
+    path(
+        "docs/",
+        SpectacularSwaggerView.as_view(
+            url_name="api:schema", permission_classes=[AllowAny], throttle_classes=[]
+        ),
+        name="docs",
+    ),
+]
