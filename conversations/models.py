@@ -54,6 +54,9 @@ class ChatModel(models.Model):
     cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     output_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     is_active = models.BooleanField(default=True)
+    # Reported prompt_tokens / our estimate, averaged over recent replies: the estimate is
+    # multiplied by it so budgets track this model's real tokenizer.
+    token_ratio = models.FloatField(default=1.0)
     # True when found through the endpoint's /models rather than the built-in presets.
     discovered = models.BooleanField(default=False)
 
