@@ -43,3 +43,8 @@ check-deploy: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV)
+
+# Load and latency figures on this machine (see bench/): its own database and Redis db.
+bench: $(BIN)/.installed
+	DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite_bench REDIS_URL=redis://127.0.0.1:6379/13 \
+		$(BIN)/python -m bench

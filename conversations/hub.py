@@ -202,7 +202,12 @@ class Hub:
         if self._redis is None:
             import redis.asyncio as redis
 
-            self._redis = redis.from_url(settings.REDIS_URL)
+            # Hundreds of sockets connecting at once must queue for a connection, not fail
+            # with "Too many connections" as redis-py's default pool does past 100.
+            pool = redis.BlockingConnectionPool.from_url(
+                settings.REDIS_URL, max_connections=50, timeout=10
+            )
+            self._redis = redis.Redis(connection_pool=pool)
         return self._redis
 
     async def _watch(self, conversation_uuid: str, watching: bool) -> None:

@@ -1,0 +1,145 @@
+"""The bench database and the measurements that run in-process: context, page, export data.
+
+Everything here runs in the driver with Django set up against the bench database only.
+"""
+
+import random
+import statistics
+import time
+from urllib.parse import urlparse, urlunparse
+
+import psycopg
+
+WORDS = ["the", "reply", "streams", "token", "by", "while", "the", "page", "keeps", "every"]
+WORDS += ["word", "a", "reload", "picks", "up", "where", "the", "socket", "left", "off"]
+
+
+def recreate_database(url: str) -> None:
+    """Drop and create the bench database: every run starts from the same empty state."""
+    parsed = urlparse(url)
+    name = parsed.path.lstrip("/")
+    if "bench" not in name:
+        raise SystemExit(f"refusing to drop {name!r}: the bench database name must say 'bench'")
+    admin = urlunparse(parsed._replace(path="/postgres"))
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def text(rng: random.Random, words: int = 40) -> str:
+    return " ".join(rng.choice(WORDS) for _ in range(words))
+
+
+def setup_catalogue_and_user(username: str):
+    from django.contrib.auth import get_user_model
+
+    from conversations.models import ChatModel, Provider
+
+    provider = Provider.objects.get(slug="local")
+    chat_model, _ = ChatModel.objects.get_or_create(provider=provider, name="fake-model")
+    user = get_user_model().objects.create_user(username=username, password="bench-password")
+    return chat_model, user
+
+
+def session_cookie(user) -> str:
+    from django.contrib.auth import BACKEND_SESSION_KEY, HASH_SESSION_KEY, SESSION_KEY
+    from django.contrib.sessions.backends.db import SessionStore
+
+    session = SessionStore()
+    session[SESSION_KEY] = str(user.pk)
+    session[BACKEND_SESSION_KEY] = "django.contrib.auth.backends.ModelBackend"
+    session[HASH_SESSION_KEY] = user.get_session_auth_hash()
+    session.create()
+    return session.session_key
+
+
+def conversations(user, chat_model, count: int) -> list[str]:
+    from conversations.models import Conversation
+
+    rows = [Conversation(owner=user, chat_model=chat_model) for _ in range(count)]
+    return [str(c.uuid) for c in Conversation.objects.bulk_create(rows, batch_size=1000)]
+
+
+def thread(user, chat_model, length: int, *, pending_reply: bool = False):
+    """A conversation whose history is one chain of `length` finished messages."""
+    from django.db import connection
+
+    from conversations.models import Conversation, Message, MessageStatus, Role
+
+    conversation = Conversation.objects.create(
+        owner=user, chat_model=chat_model, title=f"bench {length}"
+    )
+    total = length + int(pending_reply)
+    with connection.cursor() as cursor:
+        # Ids up front, so each row can name its parent in one bulk insert.
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence('conversations_message', 'id'))"
+            " FROM generate_series(1, %s)",
+            [total],
+        )
+        ids = [row[0] for row in cursor.fetchall()]
+    rng = random.Random(length)
+    rows, parent = [], None
+    for i, pk in enumerate(ids):
+        user_turn = i % 2 == 0
+        pending = pending_reply and i == total - 1
+        rows.append(
+            Message(
+                id=pk,
+                conversation=conversation,
+                parent_id=parent,
+                role=Role.USER if user_turn else Role.ASSISTANT,
+                content="" if pending else text(rng, 20 if user_turn else 60),
+                status=MessageStatus.PENDING if pending else MessageStatus.COMPLETE,
+                chat_model=None if user_turn else chat_model,
+                model_name="" if user_turn else chat_model.name,
+            )
+        )
+        parent = pk
+    Message.objects.bulk_create(rows, batch_size=2000)
+    return conversation, ids[-1]
+
+
+def _timed(fn, repeat: int) -> dict:
+    fn()  # warm: imports, template compilation, connection
+    samples = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        fn()
+        samples.append((time.perf_counter() - started) * 1000)
+    return {"median_ms": statistics.median(samples), "max_ms": max(samples), "runs": repeat}
+
+
+def measure_context(user, chat_model, lengths=(10, 1_000, 10_000)) -> dict:
+    from conversations.context import context_for_reply
+    from conversations.models import Message
+
+    results = {}
+    for length in lengths:
+        _, reply_id = thread(user, chat_model, length, pending_reply=True)
+
+        def build(reply_id=reply_id):
+            reply = Message.objects.select_related("conversation__chat_model").get(pk=reply_id)
+            return context_for_reply(reply)
+
+        context = build()
+        results[length] = _timed(build, 15) | {
+            "sent_messages": len(context.messages),
+            "dropped_turns": context.dropped_turns,
+        }
+    return results
+
+
+def measure_page(user, chat_model, length: int = 5_000) -> dict:
+    from django.test import Client
+
+    conversation, _ = thread(user, chat_model, length)
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    url = f"/c/{conversation.uuid}/"
+
+    def get():
+        response = client.get(url)
+        assert response.status_code == 200, response.status_code
+
+    return _timed(get, 20) | {"messages": length}

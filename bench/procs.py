@@ -1,0 +1,109 @@
+"""The processes a bench run starts: provider, raw relays, daphne servers, and their readings."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Proc:
+    def __init__(self, name: str, args: list[str], env: dict, logs: Path, port: int) -> None:
+        self.name, self.port = name, port
+        self.log = open(logs / f"{name}.log", "w")  # noqa: SIM115 (closed in stop())
+        self.popen = subprocess.Popen(
+            [sys.executable, *args], env=env, stdout=self.log, stderr=subprocess.STDOUT
+        )
+
+    @property
+    def pid(self) -> int:
+        return self.popen.pid
+
+    def wait_listening(self, timeout: float = 30) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log.name}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise TimeoutError(f"{self.name} did not listen on {self.port}")
+
+    def rss_kb(self) -> int:
+        return _status_kb(self.pid, "VmRSS")
+
+    def cpu_seconds(self) -> float:
+        return cpu_seconds(self.pid)
+
+    def stop(self) -> None:
+        if self.popen.poll() is None:
+            self.popen.terminate()
+            try:
+                self.popen.wait(10)
+            except subprocess.TimeoutExpired:
+                self.popen.kill()
+                self.popen.wait()
+        self.log.close()
+
+
+def _status_kb(pid: int | str, field: str) -> int:
+    with open(f"/proc/{pid}/status") as status:
+        for line in status:
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int | str = "self") -> float:
+    """User + system CPU time of a process so far."""
+    with open(f"/proc/{pid}/stat") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+
+
+class CpuMeter:
+    """CPU used by each process (and Postgres/Redis, by name) between start() and stop()."""
+
+    def __init__(self, procs: list[Proc]) -> None:
+        self.procs = procs
+
+    def _read(self) -> dict[str, float]:
+        readings = {p.name: p.cpu_seconds() for p in self.procs}
+        readings["driver (clients)"] = cpu_seconds()
+        readings["postgres"] = _by_command("postgres")
+        readings["redis"] = _by_command("redis-server")
+        return readings
+
+    def start(self) -> None:
+        self.started, self.before = time.monotonic(), self._read()
+
+    def stop(self) -> dict[str, float]:
+        """Cores used on average over the interval, per process."""
+        elapsed, after = time.monotonic() - self.started, self._read()
+        return {k: round((after[k] - self.before[k]) / elapsed, 2) for k in after}
+
+
+def _by_command(name: str) -> float:
+    total = 0.0
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/comm") as comm:
+                if comm.read().strip() != name:
+                    continue
+            total += cpu_seconds(pid)
+        except (OSError, IndexError):
+            continue
+    return total

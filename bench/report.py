@@ -1,0 +1,264 @@
+"""Turning raw timings into figures, and figures into the table next to their targets."""
+
+import math
+import re
+from pathlib import Path
+
+# The stale-reply sweeper runs every STREAM_STALE_AFTER/2 seconds per process, whatever the
+# number of replies: its query is shown apart from the reply's own statements.
+SWEEPER = re.compile(r"heartbeat_at\" < .* IS NULL", re.S)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, math.ceil(q * len(ordered)) - 1))]
+
+
+def summarise(outcome) -> dict:
+    start, stop = outcome.window
+    measured = [r for r in outcome.replies if r.sent_at >= start and r.ok]
+    ttft = [(r.first_recv - r.first_emit) * 1000 for r in measured]
+    send_ttft = [(r.first_recv - r.sent_at) * 1000 for r in measured]
+    deltas = [
+        (received - emitted) * 1000
+        for r in outcome.replies
+        for emitted, received in r.tokens
+        if start <= emitted <= stop
+    ]
+    return {
+        "streams": outcome.streams,
+        "replies_measured": len(measured),
+        "failures": outcome.failures,
+        "replies_total": len(outcome.replies),
+        "ttft_p50_ms": quantile(ttft, 0.5),
+        "ttft_p99_ms": quantile(ttft, 0.99),
+        "send_ttft_p50_ms": quantile(send_ttft, 0.5),
+        "send_ttft_p99_ms": quantile(send_ttft, 0.99),
+        "delta_p50_ms": quantile(deltas, 0.5),
+        "delta_p99_ms": quantile(deltas, 0.99),
+        "delta_max_ms": max(deltas, default=math.nan),
+        "tokens_per_second": len(deltas) / (stop - start) if stop > start else math.nan,
+        "failed_examples": [
+            f"{r.status or 'no final frame'}: {len(r.tokens)}/{r.expected} tokens"
+            for r in outcome.replies
+            if not r.ok
+        ][:5],
+    }
+
+
+def added(summary: dict, baseline: dict) -> dict:
+    """Overhead over the bare provider measured at (about) the same load."""
+    for name in ("ttft_p50", "ttft_p99", "send_ttft_p50", "send_ttft_p99", "delta_p99"):
+        summary[f"added_{name}_ms"] = summary[f"{name}_ms"] - baseline[f"{name}_ms"]
+    summary["baseline_streams"] = baseline["streams"]
+    return summary
+
+
+def nearest(by_level: dict, count: int) -> dict:
+    return by_level[min(by_level, key=lambda level: abs(level - count))]
+
+
+def holds(summary: dict, limit_ms: float) -> bool:
+    """The level is held: added p99 under the limit, nothing failed, the full rate arrived."""
+    expected = summary["streams"] * 20
+    return (
+        summary["added_delta_p99_ms"] < limit_ms
+        and summary["failures"] <= summary["replies_total"] * 0.01
+        and summary["tokens_per_second"] >= expected * 0.9
+    )
+
+
+def level_line(kind: str, s: dict) -> str:
+    return (
+        f"{kind:>8} x{s['streams']:<5} replies {s['replies_measured']:>4} (failed {s['failures']})"
+        f"  ttft p50 {s['ttft_p50_ms']:7.2f} p99 {s['ttft_p99_ms']:7.2f}"
+        f"  send->first p50 {s['send_ttft_p50_ms']:7.2f}"
+        f"  delta p50 {s['delta_p50_ms']:7.2f} p99 {s['delta_p99_ms']:7.2f} ms"
+        f"  {s['tokens_per_second']:7.0f} tok/s  cpu {s['cpu_cores']}"
+    )
+
+
+def statements(log: Path, result, tps: float) -> dict:
+    """Statements in the server's log from the send until the final frame arrived."""
+    end = (result.done_at or result.sent_at) + 0.2
+    kinds: dict[str, int] = {}
+    sweeper = commits = 0
+    for line in log.read_text().splitlines():
+        stamp, kind, sql = line.split("\t", 2)
+        if not result.sent_at <= float(stamp) <= end:
+            continue
+        if kind != "sql":
+            commits += 1
+        elif SWEEPER.search(sql):
+            sweeper += 1
+        else:
+            label = _label(sql)
+            kinds[label] = kinds.get(label, 0) + 1
+    streaming = result.tokens[-1][0] - result.tokens[0][0] if result.tokens else 0.0
+    return {
+        "reply_ok": result.ok,
+        "tokens": len(result.tokens),
+        "tokens_per_second": tps,
+        "streaming_seconds": streaming,
+        "statements": sum(kinds.values()),
+        "by_kind": dict(sorted(kinds.items(), key=lambda kv: -kv[1])),
+        "transactions_committed": commits,
+        "sweeper_statements_excluded": sweeper,
+        "method": (
+            "psycopg Cursor.execute/executemany wrapped in the daphne process (bench/server.py):"
+            " every SQL statement sent, Django's connection health checks included, from the"
+            " send until the final frame; BEGIN/COMMIT pairs counted apart as transactions."
+        ),
+    }
+
+
+def _label(sql: str) -> str:
+    if sql.startswith("SELECT 1") and "FROM" not in sql:
+        return "SELECT 1 (connection health check)"
+    verb = sql.split(None, 1)[0].upper()
+    table = re.search(r'(?:FROM|INTO|UPDATE) "([a-z_]+)"', sql)
+    return f"{verb} {table.group(1) if table else ''}".strip()
+
+
+# --- the table -----------------------------------------------------------------------------
+
+
+def _row(figure: str, value: float | str, unit: str, target: str, ok: bool | None) -> dict:
+    verdict = "info" if ok is None else ("PASS" if ok else "MISS")
+    shown = value if isinstance(value, str) else f"{value:,.2f} {unit}".strip()
+    return {"figure": figure, "value": shown, "target": target, "verdict": verdict}
+
+
+def _capacity(levels: dict) -> int:
+    held = [n for n, s in levels.items() if holds(s, 250)]
+    return max(held, default=0)
+
+
+def table(r: dict) -> list[dict]:
+    single = {k: added(v, r["single"]["direct"]) for k, v in r["single"].items()}
+    one, cs = single["chatsite"], r["chatsite"]
+    rows = [
+        _row(
+            "Added TTFT p50, 1 stream",
+            one["added_ttft_p50_ms"],
+            "ms",
+            "<= 3 ms",
+            _le(one, "added_ttft_p50_ms", 3),
+        ),
+        _row(
+            "Added TTFT p99, 1 stream",
+            one["added_ttft_p99_ms"],
+            "ms",
+            "<= 15 ms",
+            _le(one, "added_ttft_p99_ms", 15),
+        ),
+    ]
+    for n, target in ((100, 10), (500, None)):
+        s = cs.get(n)
+        if s is None:
+            rows.append(_row(f"Added TTFT p50, {n} streams", "not reached", "", "", False))
+            continue
+        goal = f"<= {target} ms" if target else ""
+        ok = _le(s, "added_ttft_p50_ms", target) if target else None
+        rows.append(_row(f"Added TTFT p50, {n} streams", s["added_ttft_p50_ms"], "ms", goal, ok))
+        rows.append(_row(f"Added TTFT p99, {n} streams", s["added_ttft_p99_ms"], "ms", "", None))
+    rows.append(
+        _row(
+            "Added send -> first token p50, 1 stream",
+            one["added_send_ttft_p50_ms"],
+            "ms",
+            "info: whole path",
+            None,
+        )
+    )
+    for n, s in [(1, one), *[(n, cs[n]) for n in (100, 500) if n in cs]]:
+        rows.append(
+            _row(
+                f"Added delta latency p99, {n} stream(s)",
+                s["added_delta_p99_ms"],
+                "ms",
+                "< 250 ms",
+                _le(s, "added_delta_p99_ms", 250),
+            )
+        )
+    rows += _capacity_rows(r)
+    idle = r["idle"]["kb_per_socket"]
+    rows.append(_row("Memory per idle websocket", idle, "KB", "<= 50 KB", idle <= 50))
+    st = r["statements"]
+    allowed = 5 + math.ceil(st["streaming_seconds"])
+    shown = f"{st['statements']} (+{st['transactions_committed']} commits)"
+    ok = st["statements"] <= allowed and st["reply_ok"]
+    rows.append(
+        _row(
+            f"DB statements, 1,000-token reply, {st['streaming_seconds']:.1f} s",
+            shown,
+            "",
+            f"<= {allowed}",
+            ok,
+        )
+    )
+    ctx = r["context"]
+    rows += [
+        _row(f"Context build, {n:,} messages", c["median_ms"], "ms", "", None)
+        for n, c in ctx.items()
+    ]
+    ratio = ctx[10_000]["median_ms"] / ctx[10]["median_ms"]
+    rows.append(
+        _row("Context build, 10,000 vs 10 messages", f"{ratio:.1f}x", "", "<= 2x", ratio <= 2)
+    )
+    ex, page = r["export"], r["page"]["median_ms"]
+    rate = ex["messages"] / ex["seconds"]
+    rows += [
+        _row(
+            "Export, 100,000 messages",
+            rate,
+            "msg/s",
+            ">= 20,000 msg/s",
+            rate >= 20_000 and ex["messages"] == 100_000,
+        ),
+        _row(
+            "Export peak memory (process VmHWM)",
+            ex["peak_rss_mb"],
+            "MB",
+            "< 150 MB",
+            ex["peak_rss_mb"] < 150,
+        ),
+        _row("Page render, 5,000 messages (server time)", page, "ms", "< 200 ms", page < 200),
+    ]
+    return rows
+
+
+def _le(summary: dict, key: str, limit: float) -> bool:
+    return summary[key] <= limit  # NaN (no samples) is never <=: a MISS
+
+
+def _capacity_rows(r: dict) -> list[dict]:
+    capacity, floor = _capacity(r["chatsite"]), _capacity(r["relay"])
+    servers = r["servers"]
+    top = " (top level tried: or more)" if floor == max(r["relay"]) else ""
+    fraction = capacity / floor if floor else 0.0
+    return [
+        _row(
+            f"Concurrent streams at 20 tok/s, {servers} daphne",
+            f"{capacity:,} ({capacity // servers:,} per process)",
+            "",
+            ">= 500",
+            capacity >= 500,
+        ),
+        _row(f"Raw relay floor, {servers} processes", f"{floor:,}{top}", "", "", None),
+        _row(
+            "chatsite throughput / relay floor", f"{fraction:.2f}", "", ">= 0.33", fraction >= 1 / 3
+        ),
+    ]
+
+
+def print_table(rows: list[dict]) -> None:
+    widths = [max(len(row[k]) for row in rows) for k in ("figure", "value", "target")]
+    print()
+    for row in rows:
+        print(
+            f"{row['figure']:<{widths[0]}}  {row['value']:>{widths[1]}}  "
+            f"{row['target']:<{widths[2]}}  {row['verdict']}"
+        )

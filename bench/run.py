@@ -1,0 +1,286 @@
+"""The bench driver: start everything, run each phase, print the table, write the JSON."""
+
+import asyncio
+import json
+import os
+import secrets
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench import report
+from bench.procs import CpuMeter, Proc, free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "bench-results"
+SERVERS = 2  # one daphne per core, as the target says
+TPS = 20
+LOAD_TOKENS = 80  # a 4-second reply at 20 tokens/s
+LOAD_SECONDS = 12.0  # per level: 4 s of ramp, then 8 s measured
+LEVELS = (100, 250, 500, 750, 1000)
+DIRECT_LEVELS = (100, 500)
+IDLE_SOCKETS = 1000
+if os.environ.get("BENCH_QUICK"):  # a smoke run of every phase, for working on the bench
+    LEVELS, DIRECT_LEVELS, IDLE_SOCKETS, LOAD_SECONDS = (10, 20), (10,), 50, 6.0
+COUNT_TOKENS, COUNT_TPS = 1000, 100
+ADDED_P99_LIMIT_MS = 250
+
+
+def configure_env(provider_port: int) -> None:
+    """Settings for the driver and every server: the bench database and Redis db only."""
+    env = os.environ
+    env.setdefault("DATABASE_URL", "postgres://postgres@127.0.0.1:5432/chatsite_bench")
+    env.setdefault("REDIS_URL", "redis://127.0.0.1:6379/13")
+    env.update(
+        DJANGO_SETTINGS_MODULE="chatsite.settings",
+        DEBUG="false",
+        SECRET_KEY=secrets.token_urlsafe(50),
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        SECURE_SSL_REDIRECT="false",
+        CHATSITE_VAR_DIR=str(OUT / "var"),
+        LOG_LEVEL="WARNING",
+        CHANNELS_PREFIX="chatsite-bench",
+        LOCAL_BASE_URL=f"http://127.0.0.1:{provider_port}/v1",
+        LOCAL_API_KEY="",
+    )
+
+
+def prepare_database() -> None:
+    import django
+    import redis
+    from django.core.management import call_command
+
+    from bench import data
+
+    data.recreate_database(os.environ["DATABASE_URL"])
+    redis.from_url(os.environ["REDIS_URL"]).flushdb()
+    django.setup()
+    call_command("migrate", verbosity=0)
+    call_command("collectstatic", verbosity=0, interactive=False)
+
+
+def start_processes(provider_port: int, logs: Path) -> dict[str, list[Proc]]:
+    env = dict(os.environ)
+    provider = [
+        Proc(
+            "provider",
+            ["-m", "bench.provider", "--port", str(provider_port)],
+            env,
+            logs,
+            provider_port,
+        )
+    ]
+    relays, servers = [], []
+    for i in range(SERVERS):
+        port = free_port()
+        args = ["-m", "bench.relay", "--port", str(port), "--provider", env["LOCAL_BASE_URL"]]
+        relays.append(Proc(f"relay-{i}", args, env, logs, port))
+    for i in range(SERVERS):
+        port = free_port()
+        server_env = dict(env)
+        if i == 0:
+            server_env["BENCH_QUERY_LOG"] = str(logs / "statements.log")
+        args = [
+            "-m",
+            "bench.server",
+            "-b",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "chatsite.asgi:application",
+        ]
+        servers.append(Proc(f"daphne-{i}", args, server_env, logs, port))
+    procs = {"provider": provider, "relay": relays, "daphne": servers}
+    for group in procs.values():
+        for proc in group:
+            proc.wait_listening()
+    return procs
+
+
+class Fixtures:
+    """Users, conversations and the session cookie, made before the event loop starts."""
+
+    def __init__(self) -> None:
+        from bench import data
+
+        chat_model, user = data.setup_catalogue_and_user("bench-load")
+        self.cookie = data.session_cookie(user)
+        self.conversations = data.conversations(user, chat_model, max(IDLE_SOCKETS, *LEVELS) + 1)
+
+
+async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
+    from bench import load
+
+    results: dict = {}
+    session = load.new_session()
+    provider_url = os.environ["LOCAL_BASE_URL"]
+
+    def tabs(kind: str, count: int, servers: list[Proc] | None = None, first: int = 0) -> list:
+        if kind == "direct":
+            return [load.DirectClient(session, provider_url) for _ in range(count)]
+        servers = servers or procs["daphne" if kind == "chatsite" else kind]
+        clients = []
+        for i in range(count):
+            server = servers[i % len(servers)]
+            origin = f"http://127.0.0.1:{server.port}"
+            if kind == "relay":
+                url, headers = f"ws://127.0.0.1:{server.port}/ws/c/{i}/", {}
+            else:
+                uuid = fixtures.conversations[first + i]
+                url = f"ws://127.0.0.1:{server.port}/ws/c/{uuid}/"
+                headers = {"Origin": origin, "Cookie": f"sessionid={fixtures.cookie}"}
+            clients.append(load.TabClient(session, url, headers))
+        return clients
+
+    async def level(
+        kind: str,
+        count: int,
+        *,
+        tokens=LOAD_TOKENS,
+        seconds=LOAD_SECONDS,
+        servers=None,
+        sequential=False,
+    ):
+        clients = tabs(kind, count, servers)
+        if kind != "direct":
+            await load.connect_all(clients)
+            await asyncio.sleep(0.5)  # let the syncs land before the clock starts
+        meter = CpuMeter([p for group in procs.values() for p in group])
+        meter.start()
+        outcome = await load.hold(
+            clients, tokens=tokens, tps=TPS, seconds=seconds, sequential=sequential
+        )
+        cpu = meter.stop()
+        await asyncio.gather(*(c.close() for c in clients))
+        summary = report.summarise(outcome) | {"cpu_cores": cpu}
+        print(report.level_line(kind, summary), flush=True)
+        return summary
+
+    # Idle sockets: memory one daphne process holds per open, synced, quiet websocket.
+    results["idle"] = await idle_memory(procs["daphne"][0], tabs, level)
+
+    # One stream, replies back to back, on one server process.
+    one = procs["daphne"][:1]
+    results["single"] = {
+        "direct": await level("direct", 1, tokens=4, seconds=12, sequential=True),
+        "relay": await level(
+            "relay", 1, tokens=4, seconds=12, servers=procs["relay"][:1], sequential=True
+        ),
+        "chatsite": await level("chatsite", 1, tokens=4, seconds=12, servers=one, sequential=True),
+    }
+    results["statements"] = await count_statements(procs["daphne"][0], tabs, fixtures)
+
+    results["direct"] = {n: await level("direct", n) for n in DIRECT_LEVELS}
+    results["relay"] = await ramp("relay", level, results["direct"])
+    results["chatsite"] = await ramp("chatsite", level, results["direct"])
+    await session.close()
+    return results
+
+
+async def idle_memory(server: Proc, tabs, level) -> dict:
+    await level("chatsite", 10, tokens=10, seconds=2, servers=[server])  # warm every code path
+    await asyncio.sleep(1)
+    before = server.rss_kb()
+    clients = tabs("chatsite", IDLE_SOCKETS, [server])
+    from bench import load
+
+    started = time.monotonic()
+    await load.connect_all(clients)
+    connect_seconds = time.monotonic() - started
+    await asyncio.sleep(3)
+    after = server.rss_kb()
+    # A socket the server closed (e.g. the channel layer refused its group_add) holds nothing.
+    alive = sum(await asyncio.gather(*(c.still_open() for c in clients)))
+    await asyncio.gather(*(c.close() for c in clients))
+    per_socket = (after - before) / max(alive, 1)
+    print(
+        f"idle: {alive} of {IDLE_SOCKETS} sockets open, {per_socket:.1f} KB each,"
+        f" connected in {connect_seconds:.1f} s",
+        flush=True,
+    )
+    return {
+        "sockets": IDLE_SOCKETS,
+        "sockets_open": alive,
+        "rss_before_kb": before,
+        "rss_after_kb": after,
+        "kb_per_socket": per_socket,
+        "connect_seconds": connect_seconds,
+    }
+
+
+async def count_statements(server: Proc, tabs, fixtures: Fixtures) -> dict:
+    """One reply of 1,000 tokens on a socket of its own; every statement the server sent."""
+    client = tabs("chatsite", 1, [server], first=len(fixtures.conversations) - 1)[0]
+    await client.connect()
+    await asyncio.sleep(1)
+    result = await client.reply(COUNT_TOKENS, COUNT_TPS)
+    await asyncio.sleep(0.5)
+    await client.close()
+    log = Path(os.environ.get("BENCH_LOGS", OUT / "logs")) / "statements.log"
+    return report.statements(log, result, COUNT_TPS)
+
+
+async def ramp(kind: str, level, direct: dict) -> dict:
+    """Raise the load until the added p99 passes the limit or replies fail."""
+    levels = {}
+    for count in LEVELS:
+        summary = report.added(await level(kind, count), report.nearest(direct, count))
+        levels[count] = summary
+        if not report.holds(summary, ADDED_P99_LIMIT_MS):
+            break
+    return levels
+
+
+def run_data_phases() -> dict:
+    from bench import data
+
+    chat_model, user = data.setup_catalogue_and_user("bench-data")
+    results = {"context": data.measure_context(user, chat_model)}
+    print(
+        "context:", {k: round(v["median_ms"], 2) for k, v in results["context"].items()}, flush=True
+    )
+    results["page"] = data.measure_page(user, chat_model)
+    print(f"page: {results['page']['median_ms']:.1f} ms", flush=True)
+    conversation, _ = data.thread(user, chat_model, 100_000)
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.export", str(conversation.uuid)],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=dict(os.environ),
+        cwd=ROOT,
+    )
+    results["export"] = json.loads(output.stdout.strip().splitlines()[-1])
+    print(
+        f"export: {results['export']['messages'] / results['export']['seconds']:.0f} msg/s",
+        flush=True,
+    )
+    return results
+
+
+def main() -> None:
+    started = time.monotonic()
+    logs = OUT / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    provider_port = free_port()
+    configure_env(provider_port)
+    os.environ["BENCH_LOGS"] = str(logs)
+    prepare_database()
+    fixtures = Fixtures()
+    procs = start_processes(provider_port, logs)
+    try:
+        results = asyncio.run(run_load(procs, fixtures))
+    finally:
+        for group in procs.values():
+            for proc in group:
+                proc.stop()
+    results |= run_data_phases()
+    results["seconds"] = time.monotonic() - started
+    results["servers"] = SERVERS
+    results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
+    rows = report.table(results)
+    report.print_table(rows)
+    results["table"] = rows
+    (OUT / "latest.json").write_text(json.dumps(results, indent=2, default=str))
+    print(f"\nwrote {OUT / 'latest.json'} in {results['seconds']:.0f} s")
