@@ -120,7 +120,17 @@ if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
-            "CONFIG": {"hosts": [REDIS_URL], "prefix": env_str("CHANNELS_PREFIX", "chatsite")},
+            "CONFIG": {
+                # redis-py refuses a 101st connection by default; a busy server has more
+                # sockets joining and leaving groups at once than that.
+                "hosts": [
+                    {
+                        "address": REDIS_URL,
+                        "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=10),
+                    }
+                ],
+                "prefix": env_str("CHANNELS_PREFIX", "chatsite"),
+            },
         }
     }
 else:
@@ -134,6 +144,16 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# With acks_late, Redis hands an unacknowledged task to another worker after this long: it
+# must exceed the time limit, or a slow task would run twice.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": env_int(
+        "CELERY_VISIBILITY_TIMEOUT", CELERY_TASK_TIME_LIMIT * 2, minimum=1
+    ),
+    # How often workers look for such tasks (kombu's default works out to ~100 s).
+    "unacked_restore_interval": env_int("CELERY_UNACKED_RESTORE_INTERVAL", 10, minimum=1),
+    "unacked_restore_throttle": 1,
+}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -206,6 +226,17 @@ STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0, minimum=0.1)
 # A streaming reply whose generator has not written a heartbeat for this long is dead.
 STREAM_STALE_AFTER = env_float("STREAM_STALE_AFTER", 15.0, minimum=1.0)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 100_000, minimum=1)
+
+# --- Rolling summaries -----------------------------------------------------------------
+# Summarise when the turns after the latest summary pass this share of the context budget...
+SUMMARY_TRIGGER_RATIO = env_float("SUMMARY_TRIGGER_RATIO", 0.7, minimum=0.05)
+# ...or this many messages, whichever comes first.
+SUMMARY_TRIGGER_TURNS = env_int("SUMMARY_TRIGGER_TURNS", 60, minimum=4)
+# The older share of those turns is condensed; the rest stays verbatim.
+SUMMARY_OLDER_SHARE = env_float("SUMMARY_OLDER_SHARE", 0.5, minimum=0.1)
+# "<provider slug>/<model name>" of a cheaper model; empty: the conversation's own model.
+SUMMARY_MODEL = env_str("SUMMARY_MODEL")
+SUMMARY_MAX_TOKENS = env_int("SUMMARY_MAX_TOKENS", 1024, minimum=64)
 
 LOGGING = {
     "version": 1,

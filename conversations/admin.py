@@ -1,16 +1,28 @@
-"""Admin for every model. Read-mostly: history is not edited by hand."""
+"""Admin for every model. Read-mostly: history is not edited by hand.
+
+The figures (message counts, tokens, cost) come from `usage.py` annotations, so a changelist
+is a fixed number of queries however many rows it shows. Money is shown per currency.
+"""
 
 from django.contrib import admin
+from django.db.models.functions import TruncDate
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
 
+from conversations import usage
 from conversations.discovery import discover_models
 from conversations.models import (
     ChatModel,
     Conversation,
     ConversationSummary,
+    Currency,
     Message,
     Provider,
+    UsageBudget,
     UsageRecord,
 )
+from conversations.templatetags.money import money
 
 
 class ChatModelInline(admin.TabularInline):
@@ -59,59 +71,250 @@ class ChatModelAdmin(admin.ModelAdmin):
         "output_price",
         "is_active",
     ]
+    # Prices change often: edit them in the list. A price applies to calls made after it.
+    list_editable = ["input_price", "cached_input_price", "output_price", "is_active"]
     list_filter = ["provider", "is_active", "supports_vision", "supports_thinking"]
+    list_select_related = ["provider"]
     search_fields = ["name", "label"]
+
+
+def _usage_text(tokens, cost, currency, *, estimated=False) -> str:
+    if not currency:
+        return "—"
+    return f"{tokens} tokens, {money(cost)} {currency}" + (" (estimated)" if estimated else "")
 
 
 class MessageInline(admin.TabularInline):
     model = Message
     extra = 0
     can_delete = False
-    fields = ["role", "status", "content", "reasoning", "model_name", "prompt_tokens"]
+    fields = ["role", "status", "content", "reasoning", "model_name", "usage"]
     readonly_fields = fields
     show_change_link = True
+
+    def get_queryset(self, request):
+        return usage.messages_with_usage(super().get_queryset(request))
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Usage")
+    def usage(self, message: Message) -> str:
+        return _usage_text(
+            message.usage_tokens,
+            message.usage_cost,
+            message.usage_currency,
+            estimated=message.usage_estimated,
+        )
+
+
+def _cost_column(currency: str):
+    attribute = f"usage_cost_{currency.lower()}"
+
+    @admin.display(description=f"Cost ({currency})", ordering=attribute)
+    def column(self, obj) -> str:
+        return money(getattr(obj, attribute))
+
+    return column
+
+
+def _cost_columns(model_admin_cls) -> list[str]:
+    """One "Cost (CNY)", "Cost (USD)", ... column per currency: amounts are never mixed."""
+    names = []
+    for currency in Currency.values:
+        name = f"cost_{currency.lower()}"
+        setattr(model_admin_cls, name, _cost_column(currency))
+        names.append(name)
+    return names
+
+
+@admin.register(Conversation)
+class ConversationAdmin(admin.ModelAdmin):
+    list_filter = [
+        ("owner", admin.RelatedOnlyFieldListFilter),
+        ("chat_model", admin.RelatedOnlyFieldListFilter),
+        "updated_at",
+        "created_at",
+        "archived",
+    ]
+    # Title or any message's text.
+    search_fields = ["title", "messages__content", "owner__username"]
+    list_select_related = ["owner", "chat_model__provider"]
+    readonly_fields = ["uuid", "created_at", "updated_at"]
+    raw_id_fields = ["owner"]
+    date_hierarchy = "updated_at"
+    inlines = [MessageInline]
+
+    def get_queryset(self, request):
+        return usage.conversations_with_usage(super().get_queryset(request))
+
+    @admin.display(description="Messages", ordering="message_count")
+    def message_count(self, conversation: Conversation) -> int:
+        return conversation.message_count
+
+    @admin.display(description="Tokens", ordering="usage_tokens")
+    def tokens(self, conversation: Conversation) -> int:
+        return conversation.usage_tokens
+
+    @admin.display(description="Last activity", ordering="updated_at")
+    def last_activity(self, conversation: Conversation):
+        return conversation.updated_at
+
+
+ConversationAdmin.list_display = [
+    "__str__",
+    "owner",
+    "chat_model",
+    "message_count",
+    "tokens",
+    *_cost_columns(ConversationAdmin),
+    "last_activity",
+]
+
+
+class UsageRecordInline(admin.TabularInline):
+    model = UsageRecord
+    extra = 0
+    can_delete = False
+    fields = [
+        "created_at",
+        "kind",
+        "prompt_tokens",
+        "cached_tokens",
+        "completion_tokens",
+        "reasoning_tokens",
+        "reported",
+        "retried",
+        "cost",
+        "currency",
+    ]
+    readonly_fields = fields
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False
 
 
-@admin.register(Conversation)
-class ConversationAdmin(admin.ModelAdmin):
-    list_display = ["__str__", "owner", "chat_model", "updated_at", "archived"]
-    list_filter = ["archived", "chat_model"]
-    search_fields = ["title", "owner__username"]
-    readonly_fields = ["uuid", "created_at", "updated_at"]
-    inlines = [MessageInline]
-
-
 @admin.register(Message)
 class MessageAdmin(admin.ModelAdmin):
-    list_display = ["uuid", "conversation", "role", "status", "model_name", "created_at"]
-    list_filter = ["role", "status"]
+    list_display = [
+        "uuid",
+        "conversation",
+        "role",
+        "status",
+        "model_name",
+        "prompt_tokens",
+        "completion_tokens",
+        "usage",
+        "created_at",
+    ]
+    list_filter = ["role", "status", "created_at"]
+    list_select_related = ["conversation"]
     search_fields = ["content"]
-    raw_id_fields = ["conversation", "parent"]
+    raw_id_fields = ["conversation", "parent", "chat_model"]
     readonly_fields = ["uuid", "created_at", "completed_at", "heartbeat_at", "context"]
+    inlines = [UsageRecordInline]
+
+    def get_queryset(self, request):
+        return usage.messages_with_usage(super().get_queryset(request))
+
+    @admin.display(description="Usage")
+    def usage(self, message: Message) -> str:
+        return _usage_text(
+            message.usage_tokens,
+            message.usage_cost,
+            message.usage_currency,
+            estimated=message.usage_estimated,
+        )
 
 
 @admin.register(ConversationSummary)
 class ConversationSummaryAdmin(admin.ModelAdmin):
     list_display = ["conversation", "covers_through", "token_count", "model_name", "created_at"]
+    list_select_related = ["conversation"]
+    search_fields = ["text", "conversation__title"]
     raw_id_fields = ["conversation", "previous", "covers_through"]
 
 
 @admin.register(UsageRecord)
 class UsageRecordAdmin(admin.ModelAdmin):
+    """The ledger, read-only, with totals by user, model and day of whatever is filtered."""
+
     list_display = [
         "created_at",
         "user",
         "kind",
+        "provider_slug",
         "model_name",
         "prompt_tokens",
+        "cached_tokens",
         "completion_tokens",
+        "reasoning_tokens",
         "cost",
         "currency",
         "reported",
+        "retried",
     ]
-    list_filter = ["kind", "currency", "reported"]
+    list_filter = [
+        "kind",
+        "currency",
+        "reported",
+        "retried",
+        "provider_slug",
+        "model_name",
+        ("user", admin.RelatedOnlyFieldListFilter),
+    ]
+    list_select_related = ["user"]
+    search_fields = ["user__username", "model_name"]
     date_hierarchy = "created_at"
-    raw_id_fields = ["conversation", "message"]
+    raw_id_fields = ["user", "conversation", "message"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        response = super().changelist_view(request, extra_context)
+        changelist = getattr(response, "context_data", {}).get("cl")
+        if changelist is not None:
+            response.context_data.update(_ledger_totals(changelist.queryset))
+        return response
+
+
+def _ledger_totals(records) -> dict:
+    by_day = ("day", TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+    by_model = usage.usage_totals_by(records, "provider_slug", "model_name")
+    return {
+        "totals": usage.totals_of(by_model),
+        "totals_by_user": usage.usage_totals_by(records, "user__username"),
+        "totals_by_model": by_model,
+        "totals_by_day": usage.usage_totals_by(records, by_day),
+    }
+
+
+@admin.register(UsageBudget)
+class UsageBudgetAdmin(admin.ModelAdmin):
+    """Limits are edited here (an empty user is the site default); the list page also shows
+    everyone at 80% or more of their budget this month, site default included."""
+
+    list_display = ["__str__", "user", "token_limit", "money_limit", "currency", "updated_at"]
+    list_editable = ["token_limit", "money_limit", "currency"]
+    list_select_related = ["user"]
+    search_fields = ["user__username"]
+    raw_id_fields = ["user"]
+
+    def changelist_view(self, request, extra_context=None):
+        flagged = [
+            {"status": status, "edit_url": _budget_edit_url(status)}
+            for status in usage.budgets_near_or_over()
+        ]
+        return super().changelist_view(request, {"near_or_over": flagged, **(extra_context or {})})
+
+
+def _budget_edit_url(status: usage.BudgetStatus) -> str:
+    """The user's own budget to raise, or a new one for a user on the site default."""
+    if status.budget is not None and status.budget.user_id is not None:
+        return reverse("admin:conversations_usagebudget_change", args=[status.budget.pk])
+    add_url = reverse("admin:conversations_usagebudget_add")
+    return format_html("{}?user={}", add_url, status.user.pk if status.user else "")

@@ -120,8 +120,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         messages = selectors.thread_messages_after(self.conversation, last_uuid)
         known = {last_uuid}
         rendered = []
-        for message in messages:
-            html = presenters.render_message_html(message)
+        views = presenters.views_of_messages(messages)  # costs for all of them in one query
+        for message, view in zip(messages, views, strict=True):
+            html = presenters.render_message(view)
             if str(message.uuid) not in known:
                 html = f'<div hx-swap-oob="beforeend:#messages">{html}</div>'
             rendered.append(

@@ -76,3 +76,13 @@ class StreamOptionsUnsupported(ProviderRejected):
 class ProviderNotConfigured(ChatError):
     code = "not_configured"
     default_message = "This model's provider has no API key configured on the server."
+
+
+class BudgetExceeded(ChatError):
+    """This month's usage reached the user's budget: nothing is sent until it is raised."""
+
+    code = "budget_exceeded"
+    default_message = (
+        "You have used all of this month's budget, so the message was not sent. "
+        "Ask an administrator to raise your limit."
+    )

@@ -15,6 +15,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 
 from conversations import llm, selectors, services
+from conversations.context import context_for_reply
 from conversations.errors import (
     ProviderConnectionLost,
     ProviderError,
@@ -50,6 +51,7 @@ class ReplyRun:
         self.saved_lengths = (0, 0)
         self.last_save = time.monotonic()
         self.prompt_estimate = 0
+        self.raw_prompt_estimate = 0
 
     # --- the run -----------------------------------------------------------------------
 
@@ -70,16 +72,20 @@ class ReplyRun:
         credentials = reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
         if not credentials:
             return self._failure(ProviderNotConfigured(), called_upstream=False)
-        context = await _db(selectors.context_for_reply)(reply)
+        context = await _db(context_for_reply)(reply)
         if not await _db(services.reply_start)(reply_id=reply.id, context=context.meta()):
             return None  # another generator claimed it first
         self.prompt_estimate = context.estimated_tokens
+        self.raw_prompt_estimate = context.raw_estimated_tokens
         self.live.status = MessageStatus.STREAMING
         await hub.publish_reply(self.live)
         request = _chat_request(reply, credentials, context.messages)
         helpers = [asyncio.create_task(self._push_fragments()), asyncio.create_task(self._save())]
         try:
-            return await self._stream(reply, request)
+            outcome = await self._stream(reply, request)
+            # Every HTTP request is a ledger record; all but the last failed and were retried.
+            outcome.upstream_attempts = max(request.attempts, 1)
+            return outcome
         finally:
             for helper in helpers:
                 helper.cancel()
@@ -180,6 +186,7 @@ class ReplyRun:
         self.live.status = final.status
         self.live.final_html = await _db(render_message_html)(final)
         await hub.publish_reply(self.live)
+        await _db(_after_reply)(final, outcome, self.raw_prompt_estimate)
 
     # --- helpers running beside the stream ---------------------------------------------
 
@@ -206,6 +213,17 @@ class ReplyRun:
                 )
                 self.saved_lengths = lengths
                 self.last_save = time.monotonic()
+
+
+def _after_reply(reply: Message, outcome: services.ReplyOutcome, raw_estimate: int) -> None:
+    """Work that follows a saved reply, off the stream: calibration and summaries."""
+    if outcome.usage_reported and outcome.prompt_tokens and reply.chat_model_id:
+        services.chat_model_calibrate(
+            chat_model_id=reply.chat_model_id,
+            estimated=raw_estimate,
+            reported=outcome.prompt_tokens,
+        )
+    services.summary_schedule_if_due(reply=reply)
 
 
 def _load_reply(reply_id: int) -> Message | None:

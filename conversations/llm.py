@@ -11,6 +11,7 @@ per chunk costs ~10x more and a reply can have thousands of chunks.
 
 import asyncio
 import json
+import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
@@ -74,31 +75,45 @@ class ChatRequest:
     thinking_budget: int | None = None
     json_mode: bool = False
     include_usage: bool = True
+    # HTTP requests sent for this request so far, the SDK's retries included; written by
+    # stream_chat so the ledger can record every upstream call, failed attempts too.
+    attempts: int = 0
 
 
-_clients: dict[tuple, openai.AsyncOpenAI] = {}
+# Pooled clients per event loop (an httpx pool is bound to its loop), then per endpoint.
+_clients: "weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, dict]" = weakref.WeakKeyDictionary()
+
+
+def _new_client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(
+        api_key=api_key,
+        base_url=base_url,
+        max_retries=settings.PROVIDER_MAX_RETRIES,
+        timeout=httpx2.Timeout(
+            settings.PROVIDER_READ_TIMEOUT, connect=settings.PROVIDER_CONNECT_TIMEOUT
+        ),
+    )
 
 
 def _client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
-    """One pooled client per endpoint and event loop (an httpx pool is bound to its loop)."""
-    loop = asyncio.get_running_loop()
-    key = (id(loop), base_url, api_key)
-    client = _clients.get(key)
+    """The server loop's long-lived client for an endpoint, so connections are reused."""
+    per_loop = _clients.setdefault(asyncio.get_running_loop(), {})
+    client = per_loop.get((base_url, api_key))
     if client is None:
-        client = openai.AsyncOpenAI(
-            api_key=api_key,
-            base_url=base_url,
-            max_retries=settings.PROVIDER_MAX_RETRIES,
-            timeout=httpx2.Timeout(
-                settings.PROVIDER_READ_TIMEOUT, connect=settings.PROVIDER_CONNECT_TIMEOUT
-            ),
-        )
-        _clients[key] = client
+        client = per_loop[(base_url, api_key)] = _new_client(base_url, api_key)
     return client
 
 
 def _request_options(request: ChatRequest) -> dict:
-    options: dict = {"model": request.model, "messages": request.messages, "stream": True}
+    # The history goes in extra_body, which the SDK sends as it is: as a typed argument it is
+    # walked message by message against the SDK's TypedDicts (~0.1 ms each, on the event
+    # loop), which for a long conversation stalls every other stream in the process.
+    options: dict = {
+        "model": request.model,
+        "messages": [],
+        "extra_body": {"messages": request.messages},
+        "stream": True,
+    }
     if request.include_usage:
         options["stream_options"] = {"include_usage": True}
     for name in ("temperature", "top_p", "max_tokens"):
@@ -156,6 +171,7 @@ async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
         async with client.chat.completions.with_streaming_response.create(
             **_request_options(request)
         ) as response:
+            request.attempts += response.retries_taken + 1
             async for line in response.iter_lines():
                 if not line.startswith("data:"):
                     continue
@@ -167,15 +183,26 @@ async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
                 for event in events:
                     yield event
     except openai.APIStatusError as exc:
+        _count_failed_attempts(request, exc)
         raise _status_error(exc, request) from None
-    except (openai.APITimeoutError, httpx2.TimeoutException):
+    except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
+        _count_failed_attempts(request, exc)
         raise ProviderTimeout() from None
     except (openai.APIConnectionError, httpx2.TransportError) as exc:
+        _count_failed_attempts(request, exc)
         if started:
             raise ProviderConnectionLost() from None
         raise ProviderUnavailable(f"Could not reach the provider ({type(exc).__name__}).") from None
     except json.JSONDecodeError:
         raise ProviderRejected("The provider sent a malformed stream.") from None
+
+
+def _count_failed_attempts(request: ChatRequest, exc: Exception) -> None:
+    """An SDK error before the stream began ends a run of attempts: the last one plus the
+    retries the SDK took, which it numbers in the x-stainless-retry-count header."""
+    if isinstance(exc, openai.APIError):
+        retries = exc.request.headers.get("x-stainless-retry-count", "0")
+        request.attempts += (int(retries) if retries.isdigit() else 0) + 1
 
 
 def _error_detail(exc: openai.APIStatusError) -> tuple[str, str]:
@@ -201,11 +228,52 @@ def _status_error(exc: openai.APIStatusError, request: ChatRequest) -> ProviderE
     return ProviderRejected(f"The provider refused the request: {message[:300]}".strip())
 
 
+@dataclass(frozen=True)
+class Completion:
+    """A whole (non-streamed) reply, for background calls such as summaries."""
+
+    text: str
+    reasoning: str
+    finish_reason: str
+    usage: Usage | None
+
+
+async def complete_chat(request: ChatRequest) -> Completion:
+    """One non-streamed call on a client of its own, closed afterwards: background jobs run
+    each call in a short-lived event loop, so a pooled client would outlive its loop."""
+    options = {"model": request.model, "messages": request.messages}
+    for name in ("temperature", "max_tokens"):
+        if (value := getattr(request, name)) is not None:
+            options[name] = value
+    async with _new_client(request.base_url, request.api_key) as client:
+        try:
+            response = await client.chat.completions.with_raw_response.create(**options)
+            request.attempts += response.retries_taken + 1
+            data = json.loads(response.text)
+        except openai.APIStatusError as exc:
+            _count_failed_attempts(request, exc)
+            raise _status_error(exc, request) from None
+        except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
+            _count_failed_attempts(request, exc)
+            raise ProviderTimeout() from None
+        except (openai.APIConnectionError, httpx2.TransportError) as exc:
+            _count_failed_attempts(request, exc)
+            raise ProviderUnavailable("Could not reach the provider.") from None
+    choice = (data.get("choices") or [{}])[0]
+    message = choice.get("message") or {}
+    return Completion(
+        text=message.get("content") or "",
+        reasoning=message.get("reasoning_content") or message.get("reasoning") or "",
+        finish_reason=choice.get("finish_reason") or "",
+        usage=_usage(data["usage"]) if data.get("usage") else None,
+    )
+
+
 async def list_models(base_url: str, api_key: str) -> list[str]:
     """Model ids the endpoint lists at /models (empty when it offers none)."""
-    client = _client(base_url, api_key)
-    try:
-        page = await client.models.list()
-    except (openai.APIError, httpx2.HTTPError):
-        return []
+    async with _new_client(base_url, api_key) as client:
+        try:
+            page = await client.models.list()
+        except (openai.APIError, httpx2.HTTPError):
+            return []
     return sorted(model.id for model in page.data)

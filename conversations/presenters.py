@@ -6,10 +6,12 @@ must not cost a template render each time.
 """
 
 from dataclasses import dataclass
+from decimal import Decimal
 from html import escape
 
 from django.template.loader import render_to_string
 
+from conversations import usage
 from conversations.hub import LiveReply, ReplyState
 from conversations.models import Message, MessageStatus, Role
 from conversations.rendering import render_markdown
@@ -48,6 +50,9 @@ class MessageView:
     completion_tokens: int | None = None
     duration_ms: int | None = None
     time_to_first_token_ms: int | None = None
+    # What this reply's upstream calls cost, in `currency` (None: nothing recorded).
+    cost: Decimal | None = None
+    currency: str = ""
 
     @property
     def is_final(self) -> bool:
@@ -73,8 +78,27 @@ class MessageView:
     def seconds(self) -> str:
         return f"{self.duration_ms / 1000:.1f}" if self.duration_ms else ""
 
+    @property
+    def ttft_seconds(self) -> str:
+        ttft = self.time_to_first_token_ms
+        return f"{ttft / 1000:.2f}" if ttft is not None else ""
 
-def view_of_message(message: Message) -> MessageView:
+    @property
+    def tokens_per_second(self) -> str:
+        """Output speed once tokens flowed: completion tokens over the time after the first."""
+        if not self.completion_tokens or not self.duration_ms:
+            return ""
+        streaming_ms = self.duration_ms - (self.time_to_first_token_ms or 0)
+        return f"{self.completion_tokens / (max(streaming_ms, 1) / 1000):.1f}"
+
+
+def view_of_message(
+    message: Message, *, costs: dict[int, tuple[Decimal, str]] | None = None
+) -> MessageView:
+    """`costs` from usage.cost_by_message when rendering many messages (one query)."""
+    if costs is None and message.role == Role.ASSISTANT and message.status in FINAL_STATUSES:
+        costs = usage.cost_by_message([message.id])
+    cost, currency = (costs or {}).get(message.id, (None, ""))
     return MessageView(
         uuid=str(message.uuid),
         role=message.role,
@@ -87,7 +111,14 @@ def view_of_message(message: Message) -> MessageView:
         completion_tokens=message.completion_tokens,
         duration_ms=message.duration_ms,
         time_to_first_token_ms=message.time_to_first_token_ms,
+        cost=cost,
+        currency=currency,
     )
+
+
+def views_of_messages(messages: list[Message]) -> list[MessageView]:
+    costs = usage.cost_by_message([m.id for m in messages if m.role == Role.ASSISTANT])
+    return [view_of_message(m, costs=costs) for m in messages]
 
 
 def view_of_live(state: LiveReply | ReplyState) -> MessageView:
@@ -109,7 +140,7 @@ def render_message_html(message: Message) -> str:
 
 
 def render_messages_appended(messages: list[Message]) -> str:
-    inner = "".join(render_message_html(m) for m in messages)
+    inner = "".join(render_message(view) for view in views_of_messages(messages))
     return f'<div hx-swap-oob="beforeend:#messages">{inner}</div>'
 
 

@@ -2,7 +2,7 @@
 
 import os
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from uuid import UUID
 
@@ -17,11 +17,9 @@ from conversations.models import (
     Conversation,
     ConversationSummary,
     Message,
-    MessageStatus,
     Provider,
     Role,
 )
-from conversations.tokens import estimate_message_tokens
 
 # How many messages one backward step through a thread loads; a thread is walked newest
 # first and only as far as the caller needs, so a 10,000-message history costs no more than
@@ -110,8 +108,10 @@ def thread_leaf(conversation: Conversation) -> Message | None:
     return Message.objects.filter(conversation=conversation).order_by("-id").first()
 
 
-def _thread_backwards(conversation: Conversation, leaf_id: int) -> Iterator[Message]:
-    """Messages on the path from `leaf_id` up to the root, newest first, loaded in batches."""
+def thread_backwards(conversation: Conversation, leaf_id: int) -> Iterator[Message]:
+    """Messages on the path from `leaf_id` up to the root, newest first, loaded in batches.
+
+    Callers stop iterating as soon as they have what they need."""
     wanted: int | None = leaf_id
     upper = leaf_id
     while wanted is not None:
@@ -141,7 +141,7 @@ def thread_messages(
         return []
     start = leaf.id if before_id is None else before_id
     result = []
-    for message in _thread_backwards(conversation, start):
+    for message in thread_backwards(conversation, start):
         if before_id is not None and message.id == before_id:
             continue
         result.append(message)
@@ -184,89 +184,12 @@ def thread_messages_after(conversation: Conversation, last_uuid: str | None) -> 
         return thread_messages(conversation, limit=PAGE_SIZE)
     newer = []
     leaf = thread_leaf(conversation)
-    for message in _thread_backwards(conversation, leaf.id):
+    for message in thread_backwards(conversation, leaf.id):
         newer.append(message)
         if message.id <= last.id:
             break
     newer.reverse()
     return newer
-
-
-# --- Context for a request -------------------------------------------------------------
-
-# Replies whose text the model may see again: finished, or stopped with text kept.
-_REUSABLE_REPLY_STATUSES = {
-    MessageStatus.COMPLETE,
-    MessageStatus.TRUNCATED,
-    MessageStatus.CANCELLED,
-    MessageStatus.INTERRUPTED,
-}
-# Room for what token estimates get wrong.
-CONTEXT_SAFETY_MARGIN = 0.9
-
-
-@dataclass
-class ReplyContext:
-    messages: list[dict] = field(default_factory=list)
-    estimated_tokens: int = 0
-    dropped_turns: int = 0
-    budget: int = 0
-
-    def meta(self) -> dict:
-        return {
-            "messages": len(self.messages),
-            "estimated_tokens": self.estimated_tokens,
-            "dropped_turns": self.dropped_turns,
-            "budget": self.budget,
-        }
-
-
-def reply_max_output(conversation: Conversation) -> int:
-    chat_model = conversation.chat_model
-    ceiling = chat_model.max_output if chat_model else 4096
-    return min(conversation.max_tokens or ceiling, ceiling)
-
-
-def context_budget(conversation: Conversation) -> int:
-    chat_model = conversation.chat_model
-    window = chat_model.context_window if chat_model else 8192
-    return max(int((window - reply_max_output(conversation)) * CONTEXT_SAFETY_MARGIN), 256)
-
-
-def _sendable(message: Message) -> bool:
-    if message.role == Role.USER:
-        return True
-    return message.status in _REUSABLE_REPLY_STATUSES and bool(message.content)
-
-
-def context_for_reply(reply: Message) -> ReplyContext:
-    """System prompt, then the newest turns that fit the window, oldest first.
-
-    Reasoning is never sent back. Turns that do not fit are dropped oldest first and counted.
-    """
-    conversation = reply.conversation
-    budget = context_budget(conversation)
-    context = ReplyContext(budget=budget)
-    system = conversation.system_prompt.strip()
-    used = estimate_message_tokens(Role.SYSTEM, system) if system else 0
-    turns: list[dict] = []
-    for message in _thread_backwards(conversation, reply.parent_id or reply.id):
-        if message.id == reply.id or not _sendable(message):
-            continue
-        cost = estimate_message_tokens(message.role, message.content)
-        if used + cost > budget and turns:
-            context.dropped_turns = _count_older(conversation, message.id)
-            break
-        turns.append({"role": message.role, "content": message.content})
-        used += cost
-    turns.reverse()
-    context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + turns
-    context.estimated_tokens = used
-    return context
-
-
-def _count_older(conversation: Conversation, from_id: int) -> int:
-    return sum(1 for m in _thread_backwards(conversation, from_id) if _sendable(m))
 
 
 # --- Export and the REST API -----------------------------------------------------------

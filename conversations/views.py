@@ -10,10 +10,12 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import presenters, selectors, services
+from conversations import presenters, selectors, services, usage
+from conversations.context import summary_for_page, summary_latest
 from conversations.errors import ChatError
 from conversations.forms import ConversationSettingsForm, NewConversationForm, SignupForm
 from conversations.models import Conversation
+from conversations.rendering import render_markdown
 
 
 def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
@@ -27,6 +29,8 @@ def _app_context(request: HttpRequest, **extra) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(request.user),
         "chat_models": selectors.chat_models_available(),
+        # Shown near the composer from 80% of the month's budget.
+        "budget": usage.budget_status(request.user),
         **extra,
     }
 
@@ -43,13 +47,39 @@ def home(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
     conversation = _conversation_or_404(request, uuid)
     thread = selectors.thread_messages(conversation, limit=selectors.PAGE_SIZE)
+    placement = summary_for_page(conversation, thread)
     context = _app_context(
         request,
         conversation=conversation,
-        thread=[presenters.view_of_message(m) for m in thread],
+        thread=presenters.views_of_messages(thread),
         dropped_turns=selectors.dropped_turns_of_latest_reply(thread),
+        **_divider_context(placement.summary),
+        divider_after=placement.after_uuid,
+        divider_at_top=placement.summary is not None and placement.after_uuid is None,
     )
     return render(request, "conversations/chat.html", context)
+
+
+def _divider_context(summary) -> dict:
+    html = render_markdown(summary.text) if summary else ""
+    return {"summary": summary, "summary_html": html}
+
+
+@require_POST
+@login_required
+def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
+    conversation = _conversation_or_404(request, uuid)
+    summary = summary_latest(conversation)
+    if summary is None or str(summary.pk) != request.POST.get("summary"):
+        return HttpResponse("That summary is no longer the newest; reload the page.", status=409)
+    services.summary_regenerate(summary=summary)
+    if request.htmx:
+        return render(
+            request,
+            "conversations/_summary_divider.html",
+            {"conversation": conversation, "regenerating": True},
+        )
+    return redirect("conversation", uuid=conversation.uuid)
 
 
 @require_POST
@@ -126,3 +156,23 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
+
+
+def _month_param(value: str):
+    """`2026-03` to that month's start; None for anything else (this month is shown)."""
+    try:
+        year, month = (int(part) for part in value.split("-"))
+        return usage.month_of(year, month)
+    except ValueError:
+        return None
+
+
+@require_GET
+@login_required
+def usage_page(request: HttpRequest) -> HttpResponse:
+    """This month's (or ?month=YYYY-MM's) usage by model and by day, and the budget."""
+    month = usage.usage_month_for_user(request.user, _month_param(request.GET.get("month", "")))
+    context = _app_context(
+        request, month=month, chart_height=usage.CHART_HEIGHT, bar_width=usage.CHART_BAR_WIDTH
+    )
+    return render(request, "conversations/usage.html", context)

@@ -172,3 +172,62 @@ def api_client(api_token):
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_token.secret}")
     return client
+
+
+# --- Celery ----------------------------------------------------------------------------
+
+# Small enough that a test conversation needs several summaries; passed to the worker too,
+# which must plan summaries with the same numbers as this process.
+SUMMARY_TEST_SETTINGS = {
+    "SUMMARY_TRIGGER_RATIO": "0.5",
+    "SUMMARY_TRIGGER_TURNS": "200",
+    "SUMMARY_MAX_TOKENS": "300",
+}
+
+
+@pytest.fixture
+def summary_settings(settings):
+    for name, value in SUMMARY_TEST_SETTINGS.items():
+        setattr(settings, name, type(getattr(settings, name))(value))
+    return settings
+
+
+@pytest.fixture
+def celery_broker(settings):
+    """Tasks from this process go to a real Redis broker (its own database)."""
+    from chatsite.celery import app
+    from tests.celery_worker import flush_broker
+
+    url = os.environ.get("TEST_CELERY_BROKER_URL", "redis://127.0.0.1:6379/12")
+    flush_broker(url)
+    previous = app.conf.broker_url
+    settings.CELERY_BROKER_URL = url
+    app.conf.broker_url = url
+    yield url
+    # The producer pool keeps its connections to this broker for the next test using it.
+    app.conf.broker_url = previous
+
+
+@pytest.fixture
+def celery_worker_factory(celery_broker, fake_provider_server, transactional_db):
+    """Start real workers (`-P threads -c 2`) on the test database; stopped afterwards."""
+    from django.db import connection
+
+    from tests.celery_worker import CeleryWorker
+
+    workers = []
+
+    def start(**env):
+        worker = CeleryWorker(
+            settings_dict=connection.settings_dict,
+            broker_url=celery_broker,
+            provider_url=fake_provider_server.base_url,
+            **SUMMARY_TEST_SETTINGS,
+            **env,
+        ).start()
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -8,10 +8,14 @@ from django.contrib.auth import get_user_model
 from conversations.models import (
     ChatModel,
     Conversation,
+    ConversationSummary,
     Message,
     MessageStatus,
     Provider,
     Role,
+    UsageBudget,
+    UsageKind,
+    UsageRecord,
 )
 
 
@@ -96,3 +100,42 @@ class ApiTokenFactory(factory.django.DjangoModelFactory):
         created = api_token_create(user=user, name=name)
         created.token.secret = created.secret
         return created.token
+
+
+class UsageRecordFactory(factory.django.DjangoModelFactory):
+    """A ledger row as the services write it (price snapshot of the default fake model)."""
+
+    class Meta:
+        model = UsageRecord
+
+    user = factory.SubFactory(UserFactory)
+    provider_slug = "local"
+    model_name = "fake-model"
+    kind = UsageKind.CHAT
+    prompt_tokens = 1000
+    completion_tokens = 500
+    input_price = Decimal("2")
+    cached_input_price = Decimal("0.5")
+    output_price = Decimal("8")
+    cost = Decimal("0.006")
+    currency = "USD"
+
+
+class UsageBudgetFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = UsageBudget
+
+    user = None
+    token_limit = 10_000
+    currency = "USD"
+
+
+class ConversationSummaryFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ConversationSummary
+
+    conversation = factory.SubFactory(ConversationFactory)
+    covers_through = factory.LazyAttribute(lambda o: MessageFactory(conversation=o.conversation))
+    text = "What was said so far."
+    token_count = 12
+    model_name = "fake-model"

@@ -234,6 +234,9 @@ class FakeProvider:
         self.host = host
         self.port = port
         self.default_reply = Reply()
+        # Optional: decides the reply from the request body when the queue is empty (lets a
+        # test answer summary calls and chat calls differently).
+        self.responder: Callable[[dict], Reply] | None = None
         self.models: list[str] = list(DEFAULT_MODELS)
         self._cond = threading.Condition(threading.RLock())
         self._queue: deque[Reply] = deque()
@@ -346,6 +349,7 @@ class FakeProvider:
             self._requests = []
             self._streams = []
             self.default_reply = Reply()
+            self.responder = None
             self.models = list(DEFAULT_MODELS)
             self._generation += 1
             self._cond.notify_all()
@@ -437,9 +441,14 @@ class FakeProvider:
             self._cond.notify_all()
         return recorded
 
-    def _next_reply(self) -> Reply:
+    def _next_reply(self, body: Any) -> Reply:
         with self._cond:
-            return self._queue.popleft() if self._queue else self.default_reply
+            if self._queue:
+                return self._queue.popleft()
+            responder = self.responder
+        if responder is not None and isinstance(body, dict):
+            return responder(body)
+        return self.default_reply
 
     async def _handle_models(self, request: web.Request) -> web.StreamResponse:
         recorded = await self._record(request)
@@ -468,8 +477,8 @@ class FakeProvider:
         recorded = await self._record(request)
         if recorded.api_key == BAD_API_KEY:
             return _error_response(401)
-        reply = self._next_reply()
         body = recorded.json
+        reply = self._next_reply(body)
         if not isinstance(body, dict):
             return _error_response(400, "We could not parse the JSON body of your request.")
         if reply.reject_stream_options and "stream_options" in body:

@@ -279,3 +279,44 @@ def test_tab_on_another_server_process_streams_and_stops_the_reply(
     reply = Message.objects.filter(role=Role.ASSISTANT).get()
     assert reply.status == MessageStatus.CANCELLED
     assert reply_text(first).strip() == reply_text(second).strip() == reply.content.strip()
+
+
+def test_summary_divider_shows_expands_and_regenerates(
+    login, alice, fake_provider, live_server_url
+):
+    from conversations.models import ConversationSummary
+    from tests.factories import thread
+
+    conversation = ConversationFactory(owner=alice, chat_model=ChatModelFactory())
+    messages = thread(conversation, *[f"message number {i}" for i in range(80)])
+    ConversationSummary.objects.create(
+        conversation=conversation,
+        text="The user counted **to forty**.",
+        covers_through=messages[39],
+        token_count=8,
+        model_name="fake-model",
+    )
+    page = open_chat(login, alice, conversation, live_server_url)
+    divider = page.locator("#summary-divider")
+    expect(divider.locator("summary")).to_have_text("Earlier messages summarised — show")
+    # The divider sits right after the last summarised message.
+    before = page.locator("#summary-divider").evaluate(
+        "el => el.previousElementSibling.querySelector('.message-content').innerText"
+    )
+    assert before.strip() == "message number 39"
+    expect(divider.locator(".summary-text")).to_be_hidden()
+    divider.locator("summary").click()
+    expect(divider.locator(".summary-text strong")).to_have_text("to forty")
+    fake_provider.default_reply = Reply(content="A fresh summary of the first forty.")
+    divider.locator("button", has_text="Regenerate summary").click()
+    expect(page.locator("#summary-divider")).to_contain_text("Regenerating")
+    deadline = time.monotonic() + 15
+    while not ConversationSummary.objects.filter(text__startswith="A fresh").exists():
+        assert time.monotonic() < deadline, "the regenerated summary never arrived"
+        time.sleep(0.1)
+    page.reload()
+    page.locator("#summary-divider summary").click()
+    expect(page.locator("#summary-divider .summary-text")).to_have_text(
+        "A fresh summary of the first forty."
+    )
+    save_screenshot(page, "chat-summary-divider")

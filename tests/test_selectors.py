@@ -3,6 +3,7 @@
 import pytest
 
 from conversations import selectors
+from conversations.context import context_budget, context_for_reply
 from conversations.models import Conversation, MessageStatus, Role
 from tests.factories import ConversationFactory, MessageFactory, thread
 
@@ -24,7 +25,7 @@ def test_context_is_system_prompt_then_turns_in_order(conversation):
         status=MessageStatus.PENDING,
         parent=messages[-1],
     )
-    context = selectors.context_for_reply(reply)
+    context = context_for_reply(reply)
     assert context.messages == [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "q1"},
@@ -60,7 +61,7 @@ def test_context_never_carries_reasoning_or_failed_replies(conversation):
         status=MessageStatus.PENDING,
         parent=follow_up,
     )
-    context = selectors.context_for_reply(reply)
+    context = context_for_reply(reply)
     assert [m["content"] for m in context.messages] == ["q1", "a1", "q2"]
     assert "secret" not in str(context.messages)
 
@@ -81,7 +82,7 @@ def test_context_follows_the_branch_not_siblings(conversation):
         status=MessageStatus.PENDING,
         parent=question,
     )
-    contents = [m["content"] for m in selectors.context_for_reply(reply).messages]
+    contents = [m["content"] for m in context_for_reply(reply).messages]
     assert contents == ["q1", "new answer", "q2"]
 
 
@@ -99,10 +100,10 @@ def test_oldest_turns_are_dropped_to_fit_the_window_and_counted(user, chat_model
         status=MessageStatus.PENDING,
         parent=messages[-1],
     )
-    context = selectors.context_for_reply(reply)
+    context = context_for_reply(reply)
     assert context.messages[0] == {"role": "system", "content": "Sys"}
     assert context.messages[-1]["content"] == "last question"
-    assert context.estimated_tokens <= selectors.context_budget(conversation)
+    assert context.estimated_tokens <= context_budget(conversation)
     assert context.dropped_turns > 0
     assert len(context.messages) - 1 + context.dropped_turns == 21
     kept = [m["content"] for m in context.messages[1:]]

@@ -4,15 +4,14 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('conversations', '0001_initial'),
+        ("conversations", "0001_initial"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='chatmodel',
-            name='token_ratio',
+            model_name="chatmodel",
+            name="token_ratio",
             field=models.FloatField(default=1.0),
         ),
     ]

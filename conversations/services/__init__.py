@@ -10,7 +10,11 @@ from conversations.services.catalogue import (
     provider_remember_stream_usage,
 )
 from conversations.services.conversations import conversation_create, conversation_update_settings
-from conversations.services.ledger import usage_cost, usage_record_create
+from conversations.services.ledger import (
+    usage_cost,
+    usage_record_create,
+    usage_records_for_retries,
+)
 from conversations.services.replies import (
     ReplyOutcome,
     SentMessage,
@@ -23,6 +27,12 @@ from conversations.services.replies import (
     reply_save_partial,
     reply_start,
 )
+from conversations.services.summaries import (
+    chat_model_calibrate,
+    summary_create,
+    summary_regenerate,
+    summary_schedule_if_due,
+)
 from conversations.services.transfer import (
     ImportFailure,
     ImportRejected,
@@ -31,6 +41,10 @@ from conversations.services.transfer import (
 )
 
 __all__ = [
+    "chat_model_calibrate",
+    "summary_create",
+    "summary_regenerate",
+    "summary_schedule_if_due",
     "ImportFailure",
     "ImportRejected",
     "ImportResult",
@@ -52,5 +66,6 @@ __all__ = [
     "reply_start",
     "usage_cost",
     "usage_record_create",
+    "usage_records_for_retries",
     "user_signup",
 ]

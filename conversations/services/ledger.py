@@ -3,12 +3,31 @@
 from decimal import Decimal
 from typing import TYPE_CHECKING
 
-from conversations.models import ChatModel, Conversation, Message, UsageRecord
+from conversations.models import (
+    ChatModel,
+    Conversation,
+    Currency,
+    Message,
+    MessageStatus,
+    UsageRecord,
+)
 
 if TYPE_CHECKING:
     from conversations.services.replies import ReplyOutcome
 
 MILLION = Decimal(1_000_000)
+# Errors raised before any stream began: the provider answered with an error status (or
+# was never reached), processed nothing and bills nothing, so no tokens are estimated.
+REFUSED_ERROR_CODES = frozenset(
+    {
+        "auth_failed",
+        "rate_limited",
+        "provider_unavailable",
+        "context_too_long",
+        "rejected",
+        "stream_options_unsupported",
+    }
+)
 
 
 def usage_cost(
@@ -26,6 +45,32 @@ def usage_cost(
     return (total / MILLION).quantize(Decimal("0.00000001"))
 
 
+def _refused(outcome: "ReplyOutcome") -> bool:
+    return (
+        outcome.status == MessageStatus.FAILED
+        and not outcome.usage_reported
+        and outcome.error_code in REFUSED_ERROR_CODES
+        and not outcome.content
+        and not outcome.reasoning
+    )
+
+
+def _priced(chat_model: ChatModel | None, **fields) -> UsageRecord:
+    """An unsaved record with the catalogue's prices and currency as they are now."""
+    provider = chat_model.provider if chat_model else None
+    prompt, cached = fields.get("prompt_tokens", 0), fields.get("cached_tokens", 0)
+    completion = fields.get("completion_tokens", 0)
+    return UsageRecord(
+        provider_slug=provider.slug if provider else "",
+        input_price=chat_model.input_price if chat_model else 0,
+        cached_input_price=chat_model.cached_input_price if chat_model else 0,
+        output_price=chat_model.output_price if chat_model else 0,
+        cost=usage_cost(prompt=prompt, cached=cached, completion=completion, chat_model=chat_model),
+        currency=provider.currency if provider else Currency.USD,
+        **fields,
+    )
+
+
 def usage_record_create(
     *,
     user_id: int,
@@ -36,25 +81,51 @@ def usage_record_create(
     kind: str,
     outcome: "ReplyOutcome",
 ) -> UsageRecord:
-    prompt = outcome.prompt_tokens or 0
-    cached = outcome.cached_tokens or 0
-    completion = outcome.completion_tokens or 0
-    provider = chat_model.provider if chat_model else None
-    return UsageRecord.objects.create(
+    """The record of the call that produced (or failed to produce) `outcome`.
+
+    Tokens are what the provider reported; when it reported none they are our estimate and
+    the record says so, except for a request the provider refused outright (zero tokens).
+    """
+    refused = _refused(outcome)
+    record = _priced(
+        chat_model,
         user_id=user_id,
         conversation=conversation,
         message=message,
-        provider_slug=provider.slug if provider else "",
         model_name=model_name,
         kind=kind,
-        prompt_tokens=prompt,
-        completion_tokens=completion,
-        reasoning_tokens=outcome.reasoning_tokens or 0,
-        cached_tokens=cached,
-        reported=outcome.usage_reported,
-        input_price=chat_model.input_price if chat_model else 0,
-        cached_input_price=chat_model.cached_input_price if chat_model else 0,
-        output_price=chat_model.output_price if chat_model else 0,
-        cost=usage_cost(prompt=prompt, cached=cached, completion=completion, chat_model=chat_model),
-        currency=provider.currency if provider else "USD",
+        prompt_tokens=0 if refused else outcome.prompt_tokens or 0,
+        completion_tokens=0 if refused else outcome.completion_tokens or 0,
+        reasoning_tokens=0 if refused else outcome.reasoning_tokens or 0,
+        cached_tokens=0 if refused else outcome.cached_tokens or 0,
+        reported=refused or outcome.usage_reported,
     )
+    record.save()
+    return record
+
+
+def usage_records_for_retries(
+    *,
+    count: int,
+    user_id: int,
+    conversation: Conversation | None,
+    message: Message | None,
+    chat_model: ChatModel | None,
+    model_name: str,
+    kind: str,
+) -> list[UsageRecord]:
+    """One zero-token record per attempt that failed and was sent again (a 429 or 5xx the
+    SDK retried, a stream option the endpoint rejected): calls that were made, billed nothing."""
+    records = [
+        _priced(
+            chat_model,
+            user_id=user_id,
+            conversation=conversation,
+            message=message,
+            model_name=model_name,
+            kind=kind,
+            retried=True,
+        )
+        for _ in range(max(count, 0))
+    ]
+    return UsageRecord.objects.bulk_create(records)

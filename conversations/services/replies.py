@@ -13,8 +13,8 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations import selectors
-from conversations.errors import ReplyInFlight, ValidationFailed
+from conversations import selectors, usage
+from conversations.errors import BudgetExceeded, ReplyInFlight, ValidationFailed
 from conversations.models import (
     IN_FLIGHT,
     Conversation,
@@ -23,7 +23,7 @@ from conversations.models import (
     Role,
     UsageKind,
 )
-from conversations.services.ledger import usage_record_create
+from conversations.services.ledger import usage_record_create, usage_records_for_retries
 
 
 def _validated_content(content: str) -> str:
@@ -66,6 +66,16 @@ def _require_model(conversation: Conversation) -> None:
         raise ValidationFailed("Choose a model for this conversation first.")
 
 
+def _require_budget(conversation: Conversation) -> None:
+    """Refuse new upstream calls once the owner has used this month's budget."""
+    status = usage.budget_status(conversation.owner)
+    if status.is_over:
+        raise BudgetExceeded(
+            f"You have used this month's budget ({status.summary}), so the message was not "
+            "sent. Ask an administrator to raise your limit."
+        )
+
+
 def _provisional_title(text: str) -> str:
     first_line = text.strip().splitlines()[0] if text.strip() else ""
     return first_line if len(first_line) <= 60 else first_line[:59].rstrip() + "…"
@@ -99,6 +109,7 @@ def message_send(
     _require_model(conversation)
     if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
         return SentMessage(earlier, _reply_for(earlier), created=False)
+    _require_budget(conversation)
     try:
         with transaction.atomic():
             user_message = Message.objects.create(
@@ -124,6 +135,7 @@ def reply_retry(*, reply: Message) -> Message:
         raise ValidationFailed("Only a finished reply can be retried.")
     conversation = reply.conversation
     _require_model(conversation)
+    _require_budget(conversation)
     try:
         with transaction.atomic():
             new_reply = _new_reply(conversation=conversation, parent=reply.parent)
@@ -167,6 +179,8 @@ class ReplyOutcome:
     usage_reported: bool = True
     # False when no request reached the provider (nothing to put in the ledger).
     called_upstream: bool = True
+    # HTTP requests made for this reply; all but the last failed and were sent again.
+    upstream_attempts: int = 1
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
 
@@ -196,15 +210,16 @@ def reply_finish(*, reply_id: int, outcome: ReplyOutcome) -> bool:
         reply = Message.objects.select_related("conversation", "chat_model__provider").get(
             pk=reply_id
         )
-        usage_record_create(
-            user_id=reply.conversation.owner_id,
-            conversation=reply.conversation,
-            message=reply,
-            chat_model=reply.chat_model,
-            model_name=reply.model_name,
-            kind=UsageKind.CHAT,
-            outcome=outcome,
-        )
+        call = {
+            "user_id": reply.conversation.owner_id,
+            "conversation": reply.conversation,
+            "message": reply,
+            "chat_model": reply.chat_model,
+            "model_name": reply.model_name,
+            "kind": UsageKind.CHAT,
+        }
+        usage_records_for_retries(count=outcome.upstream_attempts - 1, **call)
+        usage_record_create(outcome=outcome, **call)
     return True
 
 

@@ -1,0 +1,294 @@
+"""Reads that decide what a request carries: the context window, summaries and their plan.
+
+A request is: the system prompt (with the latest summary on the thread, framed as a summary
+of the earlier conversation), then every sendable message after the summary's last covered
+message, verbatim and once each, as far as the budget allows. When turns do not fit (a
+summary is late or failed) the oldest are dropped and counted: the window never overflows.
+The thread is walked newest first and only as far as needed, so the cost follows the size of
+the context, not of the history.
+"""
+
+from dataclasses import dataclass, field
+
+from django.conf import settings
+
+from conversations.models import (
+    IN_FLIGHT,
+    ChatModel,
+    Conversation,
+    ConversationSummary,
+    Message,
+    MessageStatus,
+    Role,
+)
+from conversations.selectors import thread_backwards
+from conversations.tokens import PER_MESSAGE_OVERHEAD, estimate_message_tokens
+
+# Replies whose text the model may see again: finished, or stopped with text kept.
+REUSABLE_REPLY_STATUSES = {
+    MessageStatus.COMPLETE,
+    MessageStatus.TRUNCATED,
+    MessageStatus.CANCELLED,
+    MessageStatus.INTERRUPTED,
+}
+# Room for what token estimates get wrong.
+CONTEXT_SAFETY_MARGIN = 0.9
+SUMMARY_HEADING = "Summary of the earlier conversation (the messages below continue from it):"
+
+
+def reply_max_output(conversation: Conversation) -> int:
+    chat_model = conversation.chat_model
+    ceiling = chat_model.max_output if chat_model else 4096
+    return min(conversation.max_tokens or ceiling, ceiling)
+
+
+def context_budget(conversation: Conversation) -> int:
+    """Prompt tokens a request may use: the window less the reply's room, with a margin."""
+    chat_model = conversation.chat_model
+    window = chat_model.context_window if chat_model else 8192
+    return max(int((window - reply_max_output(conversation)) * CONTEXT_SAFETY_MARGIN), 256)
+
+
+def sendable(message: Message) -> bool:
+    if message.role == Role.USER:
+        return True
+    return message.status in REUSABLE_REPLY_STATUSES and bool(message.content)
+
+
+def _ratio(conversation: Conversation) -> float:
+    return conversation.chat_model.token_ratio if conversation.chat_model else 1.0
+
+
+def message_tokens(message: Message, ratio: float = 1.0) -> int:
+    return int(estimate_message_tokens(message.role, message.content) * ratio) + 1
+
+
+def summary_boundaries(conversation: Conversation) -> dict[int, int]:
+    """covers_through message id -> summary id, for every summary of the conversation."""
+    rows = ConversationSummary.objects.filter(conversation=conversation)
+    return dict(rows.values_list("covers_through_id", "id"))
+
+
+@dataclass
+class ReplyContext:
+    messages: list[dict] = field(default_factory=list)
+    estimated_tokens: int = 0
+    # The same estimate before calibration: what calibration compares with reported usage.
+    raw_estimated_tokens: int = 0
+    dropped_turns: int = 0
+    budget: int = 0
+    summary: ConversationSummary | None = None
+    first_message_id: int | None = None
+    # Messages after the summary boundary (sent or dropped) and the tokens of those sent.
+    uncovered_turns: int = 0
+    uncovered_tokens: int = 0
+
+    def meta(self) -> dict:
+        """What the reply records about its request (shown in admin)."""
+        return {
+            "messages": len(self.messages),
+            "estimated_tokens": self.estimated_tokens,
+            "raw_estimated_tokens": self.raw_estimated_tokens,
+            "dropped_turns": self.dropped_turns,
+            "budget": self.budget,
+            "summary_id": self.summary.pk if self.summary else None,
+            "summary_through_id": self.summary.covers_through_id if self.summary else None,
+            "first_message_id": self.first_message_id,
+            "uncovered_turns": self.uncovered_turns,
+            "uncovered_tokens": self.uncovered_tokens,
+        }
+
+
+def _system_message(conversation: Conversation, summary: ConversationSummary | None) -> str:
+    parts = [conversation.system_prompt.strip()]
+    if summary is not None:
+        parts.append(f"{SUMMARY_HEADING}\n{summary.text}")
+    return "\n\n".join(p for p in parts if p)
+
+
+def context_for_reply(reply: Message) -> ReplyContext:
+    conversation = reply.conversation
+    ratio = _ratio(conversation)
+    context = ReplyContext(budget=context_budget(conversation))
+    boundaries = summary_boundaries(conversation)
+    # Keep room for a summary we may only find at the end of the walk.
+    reserve = settings.SUMMARY_MAX_TOKENS + PER_MESSAGE_OVERHEAD if boundaries else 0
+    base = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
+    used, turns, boundary_id = base, [], None
+    walk = thread_backwards(conversation, reply.parent_id or reply.id)
+    for message in walk:
+        if message.id in boundaries:
+            boundary_id = message.id
+            break
+        if message.id == reply.id or not sendable(message):
+            continue
+        cost = message_tokens(message, ratio)
+        if used + reserve + cost > context.budget and turns:
+            context.dropped_turns, boundary_id = _dropped(conversation, message, walk, boundaries)
+            break
+        turns.append(message)
+        used += cost
+    turns.reverse()
+    context.summary = (
+        ConversationSummary.objects.get(pk=boundaries[boundary_id]) if boundary_id else None
+    )
+    system = _system_message(conversation, context.summary)
+    context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + [
+        {"role": m.role, "content": m.content} for m in turns
+    ]
+    summary_tokens = message_tokens(Message(role=Role.SYSTEM, content=system), ratio) - base
+    context.estimated_tokens = used + max(summary_tokens, 0)
+    context.raw_estimated_tokens = int(context.estimated_tokens / ratio)
+    context.first_message_id = turns[0].id if turns else None
+    context.uncovered_turns = len(turns) + context.dropped_turns
+    context.uncovered_tokens = used - base
+    return context
+
+
+def _dropped(conversation, first_dropped: Message, walk, boundaries) -> tuple[int, int | None]:
+    """How many sendable turns did not fit, and the summary boundary below them if any."""
+    if not boundaries:
+        # No summary to find: count with one query instead of walking the whole history
+        # (exact for a linear thread; edits and retries on old branches count too).
+        older = Message.objects.filter(conversation=conversation, id__lte=first_dropped.id)
+        return older.filter(role=Role.USER).count() + older.filter(
+            role=Role.ASSISTANT, status__in=REUSABLE_REPLY_STATUSES
+        ).exclude(content="").count(), None
+    dropped = 1
+    for message in walk:
+        if message.id in boundaries:
+            return dropped, message.id
+        dropped += sendable(message)
+    return dropped, None
+
+
+# --- Summaries -------------------------------------------------------------------------
+
+
+@dataclass
+class SummaryPlacement:
+    summary: ConversationSummary | None = None
+    # The divider follows this shown message; None with a summary: above everything shown.
+    after_uuid: str | None = None
+
+
+def summary_for_page(conversation: Conversation, shown: list[Message]) -> SummaryPlacement:
+    """The newest summary on the thread shown, and where its divider goes."""
+    boundaries = summary_boundaries(conversation)
+    if not boundaries:
+        return SummaryPlacement()
+    for message in reversed(shown):
+        if message.id in boundaries:
+            summary = ConversationSummary.objects.get(pk=boundaries[message.id])
+            return SummaryPlacement(summary, str(message.uuid))
+    first_id = shown[0].id if shown else None
+    older = [through for through in boundaries if first_id is None or through < first_id]
+    if not older:
+        return SummaryPlacement()
+    return SummaryPlacement(ConversationSummary.objects.get(pk=boundaries[max(older)]))
+
+
+def summary_latest(conversation: Conversation) -> ConversationSummary | None:
+    return (
+        ConversationSummary.objects.filter(conversation=conversation)
+        .order_by("-covers_through_id")
+        .first()
+    )
+
+
+def summary_covering(conversation: Conversation, through_id: int) -> ConversationSummary | None:
+    return ConversationSummary.objects.filter(
+        conversation=conversation, covers_through_id=through_id
+    ).first()
+
+
+def summary_chat_model(conversation: Conversation) -> ChatModel:
+    """SUMMARY_MODEL ("provider/model") when it names a catalogue model, else the chat's own."""
+    slug, _, name = settings.SUMMARY_MODEL.partition("/")
+    if slug and name:
+        found = (
+            ChatModel.objects.filter(provider__slug=slug, name=name)
+            .select_related("provider")
+            .first()
+        )
+        if found is not None:
+            return found
+    return conversation.chat_model
+
+
+def summary_thresholds_passed(conversation: Conversation, *, tokens: int, turns: int) -> bool:
+    budget = context_budget(conversation)
+    return (
+        tokens >= settings.SUMMARY_TRIGGER_RATIO * budget or turns >= settings.SUMMARY_TRIGGER_TURNS
+    )
+
+
+def summary_due_after(reply: Message) -> bool:
+    """Judged from what the reply's own request carried: no extra queries on the hot path."""
+    meta = reply.context or {}
+    if not meta or reply.conversation.chat_model is None:
+        return False
+    if meta.get("dropped_turns"):
+        return True
+    reply_tokens = message_tokens(reply, _ratio(reply.conversation)) if sendable(reply) else 0
+    return summary_thresholds_passed(
+        reply.conversation,
+        tokens=int(meta.get("uncovered_tokens") or 0) + reply_tokens,
+        turns=int(meta.get("uncovered_turns") or 0) + 1,
+    )
+
+
+@dataclass
+class SummaryPlan:
+    previous: ConversationSummary | None
+    turns: list[Message]
+    through: Message
+
+
+def _uncovered(conversation, leaf_id) -> tuple[list[Message], ConversationSummary | None]:
+    boundaries = summary_boundaries(conversation)
+    uncovered, previous = [], None
+    for message in thread_backwards(conversation, leaf_id):
+        if message.id in boundaries:
+            previous = ConversationSummary.objects.get(pk=boundaries[message.id])
+            break
+        if sendable(message) and message.status not in IN_FLIGHT:
+            uncovered.append(message)
+    uncovered.reverse()
+    return uncovered, previous
+
+
+def summary_plan(
+    conversation: Conversation, *, leaf_id: int, through_id: int | None = None
+) -> SummaryPlan | None:
+    """Which turns the next summary condenses, or None when nothing is due.
+
+    The older share of the uncovered turns (by tokens), ending after an assistant message so
+    the verbatim part starts with the user, capped so the summary request fits its model.
+    """
+    uncovered, previous = _uncovered(conversation, leaf_id)
+    if through_id is not None:
+        turns = [m for m in uncovered if m.id <= through_id]
+        return SummaryPlan(previous, turns, turns[-1]) if turns else None
+    ratio = _ratio(conversation)
+    costs = [message_tokens(m, ratio) for m in uncovered]
+    if not summary_thresholds_passed(conversation, tokens=sum(costs), turns=len(uncovered)):
+        return None
+    cut = _cut(uncovered, costs, summary_chat_model(conversation), previous)
+    return SummaryPlan(previous, uncovered[: cut + 1], uncovered[cut]) if cut is not None else None
+
+
+def _cut(uncovered, costs, chat_model, previous) -> int | None:
+    target = sum(costs) * settings.SUMMARY_OLDER_SHARE
+    room = chat_model.context_window - settings.SUMMARY_MAX_TOKENS - 1000
+    room -= previous.token_count if previous else 0
+    total, cut = 0, None
+    for index, message in enumerate(uncovered[:-2]):  # the last exchange always stays verbatim
+        total += costs[index]
+        if total > room:
+            break
+        if message.role == Role.ASSISTANT:
+            cut = index
+            if total >= target:
+                break
+    return cut

@@ -1,0 +1,24 @@
+"""Celery tasks: load by id, call one service, own the retry policy."""
+
+from celery import shared_task
+
+from conversations import services
+from conversations.errors import ProviderError
+
+
+@shared_task(
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ProviderError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id: int | None = None):
+    """Condense the older uncovered turns of the thread ending at `leaf_id`."""
+    summary = services.summary_create(
+        conversation_id=conversation_id, leaf_id=leaf_id, through_id=through_id
+    )
+    return summary.pk if summary else None
