@@ -183,6 +183,9 @@ def test_failed_summaries_retry_with_backoff_and_chat_keeps_working(
     assert len(summary_calls) == 3, "two failures, then a retry that worked"
     assert summary.text == "Summary at last."
     assert list(Message.objects.values_list("id", "content", "status")) == before
+    records = UsageRecord.objects.filter(kind="summary")
+    assert records.count() == 3, "each summary call is in the ledger, failed ones too"
+    assert records.filter(retried=True, prompt_tokens=0, completion_tokens=0).count() == 2
 
 
 def test_summary_request_treats_history_as_data(user, fake_provider, summary_settings):

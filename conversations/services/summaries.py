@@ -17,7 +17,7 @@ from django.db import IntegrityError, connection, transaction
 from conversations import context, jobs, llm, selectors
 from conversations.errors import ProviderError, ValidationFailed
 from conversations.models import ChatModel, Conversation, ConversationSummary, Message, UsageKind
-from conversations.services.ledger import usage_record_create
+from conversations.services.ledger import usage_record_create, usage_records_for_retries
 from conversations.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -94,6 +94,19 @@ def _record_usage(
     )
 
 
+def _record_failed_attempts(conversation, chat_model: ChatModel, count: int) -> None:
+    if count > 0:
+        usage_records_for_retries(
+            count=count,
+            user_id=conversation.owner_id,
+            conversation=conversation,
+            message=None,
+            chat_model=chat_model,
+            model_name=chat_model.name,
+            kind=UsageKind.SUMMARY,
+        )
+
+
 def summary_create(
     *, conversation_id: int, leaf_id: int, through_id: int | None = None
 ) -> ConversationSummary | None:
@@ -119,7 +132,14 @@ def summary_create(
             return None  # another worker is summarising this very range right now
         chat_model = context.summary_chat_model(conversation)
         messages = summary_request_messages(plan.previous, plan.turns)
-        done = asyncio.run(llm.complete_chat(_request_for(chat_model, messages)))
+        request = _request_for(chat_model, messages)
+        # Every HTTP request is a ledger record; the failed ones are billed nothing.
+        try:
+            done = asyncio.run(llm.complete_chat(request))
+        except ProviderError:
+            _record_failed_attempts(conversation, chat_model, request.attempts)
+            raise
+        _record_failed_attempts(conversation, chat_model, request.attempts - 1)
         _record_usage(conversation, chat_model, messages, done)
         if not done.text.strip():
             raise ProviderError("The summary model returned an empty summary.")
