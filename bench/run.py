@@ -43,6 +43,11 @@ def configure_env(provider_port: int) -> None:
         CHANNELS_PREFIX="chatsite-bench",
         LOCAL_BASE_URL=f"http://127.0.0.1:{provider_port}/v1",
         LOCAL_API_KEY="",
+        # One bench user drives every stream: lift the per-user abuse limits, and keep
+        # titles (an extra upstream call per first exchange) out of the figures.
+        SEND_RATE_LIMIT_PER_MINUTE="1000000",
+        MAX_REPLIES_IN_FLIGHT="1000000",
+        TITLES_ENABLED="false",
     )
 
 

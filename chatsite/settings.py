@@ -83,6 +83,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
 ]
 
@@ -135,6 +136,19 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+
+# Rate-limit counters (sending, logins) must be shared by every web process: Redis when
+# there is one; a single process's memory otherwise.
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": env_str("CHANNELS_PREFIX", "chatsite"),
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Without a broker, jobs run in a thread of the web process after the transaction commits.
 CELERY_BROKER_URL = env_url("CELERY_BROKER_URL", schemes={"redis", "rediss", "amqp", "pyamqp"})
@@ -195,6 +209,21 @@ if not DEBUG:
         SECURE_PROXY_SSL_HEADER = (env_str("SECURE_PROXY_SSL_HEADER_NAME"), "https")
 SESSION_COOKIE_HTTPONLY = True
 X_FRAME_OPTIONS = "DENY"
+# No inline script or style anywhere (htmx is configured to match in base.html); sockets
+# connect to this same origin, which 'self' covers.
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'"],
+        "img-src": ["'self'", "data:"],
+        "connect-src": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "form-action": ["'self'"],
+        "object-src": ["'none'"],
+    }
+}
 
 # --- Providers -------------------------------------------------------------------------
 # Keys come from the environment only and never reach the database, a page or a log line.
@@ -227,6 +256,15 @@ STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0, minimum=0.1)
 STREAM_STALE_AFTER = env_float("STREAM_STALE_AFTER", 15.0, minimum=1.0)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 100_000, minimum=1)
 
+# --- Abuse limits ----------------------------------------------------------------------
+# Messages one user may send per minute, across all conversations.
+SEND_RATE_LIMIT_PER_MINUTE = env_int("SEND_RATE_LIMIT_PER_MINUTE", 20, minimum=1)
+# Replies one user may have pending or streaming at once, across all conversations.
+MAX_REPLIES_IN_FLIGHT = env_int("MAX_REPLIES_IN_FLIGHT", 3, minimum=1)
+# Failed logins per username and client address before the form refuses for the window.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60, minimum=1)
+
 # --- Rolling summaries -----------------------------------------------------------------
 # Summarise when the turns after the latest summary pass this share of the context budget...
 SUMMARY_TRIGGER_RATIO = env_float("SUMMARY_TRIGGER_RATIO", 0.7, minimum=0.05)
@@ -237,6 +275,8 @@ SUMMARY_OLDER_SHARE = env_float("SUMMARY_OLDER_SHARE", 0.5, minimum=0.1)
 # "<provider slug>/<model name>" of a cheaper model; empty: the conversation's own model.
 SUMMARY_MODEL = env_str("SUMMARY_MODEL")
 SUMMARY_MAX_TOKENS = env_int("SUMMARY_MAX_TOKENS", 1024, minimum=64)
+# After the first exchange a short title is generated (with the summary model).
+TITLES_ENABLED = env_bool("TITLES_ENABLED", True)
 
 LOGGING = {
     "version": 1,

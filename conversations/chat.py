@@ -19,16 +19,24 @@ async def _announce_and_start(conversation: Conversation, messages: list[Message
     await hub.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
     reply = messages[-1]
     generation.start_reply(
-        reply_id=reply.id, reply_uuid=str(reply.uuid), conversation_uuid=str(conversation.uuid)
+        reply_id=reply.id,
+        reply_uuid=str(reply.uuid),
+        conversation_uuid=str(conversation.uuid),
+        reply=reply,
     )
 
 
 async def send_message(
     *, conversation: Conversation, content: str, idempotency_key: str | None
 ) -> services.SentMessage:
-    sent = await database_sync_to_async(services.message_send)(
-        conversation=conversation, content=content, idempotency_key=idempotency_key
-    )
+    def _send() -> services.SentMessage:
+        # Fresh: a socket's copy is as old as the socket, and the settings may have changed.
+        current = selectors.conversation_fresh(conversation)
+        return services.message_send(
+            conversation=current, content=content, idempotency_key=idempotency_key
+        )
+
+    sent = await database_sync_to_async(_send)()
     if sent.created:
         await _announce_and_start(conversation, [sent.user_message, sent.reply])
     return sent
@@ -56,6 +64,7 @@ async def start_conversation(
 async def retry_reply(*, conversation: Conversation, reply_uuid: str) -> Message:
     def _retry() -> Message:
         reply = selectors.message_get_in_conversation(conversation, reply_uuid)
+        reply.conversation = selectors.conversation_fresh(conversation)
         return services.reply_retry(reply=reply)
 
     new_reply = await database_sync_to_async(_retry)()

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 from django.conf import settings
 
+from conversations import providers
 from conversations.models import (
     IN_FLIGHT,
     ChatModel,
@@ -82,6 +83,8 @@ class ReplyContext:
     # Messages after the summary boundary (sent or dropped) and the tokens of those sent.
     uncovered_turns: int = 0
     uncovered_tokens: int = 0
+    # The reply is asked for a JSON object (response_format json_object).
+    json_mode: bool = False
 
     def meta(self) -> dict:
         """What the reply records about its request (shown in admin)."""
@@ -96,6 +99,7 @@ class ReplyContext:
             "first_message_id": self.first_message_id,
             "uncovered_turns": self.uncovered_turns,
             "uncovered_tokens": self.uncovered_tokens,
+            "json_mode": self.json_mode,
         }
 
 
@@ -133,9 +137,13 @@ def context_for_reply(reply: Message) -> ReplyContext:
         ConversationSummary.objects.get(pk=boundaries[boundary_id]) if boundary_id else None
     )
     system = _system_message(conversation, context.summary)
+    # Only `content` is sent: a reply's reasoning stays in the database.
     context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + [
         {"role": m.role, "content": m.content} for m in turns
     ]
+    if reply.chat_model and providers.uses_json_mode(reply.chat_model, conversation):
+        context.json_mode = True
+        context.messages = providers.with_json_instruction(context.messages)
     summary_tokens = message_tokens(Message(role=Role.SYSTEM, content=system), ratio) - base
     context.estimated_tokens = used + max(summary_tokens, 0)
     context.raw_estimated_tokens = int(context.estimated_tokens / ratio)

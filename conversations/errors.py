@@ -86,3 +86,16 @@ class BudgetExceeded(ChatError):
         "You have used all of this month's budget, so the message was not sent. "
         "Ask an administrator to raise your limit."
     )
+
+
+class SendRateLimited(ChatError):
+    code = "send_rate_limited"
+    default_message = "You are sending messages too quickly. Wait a minute and send again."
+
+
+class TooManyReplies(ChatError):
+    code = "too_many_replies"
+    default_message = (
+        "You already have the most replies being written at once. "
+        "Wait for one to finish or stop one."
+    )

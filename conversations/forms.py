@@ -2,6 +2,8 @@ from django import forms
 from django.contrib.auth import get_user_model
 from django.contrib.auth.forms import UserCreationForm
 
+from conversations.services import GenerationSettings
+
 
 class SignupForm(UserCreationForm):
     class Meta(UserCreationForm.Meta):
@@ -11,6 +13,37 @@ class SignupForm(UserCreationForm):
 
 class ConversationSettingsForm(forms.Form):
     model = forms.IntegerField()
+    system_prompt = forms.CharField(required=False, max_length=20_000)
+    # A saved persona whose prompt replaces the one typed.
+    persona = forms.IntegerField(required=False)
+    # Sent by the full settings form: without it the parameters below are left as they are.
+    parameters = forms.BooleanField(required=False)
+    temperature = forms.FloatField(required=False)
+    top_p = forms.FloatField(required=False)
+    max_tokens = forms.IntegerField(required=False)
+    # One stop sequence per line; spaces are kept, they can matter.
+    stop = forms.CharField(required=False, max_length=2_000, strip=False)
+    thinking_enabled = forms.BooleanField(required=False)
+    thinking_budget = forms.IntegerField(required=False)
+    json_mode = forms.BooleanField(required=False)
+
+    def generation_settings(self) -> GenerationSettings | None:
+        data = self.cleaned_data
+        if not data["parameters"]:
+            return None
+        return GenerationSettings(
+            temperature=data["temperature"],
+            top_p=data["top_p"],
+            max_tokens=data["max_tokens"],
+            stop=[line.rstrip("\r") for line in data["stop"].split("\n") if line.strip()],
+            thinking_enabled=data["thinking_enabled"],
+            thinking_budget=data["thinking_budget"],
+            json_mode=data["json_mode"],
+        )
+
+
+class PersonaForm(forms.Form):
+    persona_name = forms.CharField(max_length=80)
     system_prompt = forms.CharField(required=False, max_length=20_000)
 
 

@@ -14,7 +14,7 @@ import time
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from conversations import llm, selectors, services
+from conversations import llm, providers, selectors, services
 from conversations.context import context_for_reply
 from conversations.errors import (
     ProviderConnectionLost,
@@ -40,8 +40,10 @@ def _db(fn):
 class ReplyRun:
     """One reply's generation: stream events in, fragments and saves out."""
 
-    def __init__(self, live: LiveReply) -> None:
+    def __init__(self, live: LiveReply, reply: Message | None = None) -> None:
         self.live = live
+        # The reply as the sender saved it, with its conversation and model: no reload.
+        self.reply = reply
         self.dirty = asyncio.Event()
         self.finished = False
         self.started_at = time.monotonic()
@@ -56,7 +58,7 @@ class ReplyRun:
     # --- the run -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        reply = await _db(_load_reply)(self.live.reply_id)
+        reply = self.reply or await _db(_load_reply)(self.live.reply_id)
         if reply is None:
             return
         try:
@@ -75,6 +77,7 @@ class ReplyRun:
         context = await _db(context_for_reply)(reply)
         if not await _db(services.reply_start)(reply_id=reply.id, context=context.meta()):
             return None  # another generator claimed it first
+        reply.context = context.meta()
         self.prompt_estimate = context.estimated_tokens
         self.raw_prompt_estimate = context.raw_estimated_tokens
         self.live.status = MessageStatus.STREAMING
@@ -170,6 +173,7 @@ class ReplyRun:
             error_text=str(error) if error else "",
             time_to_first_token_ms=ttft,
             duration_ms=elapsed_ms,
+            reasoning_ms=live.reasoning_ms,
         )
         if usage is not None:
             outcome.prompt_tokens = usage.prompt_tokens
@@ -181,12 +185,13 @@ class ReplyRun:
         return outcome
 
     async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
-        await _db(services.reply_finish)(reply_id=reply.id, outcome=outcome)
-        final = await _db(_load_reply)(reply.id)
-        self.live.status = final.status
-        self.live.final_html = await _db(render_message_html)(final)
+        # reply_finish also gives the in-memory reply its final fields: nothing to reload.
+        if not await _db(services.reply_finish)(reply_id=reply.id, outcome=outcome, reply=reply):
+            reply = await _db(_load_reply)(reply.id)  # someone else ended it: show theirs
+        self.live.status = reply.status
+        self.live.final_html = await _db(render_message_html)(reply)
         await hub.publish_reply(self.live)
-        await _db(_after_reply)(final, outcome, self.raw_prompt_estimate)
+        await _db(_after_reply)(reply, outcome, self.raw_prompt_estimate)
 
     # --- helpers running beside the stream ---------------------------------------------
 
@@ -216,14 +221,13 @@ class ReplyRun:
 
 
 def _after_reply(reply: Message, outcome: services.ReplyOutcome, raw_estimate: int) -> None:
-    """Work that follows a saved reply, off the stream: calibration and summaries."""
-    if outcome.usage_reported and outcome.prompt_tokens and reply.chat_model_id:
+    """Work that follows a saved reply, off the stream: calibration, summary and title."""
+    if outcome.usage_reported and outcome.prompt_tokens and reply.chat_model is not None:
         services.chat_model_calibrate(
-            chat_model_id=reply.chat_model_id,
-            estimated=raw_estimate,
-            reported=outcome.prompt_tokens,
+            chat_model=reply.chat_model, estimated=raw_estimate, reported=outcome.prompt_tokens
         )
     services.summary_schedule_if_due(reply=reply)
+    services.title_schedule_if_due(reply=reply)
 
 
 def _load_reply(reply_id: int) -> Message | None:
@@ -238,17 +242,19 @@ def _chat_request(
     reply: Message, credentials: selectors.Credentials, messages: list[dict]
 ) -> llm.ChatRequest:
     conversation, chat_model = reply.conversation, reply.chat_model
+    sampling = providers.sampling(chat_model, conversation)
     return llm.ChatRequest(
         base_url=credentials.base_url,
         api_key=credentials.api_key,
         model=chat_model.name,
         messages=messages,
         provider_slug=chat_model.provider.slug,
-        temperature=conversation.temperature,
-        top_p=conversation.top_p,
-        max_tokens=conversation.max_tokens,
-        stop=list(conversation.stop or []),
-        json_mode=conversation.json_mode and chat_model.supports_json,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        stop=sampling.stop,
+        json_mode=providers.uses_json_mode(chat_model, conversation),
+        body_fields=providers.request_fields(chat_model, conversation),
         include_usage=chat_model.provider.stream_usage_supported is not False,
     )
 
@@ -264,8 +270,13 @@ def _estimate_usage(outcome: services.ReplyOutcome, live: LiveReply, prompt_esti
 # --- the per-process runtime -----------------------------------------------------------
 
 
-def start_reply(*, reply_id: int, reply_uuid: str, conversation_uuid: str) -> LiveReply:
-    """Begin generating a pending reply in this process; returns at once."""
+def start_reply(
+    *, reply_id: int, reply_uuid: str, conversation_uuid: str, reply: Message | None = None
+) -> LiveReply:
+    """Begin generating a pending reply in this process; returns at once.
+
+    `reply`, when the caller has it, should carry its conversation and chat model (with
+    provider) loaded, which saves the generator a query."""
     from conversations import runtime  # runtime imports this module
 
     runtime.ensure_started()
@@ -276,13 +287,14 @@ def start_reply(*, reply_id: int, reply_uuid: str, conversation_uuid: str) -> Li
     hub.register(live)
     # A fresh context: a task started from an HTTP request must not inherit that request's
     # asgiref executor, which is gone once the response is sent.
-    live.task = asyncio.get_running_loop().create_task(_run(live), context=contextvars.Context())
+    run = _run(live, reply)
+    live.task = asyncio.get_running_loop().create_task(run, context=contextvars.Context())
     return live
 
 
-async def _run(live: LiveReply) -> None:
+async def _run(live: LiveReply, reply: Message | None) -> None:
     try:
-        await ReplyRun(live).run()
+        await ReplyRun(live, reply).run()
     except asyncio.CancelledError:
         pass
     except Exception:

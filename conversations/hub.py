@@ -9,6 +9,7 @@ Redis set per conversation (`chatsite:watch:<uuid>`), which generators re-read o
 import asyncio
 import logging
 import os
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -42,6 +43,9 @@ class LiveReply:
     task: asyncio.Task | None = None
     # Sockets in other processes watch this conversation (refreshed about once a second).
     remote_watchers: bool = False
+    # time.monotonic() of the first reasoning token and of the first answer token after it.
+    reasoning_started_at: float | None = None
+    reasoning_ended_at: float | None = None
 
     @property
     def content(self) -> str:
@@ -56,12 +60,24 @@ class LiveReply:
         return self.reasoning_parts[0] if self.reasoning_parts else ""
 
     def add_content(self, text: str) -> None:
+        if self.reasoning_started_at is not None and self.reasoning_ended_at is None:
+            self.reasoning_ended_at = time.monotonic()
         self.content_parts.append(text)
         self.content_length += len(text)
 
     def add_reasoning(self, text: str) -> None:
+        if self.reasoning_started_at is None:
+            self.reasoning_started_at = time.monotonic()
         self.reasoning_parts.append(text)
         self.reasoning_length += len(text)
+
+    @property
+    def reasoning_ms(self) -> int | None:
+        """How long the model thought; up to now if it never got to an answer."""
+        if self.reasoning_started_at is None:
+            return None
+        ended = self.reasoning_ended_at or time.monotonic()
+        return int((ended - self.reasoning_started_at) * 1000)
 
 
 @dataclass

@@ -19,6 +19,7 @@ import httpx2
 import openai
 from django.conf import settings
 
+from chatsite.logging import MASK, mask_secrets
 from conversations.errors import (
     ContextTooLong,
     ProviderAuthFailed,
@@ -71,9 +72,10 @@ class ChatRequest:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
-    thinking: bool = False
-    thinking_budget: int | None = None
     json_mode: bool = False
+    # Provider-specific body fields (thinking switch, max_completion_tokens), from
+    # conversations.providers; sent as they are.
+    body_fields: dict = field(default_factory=dict)
     include_usage: bool = True
     # HTTP requests sent for this request so far, the SDK's retries included; written by
     # stream_chat so the ledger can record every upstream call, failed attempts too.
@@ -111,7 +113,7 @@ def _request_options(request: ChatRequest) -> dict:
     options: dict = {
         "model": request.model,
         "messages": [],
-        "extra_body": {"messages": request.messages},
+        "extra_body": {**request.body_fields, "messages": request.messages},
         "stream": True,
     }
     if request.include_usage:
@@ -225,6 +227,10 @@ def _status_error(exc: openai.APIStatusError, request: ChatRequest) -> ProviderE
         return ContextTooLong()
     if request.include_usage and "stream_options" in lowered:
         return StreamOptionsUnsupported()
+    # Some providers echo the key in their error text; this text is saved and shown.
+    message = mask_secrets(message)
+    if len(request.api_key or "") >= 4:
+        message = message.replace(request.api_key, MASK)
     return ProviderRejected(f"The provider refused the request: {message[:300]}".strip())
 
 

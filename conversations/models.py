@@ -160,6 +160,8 @@ class Message(models.Model):
     cached_tokens = models.PositiveIntegerField(null=True, blank=True)
     time_to_first_token_ms = models.PositiveIntegerField(null=True, blank=True)
     duration_ms = models.PositiveIntegerField(null=True, blank=True)
+    # From the first reasoning token to the first answer token ("Thought for 12 s").
+    reasoning_ms = models.PositiveIntegerField(null=True, blank=True)
     # What the request carried: messages sent, turns dropped, estimated tokens.
     context = models.JSONField(default=dict, blank=True)
     # Client-supplied on user messages so a double press or a replay never makes two.
@@ -209,6 +211,27 @@ class Message(models.Model):
         if self.prompt_tokens is None and self.completion_tokens is None:
             return None
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class Persona(models.Model):
+    """A system prompt a user saved under a name to reuse in other conversations."""
+
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="personas"
+    )
+    name = models.CharField(max_length=80)
+    system_prompt = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["owner", "name"]
+        constraints = [
+            # Saving under an existing name replaces that preset (persona_save).
+            models.UniqueConstraint(fields=["owner", "name"], name="persona_unique_name"),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
 
 
 class ConversationSummary(models.Model):

@@ -14,7 +14,7 @@ from django.template.loader import render_to_string
 from conversations import usage
 from conversations.hub import LiveReply, ReplyState
 from conversations.models import Message, MessageStatus, Role
-from conversations.rendering import render_markdown
+from conversations.rendering import is_json, render_json, render_markdown
 
 FINAL_STATUSES = {
     MessageStatus.COMPLETE,
@@ -53,6 +53,9 @@ class MessageView:
     # What this reply's upstream calls cost, in `currency` (None: nothing recorded).
     cost: Decimal | None = None
     currency: str = ""
+    reasoning_ms: int | None = None
+    # The reply was asked for a JSON object: shown pretty-printed, or flagged when invalid.
+    json_mode: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -64,7 +67,17 @@ class MessageView:
 
     @property
     def content_html(self) -> str:
+        if self.json_mode:
+            return render_json(self.content)
         return render_markdown(self.content)
+
+    @property
+    def json_invalid(self) -> bool:
+        return self.json_mode and self.is_final and bool(self.content) and not is_json(self.content)
+
+    @property
+    def thought_seconds(self) -> str:
+        return f"{self.reasoning_ms / 1000:.0f}" if self.reasoning_ms is not None else ""
 
     @property
     def can_retry(self) -> bool:
@@ -113,6 +126,8 @@ def view_of_message(
         time_to_first_token_ms=message.time_to_first_token_ms,
         cost=cost,
         currency=currency,
+        reasoning_ms=message.reasoning_ms,
+        json_mode=bool((message.context or {}).get("json_mode")),
     )
 
 

@@ -6,6 +6,9 @@ image survives: model output can neither run code nor trigger an htmx request no
 browser fetch a URL.
 """
 
+import json
+from html import escape
+
 import nh3
 from markdown_it import MarkdownIt
 from pygments import highlight
@@ -47,3 +50,21 @@ def render_markdown(text: str) -> str:
         url_schemes={"http", "https", "mailto"},
         link_rel="noopener noreferrer nofollow",
     )
+
+
+def is_json(text: str) -> bool:
+    try:
+        json.loads(text)
+    except ValueError:
+        return False
+    return True
+
+
+def render_json(text: str) -> str:
+    """A JSON-mode reply: pretty-printed when it parses, else the raw text, escaped (the
+    template flags it as invalid: a broken reply is shown, never hidden)."""
+    try:
+        pretty = json.dumps(json.loads(text), indent=2, ensure_ascii=False)
+    except ValueError:
+        pretty = text
+    return f'<pre class="json-reply"><code class="language-json">{escape(pretty)}</code></pre>'

@@ -17,6 +17,7 @@ from conversations.models import (
     Conversation,
     ConversationSummary,
     Message,
+    Persona,
     Provider,
     Role,
 )
@@ -74,6 +75,20 @@ def chat_model_get_available(pk: int | str | None) -> ChatModel | None:
     return next((m for m in chat_models_available() if str(m.pk) == str(pk)), None)
 
 
+# --- Personas --------------------------------------------------------------------------
+
+
+def persona_list_for_user(user: AbstractBaseUser) -> list[Persona]:
+    return list(Persona.objects.filter(owner=user))
+
+
+def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Persona | None:
+    """One of the user's own personas; None for anyone else's or none at all."""
+    if not pk:
+        return None
+    return Persona.objects.filter(owner=user, pk=pk).first()
+
+
 # --- Conversations ---------------------------------------------------------------------
 
 
@@ -88,6 +103,11 @@ def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conve
     if not user.is_authenticated:
         raise Conversation.DoesNotExist
     return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
+
+
+def conversation_fresh(conversation: Conversation) -> Conversation:
+    """The conversation as the database has it now, with its model and provider."""
+    return Conversation.objects.select_related("chat_model__provider").get(pk=conversation.pk)
 
 
 # --- Messages and threads --------------------------------------------------------------

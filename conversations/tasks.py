@@ -22,3 +22,16 @@ def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id:
         conversation_id=conversation_id, leaf_id=leaf_id, through_id=through_id
     )
     return summary.pk if summary else None
+
+
+@shared_task(
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ProviderError,),
+    retry_backoff=2,
+    retry_jitter=True,
+    max_retries=3,
+)
+def title_conversation(conversation_id: int):
+    """Give a conversation a short generated title after its first exchange."""
+    return services.title_generate(conversation_id=conversation_id)

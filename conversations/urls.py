@@ -8,6 +8,7 @@ urlpatterns = [
     path("c/new/", views.conversation_new, name="conversation_new"),
     path("c/<uuid:uuid>/", views.conversation_detail, name="conversation"),
     path("c/<uuid:uuid>/settings/", views.conversation_settings, name="conversation_settings"),
+    path("c/<uuid:uuid>/personas/", views.persona_save, name="persona_save"),
     path("c/<uuid:uuid>/summary/regenerate/", views.summary_regenerate, name="summary_regenerate"),
     path("usage/", views.usage_page, name="usage"),
     path("accounts/login/", views.ChatLoginView.as_view(), name="login"),

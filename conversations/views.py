@@ -10,10 +10,15 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import presenters, selectors, services, usage
+from conversations import limits, presenters, selectors, services, usage
 from conversations.context import summary_for_page, summary_latest
 from conversations.errors import ChatError
-from conversations.forms import ConversationSettingsForm, NewConversationForm, SignupForm
+from conversations.forms import (
+    ConversationSettingsForm,
+    NewConversationForm,
+    PersonaForm,
+    SignupForm,
+)
 from conversations.models import Conversation
 from conversations.rendering import render_markdown
 
@@ -56,6 +61,7 @@ def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
         **_divider_context(placement.summary),
         divider_after=placement.after_uuid,
         divider_at_top=placement.summary is not None and placement.after_uuid is None,
+        personas=selectors.persona_list_for_user(request.user),
     )
     return render(request, "conversations/chat.html", context)
 
@@ -89,24 +95,61 @@ def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
     form = ConversationSettingsForm(request.POST)
     error = ""
     if form.is_valid():
+        # A persona picked from the list replaces the prompt typed in the box.
+        persona = selectors.persona_get_for_user(request.user, form.cleaned_data["persona"])
+        prompt = persona.system_prompt if persona else form.cleaned_data["system_prompt"]
         try:
             conversation = services.conversation_update_settings(
                 conversation=conversation,
                 chat_model=selectors.chat_model_get_available(form.cleaned_data["model"]),
+                system_prompt=prompt,
+                parameters=form.generation_settings(),
+            )
+        except ChatError as exc:
+            error = exc.message
+    else:
+        error = _form_error(form)
+    return _settings_response(request, conversation, error=error, saved=not error)
+
+
+@require_POST
+@login_required
+def persona_save(request: HttpRequest, uuid) -> HttpResponse:
+    """Save the settings form's system prompt as a named persona of the user."""
+    conversation = _conversation_or_404(request, uuid)
+    form = PersonaForm(request.POST)
+    error = ""
+    if form.is_valid():
+        try:
+            services.persona_save(
+                owner=request.user,
+                name=form.cleaned_data["persona_name"],
                 system_prompt=form.cleaned_data["system_prompt"],
             )
         except ChatError as exc:
             error = exc.message
     else:
-        error = "Check the settings: " + "; ".join(
-            f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()
-        )
-    context = _app_context(
-        request, conversation=conversation, settings_error=error, settings_saved=not error
+        error = _form_error(form)
+    return _settings_response(request, conversation, error=error, saved=not error)
+
+
+def _form_error(form) -> str:
+    return "Check the settings: " + "; ".join(
+        f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()
     )
-    if request.htmx:
-        return render(request, "conversations/_settings.html", context)
-    return redirect("conversation", uuid=conversation.uuid)
+
+
+def _settings_response(request, conversation, *, error: str, saved: bool) -> HttpResponse:
+    if not request.htmx:
+        return redirect("conversation", uuid=conversation.uuid)
+    context = _app_context(
+        request,
+        conversation=conversation,
+        personas=selectors.persona_list_for_user(request.user),
+        settings_error=error,
+        settings_saved=saved,
+    )
+    return render(request, "conversations/_settings.html", context)
 
 
 @require_POST
@@ -140,8 +183,30 @@ def conversation_url(conversation: Conversation) -> str:
 
 
 class ChatLoginView(LoginView):
+    """Django's login, refusing a username from one address after repeated failures."""
+
     def get_context_data(self, **kwargs):
         return super().get_context_data(signup_enabled=settings.SIGNUP_ENABLED, **kwargs)
+
+    def _attempt(self) -> tuple[str, str]:
+        return self.request.POST.get("username", ""), self.request.META.get("REMOTE_ADDR", "")
+
+    def post(self, request, *args, **kwargs):
+        if limits.login_locked(*self._attempt()):
+            # Checked before the form: a locked-out guess never reaches the password check.
+            minutes = max(1, settings.LOGIN_FAILURE_WINDOW // 60)
+            locked = f"Too many failed attempts to log in. Wait {minutes} minutes and try again."
+            context = self.get_context_data(form=self.get_form_class()(request))
+            return self.render_to_response({**context, "login_locked": locked}, status=429)
+        return super().post(request, *args, **kwargs)
+
+    def form_invalid(self, form):
+        limits.login_failed(*self._attempt())
+        return super().form_invalid(form)
+
+    def form_valid(self, form):
+        limits.login_succeeded(*self._attempt())
+        return super().form_valid(form)
 
 
 @require_http_methods(["GET", "POST"])

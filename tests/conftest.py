@@ -44,6 +44,22 @@ def _provider_settings(settings, fake_provider_server):
     settings.PROVIDER_READ_TIMEOUT = 5.0
     settings.STREAM_SAVE_INTERVAL = 0.2
     settings.STREAM_STALE_AFTER = 3.0
+    # Tests drive long conversations at machine speed; test_security.py tests the limit.
+    settings.SEND_RATE_LIMIT_PER_MINUTE = 10_000
+    # Title calls would take scripted replies meant for chat; tests/test_titles.py turns
+    # them on.
+    settings.TITLES_ENABLED = False
+
+
+@pytest.fixture(autouse=True)
+def _fresh_cache(settings, request):
+    """Rate-limit counters start at zero in every test: a private in-memory cache."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.locmem.LocMemCache",
+            "LOCATION": request.node.nodeid,
+        }
+    }
 
 
 @pytest.fixture(autouse=True)

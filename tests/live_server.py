@@ -46,6 +46,7 @@ class DaphneServer:
             "STREAM_STALE_AFTER": "3",
             "PROVIDER_READ_TIMEOUT": "2",
             "PROVIDER_MAX_RETRIES": "2",
+            "TITLES_ENABLED": "false",
             **env,
         }
         self.process: subprocess.Popen | None = None

@@ -210,3 +210,24 @@ async def test_malformed_frames_get_an_error_and_change_nothing(conversation):
     await tab.read_until(lambda page: any("Type a message" in n for n in page.notices))
     assert not await database_sync_to_async(Message.objects.exists)()
     await tab.close()
+
+
+async def test_settings_changed_after_the_socket_opened_apply_to_the_next_reply(
+    conversation, fake_provider
+):
+    from tests.factories import ChatModelFactory
+
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    other_model = await database_sync_to_async(ChatModelFactory)(name="fake-reasoner")
+    conversation.chat_model = other_model
+    conversation.system_prompt = "Answer in French."
+    await database_sync_to_async(conversation.save)()
+    await tab.say("Bonjour", "k1")
+    await tab.read_until_reply("complete")
+    body = fake_provider.chat_requests[-1].json
+    assert body["model"] == "fake-reasoner"
+    assert body["messages"][0] == {"role": "system", "content": "Answer in French."}
+    reply = await reply_in_db(conversation)
+    assert reply.model_name == "fake-reasoner"
+    await tab.close()

@@ -9,7 +9,12 @@ from conversations.services.catalogue import (
     catalogue_sync_presets,
     provider_remember_stream_usage,
 )
-from conversations.services.conversations import conversation_create, conversation_update_settings
+from conversations.services.conversations import (
+    GenerationSettings,
+    conversation_create,
+    conversation_update_settings,
+    persona_save,
+)
 from conversations.services.ledger import (
     usage_cost,
     usage_record_create,
@@ -33,6 +38,7 @@ from conversations.services.summaries import (
     summary_regenerate,
     summary_schedule_if_due,
 )
+from conversations.services.titles import title_generate, title_schedule_if_due
 from conversations.services.transfer import (
     ImportFailure,
     ImportRejected,
@@ -41,10 +47,13 @@ from conversations.services.transfer import (
 )
 
 __all__ = [
+    "title_generate",
+    "title_schedule_if_due",
     "chat_model_calibrate",
     "summary_create",
     "summary_regenerate",
     "summary_schedule_if_due",
+    "GenerationSettings",
     "ImportFailure",
     "ImportRejected",
     "ImportResult",
@@ -56,6 +65,7 @@ __all__ = [
     "conversation_update_settings",
     "conversations_import",
     "message_send",
+    "persona_save",
     "provider_remember_stream_usage",
     "reply_cancel_orphan",
     "reply_finish",

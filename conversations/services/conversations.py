@@ -1,10 +1,13 @@
-"""Conversations themselves: creation and settings."""
+"""Conversations themselves: creation, settings and the user's saved personas."""
+
+from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
-from conversations import selectors
+from conversations import providers, selectors
 from conversations.errors import ValidationFailed
-from conversations.models import ChatModel, Conversation
+from conversations.models import ChatModel, Conversation, Persona
 
 
 def conversation_create(
@@ -21,13 +24,91 @@ def conversation_create(
     )
 
 
+@dataclass
+class GenerationSettings:
+    """A conversation's parameters as the user set them (None: the model's default)."""
+
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    stop: list[str] = field(default_factory=list)
+    thinking_enabled: bool = False
+    thinking_budget: int | None = None
+    json_mode: bool = False
+
+
+def _check_range(label: str, value: float | None, low: float, high: float) -> None:
+    if value is not None and not low <= value <= high:
+        raise ValidationFailed(f"{label} must be between {low:g} and {high:g} (got {value:g}).")
+
+
+def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationSettings:
+    """The settings this model can take; a clear refusal for anything out of its range.
+    Switches the model cannot honour (thinking, JSON mode) are turned off, not refused:
+    the form does not offer them for such a model."""
+    _check_range("Temperature", params.temperature, *providers.TEMPERATURE_RANGE)
+    _check_range("Top p", params.top_p, *providers.TOP_P_RANGE)
+    _check_range("Max tokens", params.max_tokens, 1, chat_model.max_output)
+    stop = [s for s in params.stop if s]
+    if len(stop) > providers.MAX_STOP_SEQUENCES:
+        raise ValidationFailed(
+            f"Use at most {providers.MAX_STOP_SEQUENCES} stop sequences (got {len(stop)})."
+        )
+    if any(len(s) > providers.MAX_STOP_LENGTH for s in stop):
+        raise ValidationFailed(
+            f"A stop sequence can be at most {providers.MAX_STOP_LENGTH} characters long."
+        )
+    if chat_model.supports_thinking:
+        _check_range(
+            "Thinking budget",
+            params.thinking_budget,
+            providers.MIN_THINKING_BUDGET,
+            chat_model.max_output,
+        )
+    return GenerationSettings(
+        temperature=params.temperature,
+        top_p=params.top_p,
+        max_tokens=params.max_tokens,
+        stop=stop,
+        thinking_enabled=params.thinking_enabled and providers.can_toggle_thinking(chat_model),
+        thinking_budget=params.thinking_budget if chat_model.supports_thinking else None,
+        json_mode=params.json_mode and chat_model.supports_json,
+    )
+
+
 def conversation_update_settings(
-    *, conversation: Conversation, chat_model: ChatModel | None, system_prompt: str
+    *,
+    conversation: Conversation,
+    chat_model: ChatModel | None,
+    system_prompt: str,
+    parameters: GenerationSettings | None = None,
 ) -> Conversation:
-    """Switch model or system prompt; later replies use them, earlier ones keep theirs."""
+    """Switch model, system prompt or parameters; later replies use them, earlier ones keep
+    theirs (each reply records the model that wrote it). `parameters` None keeps the
+    current ones."""
     if chat_model is None:
         raise ValidationFailed("Choose one of the available models.")
+    fields = ["chat_model", "system_prompt", "updated_at"]
+    if parameters is not None:
+        checked = _validated(chat_model, parameters)
+        for name, value in vars(checked).items():
+            setattr(conversation, name, value)
+        fields += list(vars(checked))
     conversation.chat_model = chat_model
     conversation.system_prompt = system_prompt.strip()
-    conversation.save(update_fields=["chat_model", "system_prompt", "updated_at"])
+    conversation.save(update_fields=fields)
     return conversation
+
+
+@transaction.atomic
+def persona_save(*, owner: AbstractBaseUser, name: str, system_prompt: str) -> Persona:
+    """Save a system prompt under a name; the same name again replaces that preset."""
+    name, system_prompt = name.strip(), system_prompt.strip()
+    if not name or len(name) > 80:
+        raise ValidationFailed("Give the persona a name of 1 to 80 characters.")
+    if not system_prompt:
+        raise ValidationFailed("Write a system prompt before saving it as a persona.")
+    persona, _ = Persona.objects.update_or_create(
+        owner=owner, name=name, defaults={"system_prompt": system_prompt}
+    )
+    return persona

@@ -13,8 +13,14 @@ from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from conversations import selectors, usage
-from conversations.errors import BudgetExceeded, ReplyInFlight, ValidationFailed
+from conversations import limits, selectors, usage
+from conversations.errors import (
+    BudgetExceeded,
+    ReplyInFlight,
+    SendRateLimited,
+    TooManyReplies,
+    ValidationFailed,
+)
 from conversations.models import (
     IN_FLIGHT,
     Conversation,
@@ -76,6 +82,20 @@ def _require_budget(conversation: Conversation) -> None:
         )
 
 
+def _require_send_allowance(conversation: Conversation) -> None:
+    """Per-user abuse limits: sends per minute, and replies in flight across conversations.
+
+    The in-flight count is read before the insert, so two sends at the same instant may
+    both pass: a soft cap, unlike the per-conversation one that Postgres enforces.
+    """
+    owner_id = conversation.owner_id
+    in_flight = Message.objects.filter(conversation__owner_id=owner_id, status__in=IN_FLIGHT)
+    if in_flight.count() >= settings.MAX_REPLIES_IN_FLIGHT:
+        raise TooManyReplies()
+    if not limits.send_allowed(owner_id):
+        raise SendRateLimited()
+
+
 def _provisional_title(text: str) -> str:
     first_line = text.strip().splitlines()[0] if text.strip() else ""
     return first_line if len(first_line) <= 60 else first_line[:59].rstrip() + "…"
@@ -110,6 +130,7 @@ def message_send(
     if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
         return SentMessage(earlier, _reply_for(earlier), created=False)
     _require_budget(conversation)
+    _require_send_allowance(conversation)
     try:
         with transaction.atomic():
             user_message = Message.objects.create(
@@ -136,6 +157,7 @@ def reply_retry(*, reply: Message) -> Message:
     conversation = reply.conversation
     _require_model(conversation)
     _require_budget(conversation)
+    _require_send_allowance(conversation)
     try:
         with transaction.atomic():
             new_reply = _new_reply(conversation=conversation, parent=reply.parent)
@@ -183,31 +205,44 @@ class ReplyOutcome:
     upstream_attempts: int = 1
     time_to_first_token_ms: int | None = None
     duration_ms: int | None = None
+    # How long the model reasoned before answering (None: it did not reason).
+    reasoning_ms: int | None = None
 
 
 @transaction.atomic
-def reply_finish(*, reply_id: int, outcome: ReplyOutcome) -> bool:
-    """Give an in-flight reply its final state and write its usage record, once."""
-    finished = Message.objects.filter(pk=reply_id, status__in=IN_FLIGHT).update(
-        status=outcome.status,
-        content=outcome.content,
-        reasoning=outcome.reasoning,
-        finish_reason=outcome.finish_reason[:40],
-        error_code=outcome.error_code[:40],
-        error_text=outcome.error_text,
-        prompt_tokens=outcome.prompt_tokens,
-        completion_tokens=outcome.completion_tokens,
-        reasoning_tokens=outcome.reasoning_tokens,
-        cached_tokens=outcome.cached_tokens,
-        time_to_first_token_ms=outcome.time_to_first_token_ms,
-        duration_ms=outcome.duration_ms,
-        completed_at=timezone.now(),
-        heartbeat_at=None,
-    )
-    if finished != 1:
+def reply_finish(*, reply_id: int, outcome: ReplyOutcome, reply: Message | None = None) -> bool:
+    """Give an in-flight reply its final state and write its usage record, once.
+
+    A `reply` instance passed in (with conversation and chat model loaded) receives the same
+    final fields, so the caller can render it without reading it back.
+    """
+    final = {
+        "status": outcome.status,
+        "content": outcome.content,
+        "reasoning": outcome.reasoning,
+        "finish_reason": outcome.finish_reason[:40],
+        "error_code": outcome.error_code[:40],
+        "error_text": outcome.error_text,
+        "prompt_tokens": outcome.prompt_tokens,
+        "completion_tokens": outcome.completion_tokens,
+        "reasoning_tokens": outcome.reasoning_tokens,
+        "cached_tokens": outcome.cached_tokens,
+        "time_to_first_token_ms": outcome.time_to_first_token_ms,
+        "duration_ms": outcome.duration_ms,
+        "reasoning_ms": outcome.reasoning_ms,
+        "completed_at": timezone.now(),
+        "heartbeat_at": None,
+    }
+    if Message.objects.filter(pk=reply_id, status__in=IN_FLIGHT).update(**final) != 1:
         return False
+    if reply is not None:
+        for name, value in final.items():
+            setattr(reply, name, value)
+        if not reply.context:
+            # reply_start wrote the request's context by id; rendering needs it (JSON mode).
+            reply.context = Message.objects.values_list("context", flat=True).get(pk=reply_id)
     if outcome.called_upstream:
-        reply = Message.objects.select_related("conversation", "chat_model__provider").get(
+        reply = reply or Message.objects.select_related("conversation", "chat_model__provider").get(
             pk=reply_id
         )
         call = {

@@ -49,7 +49,8 @@ def summary_request_messages(previous: ConversationSummary | None, turns: list[M
     ]
 
 
-def _request_for(chat_model: ChatModel, messages: list[dict]) -> llm.ChatRequest:
+def background_request(chat_model: ChatModel, messages: list[dict]) -> llm.ChatRequest:
+    """A non-streamed request for work the user does not wait on (summaries, titles)."""
     credentials = selectors.provider_credentials(chat_model.provider)
     if credentials is None:
         raise ProviderError(f"No API key is configured for {chat_model.provider.name}.")
@@ -64,9 +65,8 @@ def _request_for(chat_model: ChatModel, messages: list[dict]) -> llm.ChatRequest
     )
 
 
-def _record_usage(
-    conversation: Conversation, chat_model: ChatModel, messages: list, done: llm.Completion
-) -> None:
+def usage_outcome(messages: list, done: llm.Completion):
+    """A background call's usage as a ledger outcome: reported, or estimated if absent."""
     from conversations.services.replies import ReplyOutcome
 
     usage = done.usage
@@ -83,6 +83,12 @@ def _record_usage(
     else:
         outcome.prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
         outcome.completion_tokens = estimate_tokens(done.text)
+    return outcome
+
+
+def _record_usage(
+    conversation: Conversation, chat_model: ChatModel, messages: list, done: llm.Completion
+) -> None:
     usage_record_create(
         user_id=conversation.owner_id,
         conversation=conversation,
@@ -90,7 +96,7 @@ def _record_usage(
         chat_model=chat_model,
         model_name=chat_model.name,
         kind=UsageKind.SUMMARY,
-        outcome=outcome,
+        outcome=usage_outcome(messages, done),
     )
 
 
@@ -132,7 +138,7 @@ def summary_create(
             return None  # another worker is summarising this very range right now
         chat_model = context.summary_chat_model(conversation)
         messages = summary_request_messages(plan.previous, plan.turns)
-        request = _request_for(chat_model, messages)
+        request = background_request(chat_model, messages)
         # Every HTTP request is a ledger record; the failed ones are billed nothing.
         try:
             done = asyncio.run(llm.complete_chat(request))
@@ -207,12 +213,14 @@ def summary_regenerate(*, summary: ConversationSummary) -> None:
         jobs.enqueue(summarise_conversation, summary.conversation_id, leaf.id, through_id)
 
 
-def chat_model_calibrate(*, chat_model_id: int, estimated: int, reported: int) -> None:
-    """Move the model's token ratio toward reported/estimated (an exponential average)."""
+def chat_model_calibrate(*, chat_model: ChatModel, estimated: int, reported: int) -> None:
+    """Move the model's token ratio toward reported/estimated (an exponential average).
+
+    Written only when it moves by more than 1%: once calibrated, replies cost no query."""
     if estimated < 50 or reported <= 0:
         return  # too little text to say anything about the tokenizer
     sample = min(max(reported / estimated, 0.25), 4.0)
-    chat_model = ChatModel.objects.filter(pk=chat_model_id).first()
-    if chat_model is not None:
-        ratio = 0.8 * chat_model.token_ratio + 0.2 * sample
-        ChatModel.objects.filter(pk=chat_model_id).update(token_ratio=ratio)
+    ratio = 0.8 * chat_model.token_ratio + 0.2 * sample
+    if abs(ratio - chat_model.token_ratio) > 0.01 * chat_model.token_ratio:
+        chat_model.token_ratio = ratio
+        ChatModel.objects.filter(pk=chat_model.pk).update(token_ratio=ratio)

@@ -1,0 +1,111 @@
+"""The provider seam on its own: which failures are retried, how, and how often."""
+
+import socket
+
+import pytest
+
+from conversations import llm
+from conversations.errors import (
+    ProviderAuthFailed,
+    ProviderConnectionLost,
+    ProviderRateLimited,
+    ProviderRejected,
+    ProviderUnavailable,
+)
+from tests.fake_provider import Reply
+
+
+def _request(base_url: str, **fields) -> llm.ChatRequest:
+    return llm.ChatRequest(
+        base_url=base_url,
+        api_key="test-key",
+        model="fake-model",
+        messages=[{"role": "user", "content": "Hi"}],
+        **fields,
+    )
+
+
+async def _drain(request: llm.ChatRequest) -> list:
+    return [event async for event in llm.stream_chat(request)]
+
+
+def _closed_port_url() -> str:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    return f"http://127.0.0.1:{port}/v1"
+
+
+@pytest.mark.parametrize(
+    ("status", "error"),
+    [
+        (400, ProviderRejected),
+        (401, ProviderAuthFailed),
+        (403, ProviderAuthFailed),
+        (404, ProviderRejected),
+    ],
+)
+async def test_client_errors_are_never_retried(fake_provider, status, error):
+    fake_provider.script(Reply(status=status, headers={"Retry-After": "0"}), Reply())
+    request = _request(fake_provider.base_url)
+    with pytest.raises(error):
+        await _drain(request)
+    assert len(fake_provider.chat_requests) == 1
+    assert request.attempts == 1
+
+
+@pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503])
+async def test_retryable_statuses_are_sent_again_then_succeed(fake_provider, status):
+    fake_provider.script(Reply(status=status, headers={"Retry-After": "0"}), Reply(content="Ok."))
+    request = _request(fake_provider.base_url)
+    events = await _drain(request)
+    assert llm.ContentDelta("Ok.") in events
+    assert len(fake_provider.chat_requests) == 2
+    assert request.attempts == 2
+
+
+async def test_retry_after_is_honoured_before_the_next_attempt(fake_provider):
+    fake_provider.script(Reply(status=429, headers={"Retry-After": "1"}), Reply())
+    await _drain(_request(fake_provider.base_url))
+    first, second = fake_provider.chat_requests
+    assert second.received_at - first.received_at >= 0.9
+
+
+async def test_retry_count_comes_from_settings(fake_provider, settings):
+    settings.PROVIDER_MAX_RETRIES = 0
+    limited = Reply(status=429, headers={"Retry-After": "0"})
+    fake_provider.script(limited, Reply())
+    with pytest.raises(ProviderRateLimited):
+        await _drain(_request(fake_provider.base_url))
+    assert len(fake_provider.chat_requests) == 1
+
+
+async def test_connection_refused_is_retried_before_the_stream_starts(settings):
+    settings.PROVIDER_MAX_RETRIES = 1
+    request = _request(_closed_port_url())
+    with pytest.raises(ProviderUnavailable):
+        await _drain(request)
+    assert request.attempts == 2, "the first try and one retry"
+
+
+async def test_a_stream_cut_after_it_began_is_not_sent_again(fake_provider):
+    fake_provider.script(Reply(content=[f"w{i} " for i in range(10)], disconnect_after=4), Reply())
+    request = _request(fake_provider.base_url)
+    with pytest.raises(ProviderConnectionLost):
+        await _drain(request)
+    assert len(fake_provider.chat_requests) == 1
+
+
+async def test_a_server_that_never_sends_usage_yields_no_usage_event(fake_provider):
+    fake_provider.script(Reply(content="Ok.", usage=None))
+    events = await _drain(_request(fake_provider.base_url))
+    assert fake_provider.chat_requests[0].json["stream_options"] == {"include_usage": True}
+    assert not any(isinstance(event, llm.Usage) for event in events)
+
+
+async def test_provider_fields_go_into_the_body_next_to_the_messages(fake_provider):
+    request = _request(fake_provider.base_url, body_fields={"enable_thinking": False})
+    await _drain(request)
+    body = fake_provider.chat_requests[0].json
+    assert body["enable_thinking"] is False
+    assert body["messages"] == [{"role": "user", "content": "Hi"}]
