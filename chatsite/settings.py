@@ -255,6 +255,8 @@ STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0, minimum=0.1)
 # A streaming reply whose generator has not written a heartbeat for this long is dead.
 STREAM_STALE_AFTER = env_float("STREAM_STALE_AFTER", 15.0, minimum=1.0)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 100_000, minimum=1)
+# Largest image a user may attach to a message; it is sent base64-encoded in the request.
+ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
 
 # --- Abuse limits ----------------------------------------------------------------------
 # Messages one user may send per minute, across all conversations.

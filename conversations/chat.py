@@ -27,13 +27,20 @@ async def _announce_and_start(conversation: Conversation, messages: list[Message
 
 
 async def send_message(
-    *, conversation: Conversation, content: str, idempotency_key: str | None
+    *,
+    conversation: Conversation,
+    content: str,
+    idempotency_key: str | None,
+    attachment_ids: list[str] | None = None,
 ) -> services.SentMessage:
     def _send() -> services.SentMessage:
         # Fresh: a socket's copy is as old as the socket, and the settings may have changed.
         current = selectors.conversation_fresh(conversation)
         return services.message_send(
-            conversation=current, content=content, idempotency_key=idempotency_key
+            conversation=current,
+            content=content,
+            idempotency_key=idempotency_key,
+            attachment_ids=attachment_ids,
         )
 
     sent = await database_sync_to_async(_send)()

@@ -24,6 +24,12 @@ CLOSE_FORBIDDEN = 4403
 MAX_FRAME_BYTES = 256 * 1024
 
 
+def _attachment_ids(value) -> list[str]:
+    """The ws extension sends one `attachments` field as a string and several as a list."""
+    values = value if isinstance(value, list) else [value]
+    return [str(v) for v in values if v]
+
+
 def _conversation_for(user, uuid) -> Conversation | None:
     try:
         return selectors.conversation_get_for_user(user, uuid)
@@ -89,6 +95,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 conversation=self.conversation,
                 content=str(data.get("message") or ""),
                 idempotency_key=str(data.get("idempotency_key") or "") or None,
+                attachment_ids=_attachment_ids(data.get("attachments")),
             )
             await self.notify("")
         elif action == "stop":

@@ -8,6 +8,7 @@ The thread is walked newest first and only as far as needed, so the cost follows
 the context, not of the history.
 """
 
+import base64
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -15,6 +16,7 @@ from django.conf import settings
 from conversations import providers
 from conversations.models import (
     IN_FLIGHT,
+    Attachment,
     ChatModel,
     Conversation,
     ConversationSummary,
@@ -22,7 +24,7 @@ from conversations.models import (
     MessageStatus,
     Role,
 )
-from conversations.selectors import thread_backwards
+from conversations.selectors import message_images, thread_backwards
 from conversations.tokens import PER_MESSAGE_OVERHEAD, estimate_message_tokens
 
 # Replies whose text the model may see again: finished, or stopped with text kept.
@@ -60,8 +62,39 @@ def _ratio(conversation: Conversation) -> float:
     return conversation.chat_model.token_ratio if conversation.chat_model else 1.0
 
 
+# What one image is counted as. Providers bill images by resolution and tile (OpenAI's
+# low detail is 85 tokens, a 1024px image at high detail ~765, Qwen-VL up to ~1,300); we
+# never decode the image, so a flat, slightly generous figure keeps the window safe.
+IMAGE_TOKENS = 1000
+IMAGE_OMITTED = "[image omitted: the current model cannot see images]"
+
+
+def _images(message: Message) -> list[Attachment]:
+    """A user message's images; thread_backwards loaded them, so no query per message."""
+    return message_images(message)
+
+
 def message_tokens(message: Message, ratio: float = 1.0) -> int:
-    return int(estimate_message_tokens(message.role, message.content) * ratio) + 1
+    text = int(estimate_message_tokens(message.role, message.content) * ratio) + 1
+    return text + IMAGE_TOKENS * len(_images(message))
+
+
+def _data_url(attachment: Attachment) -> str:
+    # Read from our own storage: the app never fetches a URL a user or a model supplied.
+    with attachment.file.open("rb") as handle:
+        encoded = base64.b64encode(handle.read()).decode("ascii")
+    return f"data:{attachment.content_type};base64,{encoded}"
+
+
+def message_content(message: Message, *, vision: bool) -> str | list[dict]:
+    """What a message sends: its text, or text and image parts when it carries images."""
+    images = _images(message)
+    if not images:
+        return message.content
+    if not vision:
+        return f"{message.content}\n\n{IMAGE_OMITTED}".strip()
+    parts: list[dict] = [{"type": "text", "text": message.content}] if message.content else []
+    return parts + [{"type": "image_url", "image_url": {"url": _data_url(a)}} for a in images]
 
 
 def summary_boundaries(conversation: Conversation) -> dict[int, int]:
@@ -138,8 +171,9 @@ def context_for_reply(reply: Message) -> ReplyContext:
     )
     system = _system_message(conversation, context.summary)
     # Only `content` is sent: a reply's reasoning stays in the database.
+    vision = bool(conversation.chat_model and conversation.chat_model.supports_vision)
     context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + [
-        {"role": m.role, "content": m.content} for m in turns
+        {"role": m.role, "content": message_content(m, vision=vision)} for m in turns
     ]
     if reply.chat_model and providers.uses_json_mode(reply.chat_model, conversation):
         context.json_mode = True

@@ -213,6 +213,32 @@ class Message(models.Model):
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
 
+class Attachment(models.Model):
+    """An image a user uploaded for one of their messages; served only to its owner."""
+
+    # Public id: the upload endpoint returns it and the composer sends it with the message.
+    uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="attachments"
+    )
+    # Empty between the upload and the send; message_send claims it for the user message.
+    message = models.ForeignKey(
+        Message, on_delete=models.CASCADE, null=True, blank=True, related_name="attachments"
+    )
+    # Under MEDIA_ROOT but never under a public URL: the owner-only view serves it.
+    file = models.FileField(upload_to="attachments/%Y/%m/")
+    # Found from the file's magic bytes, never taken from the client.
+    content_type = models.CharField(max_length=40)
+    size = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.content_type} {self.uuid}"
+
+
 class Persona(models.Model):
     """A system prompt a user saved under a name to reuse in other conversations."""
 

@@ -5,7 +5,7 @@ is the tiny delta wrapper, which is sent up to 20 times a second per reply per s
 must not cost a template render each time.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 from html import escape
 
@@ -15,6 +15,7 @@ from conversations import usage
 from conversations.hub import LiveReply, ReplyState
 from conversations.models import Message, MessageStatus, Role
 from conversations.rendering import is_json, render_json, render_markdown
+from conversations.selectors import attach_images, message_images
 
 FINAL_STATUSES = {
     MessageStatus.COMPLETE,
@@ -56,6 +57,8 @@ class MessageView:
     reasoning_ms: int | None = None
     # The reply was asked for a JSON object: shown pretty-printed, or flagged when invalid.
     json_mode: bool = False
+    # Uuids of the images a user message carries, shown as thumbnails from /attachments/.
+    images: list[str] = field(default_factory=list)
 
     @property
     def is_final(self) -> bool:
@@ -109,6 +112,8 @@ def view_of_message(
     message: Message, *, costs: dict[int, tuple[Decimal, str]] | None = None
 ) -> MessageView:
     """`costs` from usage.cost_by_message when rendering many messages (one query)."""
+    if recorded := getattr(message, "recorded_cost", None):
+        costs = {message.id: recorded}  # reply_finish just wrote it: no query
     if costs is None and message.role == Role.ASSISTANT and message.status in FINAL_STATUSES:
         costs = usage.cost_by_message([message.id])
     cost, currency = (costs or {}).get(message.id, (None, ""))
@@ -128,11 +133,22 @@ def view_of_message(
         currency=currency,
         reasoning_ms=message.reasoning_ms,
         json_mode=bool((message.context or {}).get("json_mode")),
+        images=_images_of(message),
     )
 
 
+def _images_of(message: Message) -> list[str]:
+    return [str(a.uuid) for a in message_images(message)]
+
+
 def views_of_messages(messages: list[Message]) -> list[MessageView]:
-    costs = usage.cost_by_message([m.id for m in messages if m.role == Role.ASSISTANT])
+    # One query for every user message's images (none when the selector loaded them).
+    unloaded = [m for m in messages if not hasattr(m, "loaded_images")]
+    if unloaded:
+        attach_images(unloaded)
+    # Only finished replies can have usage records: a fresh send asks for nothing.
+    finished = [m.id for m in messages if m.role == Role.ASSISTANT and m.status in FINAL_STATUSES]
+    costs = usage.cost_by_message(finished) if finished else {}
     return [view_of_message(m, costs=costs) for m in messages]
 
 

@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from conversations.models import (
     IN_FLIGHT,
+    Attachment,
     ChatModel,
     Conversation,
     ConversationSummary,
@@ -110,6 +111,11 @@ def conversation_fresh(conversation: Conversation) -> Conversation:
     return Conversation.objects.select_related("chat_model__provider").get(pk=conversation.pk)
 
 
+def attachment_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Attachment:
+    """One of the user's own images; anyone else's raises DoesNotExist like a missing one."""
+    return Attachment.objects.get(owner_id=user.pk, uuid=uuid)
+
+
 # --- Messages and threads --------------------------------------------------------------
 
 
@@ -128,6 +134,28 @@ def thread_leaf(conversation: Conversation) -> Message | None:
     return Message.objects.filter(conversation=conversation).order_by("-id").first()
 
 
+def attach_images(messages: list[Message]) -> None:
+    """Load the user messages' images onto them as `loaded_images`, in one query.
+
+    A plain query rather than prefetch_related, whose per-object queryset cloning cost
+    more than the rest of a 10,000-message context build."""
+    user_ids = [m.id for m in messages if m.role == Role.USER]
+    found: dict[int, list[Attachment]] = {}
+    if user_ids:
+        for attachment in Attachment.objects.filter(message_id__in=user_ids).order_by("id"):
+            found.setdefault(attachment.message_id, []).append(attachment)
+    for message in messages:
+        message.loaded_images = found.get(message.id, [])
+
+
+def message_images(message: Message) -> list[Attachment]:
+    """A user message's images: loaded by attach_images, else one query."""
+    if message.role != Role.USER or message.pk is None:
+        return []
+    loaded = getattr(message, "loaded_images", None)
+    return loaded if loaded is not None else list(message.attachments.order_by("id"))
+
+
 def thread_backwards(conversation: Conversation, leaf_id: int) -> Iterator[Message]:
     """Messages on the path from `leaf_id` up to the root, newest first, loaded in batches.
 
@@ -140,6 +168,8 @@ def thread_backwards(conversation: Conversation, leaf_id: int) -> Iterator[Messa
                 :THREAD_BATCH
             ]
         )
+        # Images of the batch in one more query: pages and requests show or send them.
+        attach_images(batch)
         if not batch:
             return
         by_id = {m.id: m for m in batch}

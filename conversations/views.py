@@ -5,7 +5,7 @@ from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
@@ -19,7 +19,7 @@ from conversations.forms import (
     PersonaForm,
     SignupForm,
 )
-from conversations.models import Conversation
+from conversations.models import Attachment, Conversation
 from conversations.rendering import render_markdown
 
 
@@ -64,6 +64,36 @@ def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
         personas=selectors.persona_list_for_user(request.user),
     )
     return render(request, "conversations/chat.html", context)
+
+
+@require_POST
+@login_required
+def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
+    """Store an image for the composer of this conversation; answers with its chip."""
+    _conversation_or_404(request, uuid)
+    upload = request.FILES.get("file")
+    if upload is None:
+        return HttpResponse("Choose an image to attach.", status=400)
+    try:
+        attachment = services.attachment_upload(owner=request.user, upload=upload)
+    except ChatError as exc:
+        return HttpResponse(exc.message, status=400)
+    return render(request, "conversations/_attachment_chip.html", {"attachment": attachment})
+
+
+@require_GET
+@login_required
+def attachment_file(request: HttpRequest, uuid) -> FileResponse:
+    """An image, to its owner only: uploads are never reachable through a public URL."""
+    try:
+        attachment = selectors.attachment_get_for_user(request.user, uuid)
+    except Attachment.DoesNotExist:
+        raise Http404("No such image") from None
+    response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
+    response["Content-Disposition"] = "inline"
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "private, max-age=86400"
+    return response
 
 
 def _divider_context(summary) -> dict:

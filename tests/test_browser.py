@@ -320,3 +320,47 @@ def test_summary_divider_shows_expands_and_regenerates(
         "A fresh summary of the first forty."
     )
     save_screenshot(page, "chat-summary-divider")
+
+
+def _tiny_png() -> bytes:
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
+
+    header = struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)
+    pixels = zlib.compress(b"\x00\xff\x00\x00")
+    return (
+        b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", pixels) + chunk(b"IEND", b"")
+    )
+
+
+def test_an_attached_image_is_sent_to_a_vision_model_and_shown(
+    login, alice, fake_provider, live_server_url, tmp_path
+):
+    import base64
+
+    conversation = ConversationFactory(
+        owner=alice, chat_model=ChatModelFactory(name="fake-vision", supports_vision=True)
+    )
+    image = tmp_path / "dot.png"
+    image.write_bytes(_tiny_png())
+    fake_provider.script(Reply(content="A single green pixel."))
+    page = open_chat(login, alice, conversation, live_server_url)
+    page.set_input_files("#attach-input", str(image))
+    chip = page.locator("#composer-attachments .attachment-chip")
+    expect(chip).to_have_count(1)
+    send(page, "What is this?")
+    wait_for_status(page, "complete")
+    expect(page.locator("#composer-attachments .attachment-chip")).to_have_count(0)
+    thumb = page.locator("#messages [data-role=user] img.message-image")
+    expect(thumb).to_have_count(1)
+    assert page.evaluate("img => img.complete && img.naturalWidth", thumb.element_handle()) == 1
+    parts = fake_provider.chat_requests[-1].json["messages"][-1]["content"]
+    image_part = next(p for p in parts if p["type"] == "image_url")
+    encoded = image_part["image_url"]["url"].split("base64,", 1)[1]
+    assert base64.b64decode(encoded) == _tiny_png()
+    assert {"type": "text", "text": "What is this?"} in parts

@@ -5,7 +5,7 @@ from decimal import Decimal
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations import presenters, services, usage
+from conversations import presenters, selectors, services, usage
 from conversations.models import Message, MessageStatus, Role, UsageKind, UsageRecord
 from tests.factories import ChatModelFactory, thread
 from tests.fake_provider import Reply
@@ -232,6 +232,8 @@ def test_a_page_of_messages_reads_its_costs_in_one_query(conversation, django_as
             kind=UsageKind.CHAT,
             outcome=outcome,
         )
+    # The images are read by the thread selector before a page is presented.
+    selectors.attach_images(messages)
     with django_assert_num_queries(1):
         views = presenters.views_of_messages(messages)
     assert all(v.cost == Decimal("0.00002") for v in views[1::2])

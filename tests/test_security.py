@@ -98,6 +98,7 @@ def test_posts_without_a_csrf_token_are_refused(user, conversation, chat_model):
         reverse("conversation_new"),
         reverse("conversation_settings", args=[conversation.uuid]),
         reverse("summary_regenerate", args=[conversation.uuid]),
+        reverse("attachment_upload", args=[conversation.uuid]),
         reverse("api_token_create"),
         reverse("api_import"),
         reverse("logout"),
@@ -413,7 +414,7 @@ async def test_an_oversized_socket_frame_is_refused_with_a_reason(conversation, 
 # --- Other users' data -----------------------------------------------------------------
 
 
-def _owned_urls(conversation, summary, token) -> dict[str, tuple[str, str]]:
+def _owned_urls(conversation, summary, token, image) -> dict[str, tuple[str, str]]:
     """Every route that names one user's object, with the method that reaches it."""
     c = conversation.uuid
     return {
@@ -425,6 +426,8 @@ def _owned_urls(conversation, summary, token) -> dict[str, tuple[str, str]]:
         "api:conversation-messages": ("get", f"/api/v1/conversations/{c}/messages/"),
         "api:conversation-export": ("get", f"/api/v1/conversations/{c}/export/?format=json"),
         "api_token_revoke": ("post", f"/settings/api/tokens/{token.pk}/revoke/"),
+        "attachment_upload": ("post", f"/c/{c}/attachments/"),
+        "attachment": ("get", f"/attachments/{image.uuid}/"),
     }
 
 
@@ -445,26 +448,32 @@ def _routes_with_ids() -> set[str]:
 
 
 @pytest.fixture
-def victims_data(other_user, chat_model):
+def victims_data(other_user, chat_model, settings, tmp_path):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    settings.MEDIA_ROOT = tmp_path
     theirs = ConversationFactory(owner=other_user, chat_model=chat_model, title="SECRET-TITLE")
     thread(theirs, "SECRET-QUESTION", "SECRET-ANSWER")
     summary = ConversationSummaryFactory(conversation=theirs, text="SECRET-SUMMARY")
     token = ApiTokenFactory(user=other_user, name="SECRET-TOKEN")
     UsageRecordFactory(user=other_user, model_name="SECRET-MODEL", prompt_tokens=987654)
-    return theirs, summary, token
+    image = services.attachment_upload(
+        owner=other_user, upload=SimpleUploadedFile("a.gif", b"GIF89a SECRET-IMAGE")
+    )
+    return theirs, summary, token, image
 
 
 def test_every_route_that_names_an_object_is_in_the_cross_user_test():
     fake = SimpleNamespace(uuid=uuid.uuid4(), pk=1)
-    assert set(_owned_urls(fake, fake, fake)) == _routes_with_ids()
+    assert set(_owned_urls(fake, fake, fake, fake)) == _routes_with_ids()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("route", sorted(_owned_urls(*[SimpleNamespace(uuid=1, pk=1)] * 3)))
+@pytest.mark.parametrize("route", sorted(_owned_urls(*[SimpleNamespace(uuid=1, pk=1)] * 4)))
 def test_another_users_objects_are_404_and_unchanged(client, user, victims_data, route):
-    theirs, summary, token = victims_data
+    theirs, summary, token, image = victims_data
     client.force_login(user)
-    method, url = _owned_urls(theirs, summary, token)[route]
+    method, url = _owned_urls(theirs, summary, token, image)[route]
     data = {
         "summary": summary.pk,
         "model": theirs.chat_model_id,

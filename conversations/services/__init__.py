@@ -4,6 +4,7 @@ Callers use `services.<name>`; the submodules keep each area small.
 """
 
 from conversations.services.accounts import user_signup
+from conversations.services.attachments import attachment_upload
 from conversations.services.catalogue import (
     catalogue_add_discovered,
     catalogue_sync_presets,
@@ -47,6 +48,7 @@ from conversations.services.transfer import (
 )
 
 __all__ = [
+    "attachment_upload",
     "title_generate",
     "title_schedule_if_due",
     "chat_model_calibrate",

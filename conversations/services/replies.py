@@ -4,6 +4,7 @@ A reply moves PENDING -> STREAMING -> one final status. Each move is a condition
 the current status, so a second claim (a duplicate task, a late stop) changes nothing.
 """
 
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
@@ -23,6 +24,7 @@ from conversations.errors import (
 )
 from conversations.models import (
     IN_FLIGHT,
+    Attachment,
     Conversation,
     Message,
     MessageStatus,
@@ -31,10 +33,17 @@ from conversations.models import (
 )
 from conversations.services.ledger import usage_record_create, usage_records_for_retries
 
+NO_VISION = (
+    "This model cannot see images. Choose a vision model (e.g. qwen3-vl-plus, gpt-4o-mini) "
+    "or remove the image."
+)
+NOT_YOURS = "That image is not yours or was already sent."
 
-def _validated_content(content: str) -> str:
+
+def _validated_content(content: str, *, has_images: bool = False) -> str:
+    """The message text; it may be empty when images carry the message."""
     content = (content or "").strip()
-    if not content:
+    if not content and not has_images:
         raise ValidationFailed("Type a message first.")
     if len(content) > settings.MESSAGE_MAX_CHARS:
         raise ValidationFailed(
@@ -117,18 +126,50 @@ class SentMessage(NamedTuple):
     created: bool
 
 
+def _require_vision(conversation: Conversation, attachment_ids: list[str]) -> None:
+    if attachment_ids and not conversation.chat_model.supports_vision:
+        raise ValidationFailed(NO_VISION)
+
+
+def _attach(conversation: Conversation, message: Message, attachment_ids: list[str]) -> None:
+    """Give the owner's unsent uploads to `message`; any other id fails the whole send.
+
+    Runs inside the send's transaction, so a refused id leaves no message behind; the
+    conditional update (message still empty) means an image joins one message only.
+    """
+    wanted = set(attachment_ids)
+    claimed = Attachment.objects.filter(
+        owner_id=conversation.owner_id, uuid__in=wanted, message__isnull=True
+    ).update(message=message)
+    if claimed != len(wanted):
+        raise ValidationFailed(NOT_YOURS)
+
+
+def _valid_uuids(ids: list[str]) -> list[str]:
+    try:
+        return [str(uuid.UUID(str(value))) for value in ids]
+    except ValueError:
+        raise ValidationFailed(NOT_YOURS) from None
+
+
 def message_send(
-    *, conversation: Conversation, content: str, idempotency_key: str | None = None
+    *,
+    conversation: Conversation,
+    content: str,
+    idempotency_key: str | None = None,
+    attachment_ids: list[str] | None = None,
 ) -> SentMessage:
-    """Save the user's message and a pending reply to it, both or neither.
+    """Save the user's message (with its images) and a pending reply to it, all or nothing.
 
     Sending again with the same idempotency key returns the first pair unchanged.
     """
-    content = _validated_content(content)
+    attachment_ids = _valid_uuids(attachment_ids or [])
+    content = _validated_content(content, has_images=bool(attachment_ids))
     key = _validated_key(idempotency_key)
     _require_model(conversation)
     if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
         return SentMessage(earlier, _reply_for(earlier), created=False)
+    _require_vision(conversation, attachment_ids)
     _require_budget(conversation)
     _require_send_allowance(conversation)
     try:
@@ -140,6 +181,8 @@ def message_send(
                 content=content,
                 idempotency_key=key,
             )
+            if attachment_ids:
+                _attach(conversation, user_message, attachment_ids)
             reply = _new_reply(conversation=conversation, parent=user_message)
             _touch(conversation, first_message=content)
     except IntegrityError:
@@ -254,7 +297,10 @@ def reply_finish(*, reply_id: int, outcome: ReplyOutcome, reply: Message | None 
             "kind": UsageKind.CHAT,
         }
         usage_records_for_retries(count=outcome.upstream_attempts - 1, **call)
-        usage_record_create(outcome=outcome, **call)
+        record = usage_record_create(outcome=outcome, **call)
+        # The reply's cost is this record's (retried attempts cost nothing): renderers of
+        # the final reply read it here instead of summing the ledger again.
+        reply.recorded_cost = (record.cost, record.currency)
     return True
 
 

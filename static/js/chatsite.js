@@ -61,16 +61,70 @@
   });
   document.addEventListener("htmx:wsClose", function () { document.body.classList.add("is-offline"); });
 
-  // Never send an empty message; after a send, clear the box and take a fresh key.
+  // --- Images: uploaded as soon as they are chosen or pasted, sent as chips' ids. -----
+
+  function hasImages() { return !!document.querySelector("#composer-attachments [name=attachments]"); }
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRFToken"] || ""; }
+    catch (e) { return ""; }
+  }
+
+  function showNotice(text) {
+    var notice = document.getElementById("notice");
+    if (!notice) return;
+    notice.textContent = text;
+    notice.className = "notice notice--error";
+  }
+
+  function uploadImage(file) {
+    var input = document.getElementById("attach-input");
+    var box = document.getElementById("composer-attachments");
+    if (!input || !box || !file) return;
+    var body = new FormData();
+    body.append("file", file, file.name || "pasted-image");
+    fetch(input.dataset.uploadUrl, {
+      method: "POST", body: body, credentials: "same-origin", headers: { "X-CSRFToken": csrfToken() }
+    }).then(function (response) {
+      return response.text().then(function (text) {
+        if (response.ok) box.insertAdjacentHTML("beforeend", text);
+        else showNotice(text || "The image could not be uploaded.");
+      });
+    }).catch(function () { showNotice("The image could not be uploaded."); });
+  }
+
+  document.addEventListener("change", function (event) {
+    if (event.target.id !== "attach-input") return;
+    Array.prototype.forEach.call(event.target.files, uploadImage);
+    event.target.value = "";
+  });
+  document.addEventListener("paste", function (event) {
+    if (!document.getElementById("attach-input") || !event.clipboardData) return;
+    var files = Array.prototype.filter.call(event.clipboardData.files || [], function (f) {
+      return f.type.indexOf("image/") === 0;
+    });
+    if (!files.length) return;
+    event.preventDefault();
+    files.forEach(uploadImage);
+  });
+  document.addEventListener("click", function (event) {
+    var remove = event.target.closest && event.target.closest(".attachment-remove");
+    if (remove) remove.closest(".attachment-chip").remove();
+  });
+
+  // Never send an empty message (images alone are fine); after a send, clear the box and
+  // the images, and take a fresh key.
   document.addEventListener("htmx:wsConfigSend", function (event) {
     var form = event.detail.elt;
     if (form.id !== "composer") return;
-    if (!String(event.detail.parameters.message || "").trim()) event.preventDefault();
+    if (!String(event.detail.parameters.message || "").trim() && !hasImages()) event.preventDefault();
   });
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.detail.elt;
     if (!form || form.id !== "composer") return;
     form.querySelector("textarea[name=message]").value = "";
+    var box = document.getElementById("composer-attachments");
+    if (box) box.innerHTML = "";
     resetKey(form);
     stickToBottom = true;
   });
@@ -79,7 +133,7 @@
     var target = event.target;
     if (event.key === "Enter" && !event.shiftKey && !event.isComposing && target.matches("#composer textarea")) {
       event.preventDefault();
-      if (target.value.trim()) target.form.requestSubmit();
+      if (target.value.trim() || hasImages()) target.form.requestSubmit();
     } else if (event.key === "Escape") {
       var stop = document.getElementById("stop");
       if (stop && document.body.classList.contains("is-busy")) { event.preventDefault(); stop.click(); }
