@@ -184,19 +184,22 @@ async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
                 started = started or bool(events)
                 for event in events:
                     yield event
-    except openai.APIStatusError as exc:
-        _count_failed_attempts(request, exc)
-        raise _status_error(exc, request) from None
-    except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
-        _count_failed_attempts(request, exc)
-        raise ProviderTimeout() from None
-    except (openai.APIConnectionError, httpx2.TransportError) as exc:
-        _count_failed_attempts(request, exc)
-        if started:
-            raise ProviderConnectionLost() from None
-        raise ProviderUnavailable(f"Could not reach the provider ({type(exc).__name__}).") from None
+    except (openai.APIError, httpx2.TransportError) as exc:
+        raise _provider_error(exc, request, started=started) from None
     except json.JSONDecodeError:
         raise ProviderRejected("The provider sent a malformed stream.") from None
+
+
+def _provider_error(exc: Exception, request: ChatRequest, *, started: bool) -> ProviderError:
+    """Count the failed attempts, then say what went wrong in our own terms."""
+    _count_failed_attempts(request, exc)
+    if isinstance(exc, openai.APIStatusError):
+        return _status_error(exc, request)
+    if isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException):
+        return ProviderTimeout()
+    if started:
+        return ProviderConnectionLost()
+    return ProviderUnavailable(f"Could not reach the provider ({type(exc).__name__}).")
 
 
 def _count_failed_attempts(request: ChatRequest, exc: Exception) -> None:
@@ -256,15 +259,8 @@ async def complete_chat(request: ChatRequest) -> Completion:
             response = await client.chat.completions.with_raw_response.create(**options)
             request.attempts += response.retries_taken + 1
             data = json.loads(response.text)
-        except openai.APIStatusError as exc:
-            _count_failed_attempts(request, exc)
-            raise _status_error(exc, request) from None
-        except (openai.APITimeoutError, httpx2.TimeoutException) as exc:
-            _count_failed_attempts(request, exc)
-            raise ProviderTimeout() from None
-        except (openai.APIConnectionError, httpx2.TransportError) as exc:
-            _count_failed_attempts(request, exc)
-            raise ProviderUnavailable("Could not reach the provider.") from None
+        except (openai.APIError, httpx2.TransportError) as exc:
+            raise _provider_error(exc, request, started=False) from None
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     return Completion(
