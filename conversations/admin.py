@@ -84,19 +84,11 @@ def _usage_text(tokens, cost, currency, *, estimated=False) -> str:
     return f"{tokens} tokens, {money(cost)} {currency}" + (" (estimated)" if estimated else "")
 
 
-class MessageInline(admin.TabularInline):
-    model = Message
-    extra = 0
-    can_delete = False
-    fields = ["role", "status", "content", "reasoning", "model_name", "usage"]
-    readonly_fields = fields
-    show_change_link = True
+class MessageUsageMixin:
+    """The usage column of messages, read with the messages in one query."""
 
     def get_queryset(self, request):
         return usage.messages_with_usage(super().get_queryset(request))
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
 
     @admin.display(description="Usage")
     def usage(self, message: Message) -> str:
@@ -106,6 +98,18 @@ class MessageInline(admin.TabularInline):
             message.usage_currency,
             estimated=message.usage_estimated,
         )
+
+
+class MessageInline(MessageUsageMixin, admin.TabularInline):
+    model = Message
+    extra = 0
+    can_delete = False
+    fields = ["role", "status", "content", "reasoning", "model_name", "usage"]
+    readonly_fields = fields
+    show_change_link = True
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
 
 
 def _cost_column(currency: str):
@@ -195,7 +199,7 @@ class UsageRecordInline(admin.TabularInline):
 
 
 @admin.register(Message)
-class MessageAdmin(admin.ModelAdmin):
+class MessageAdmin(MessageUsageMixin, admin.ModelAdmin):
     list_display = [
         "uuid",
         "conversation",
@@ -213,18 +217,6 @@ class MessageAdmin(admin.ModelAdmin):
     raw_id_fields = ["conversation", "parent", "chat_model"]
     readonly_fields = ["uuid", "created_at", "completed_at", "heartbeat_at", "context"]
     inlines = [UsageRecordInline]
-
-    def get_queryset(self, request):
-        return usage.messages_with_usage(super().get_queryset(request))
-
-    @admin.display(description="Usage")
-    def usage(self, message: Message) -> str:
-        return _usage_text(
-            message.usage_tokens,
-            message.usage_cost,
-            message.usage_currency,
-            estimated=message.usage_estimated,
-        )
 
 
 @admin.register(ConversationSummary)
