@@ -86,31 +86,16 @@ def usage_outcome(messages: list, done: llm.Completion):
     return outcome
 
 
-def _record_usage(
-    conversation: Conversation, chat_model: ChatModel, messages: list, done: llm.Completion
-) -> None:
-    usage_record_create(
-        user_id=conversation.owner_id,
-        conversation=conversation,
-        message=None,
-        chat_model=chat_model,
-        model_name=chat_model.name,
-        kind=UsageKind.SUMMARY,
-        outcome=usage_outcome(messages, done),
-    )
-
-
-def _record_failed_attempts(conversation, chat_model: ChatModel, count: int) -> None:
-    if count > 0:
-        usage_records_for_retries(
-            count=count,
-            user_id=conversation.owner_id,
-            conversation=conversation,
-            message=None,
-            chat_model=chat_model,
-            model_name=chat_model.name,
-            kind=UsageKind.SUMMARY,
-        )
+def background_call(conversation: Conversation, chat_model: ChatModel, kind: str) -> dict:
+    """Who and what a background call (summary, title) is billed to, for the ledger."""
+    return {
+        "user_id": conversation.owner_id,
+        "conversation": conversation,
+        "message": None,
+        "chat_model": chat_model,
+        "model_name": chat_model.name,
+        "kind": kind,
+    }
 
 
 def summary_create(
@@ -140,13 +125,14 @@ def summary_create(
         messages = summary_request_messages(plan.previous, plan.turns)
         request = background_request(chat_model, messages)
         # Every HTTP request is a ledger record; the failed ones are billed nothing.
+        call = background_call(conversation, chat_model, UsageKind.SUMMARY)
         try:
             done = asyncio.run(llm.complete_chat(request))
         except ProviderError:
-            _record_failed_attempts(conversation, chat_model, request.attempts)
+            usage_records_for_retries(count=request.attempts, **call)
             raise
-        _record_failed_attempts(conversation, chat_model, request.attempts - 1)
-        _record_usage(conversation, chat_model, messages, done)
+        usage_records_for_retries(count=request.attempts - 1, **call)
+        usage_record_create(outcome=usage_outcome(messages, done), **call)
         if not done.text.strip():
             raise ProviderError("The summary model returned an empty summary.")
         return _summary_insert(conversation, plan, done.text.strip(), chat_model.name)

@@ -12,7 +12,7 @@ from conversations import context, llm
 from conversations.errors import ProviderError
 from conversations.models import Conversation, Message, MessageStatus, Role, UsageKind
 from conversations.services.ledger import usage_record_create, usage_records_for_retries
-from conversations.services.summaries import background_request, usage_outcome
+from conversations.services.summaries import background_call, background_request, usage_outcome
 
 TITLE_INSTRUCTIONS = (
     "Write a short title (at most 6 words) for the conversation below, in the language the "
@@ -57,14 +57,7 @@ def title_generate(*, conversation_id: int) -> str | None:
     ]
     request = background_request(chat_model, messages)
     request.max_tokens = 32
-    call = {
-        "user_id": conversation.owner_id,
-        "conversation": conversation,
-        "message": None,
-        "chat_model": chat_model,
-        "model_name": chat_model.name,
-        "kind": UsageKind.TITLE,
-    }
+    call = background_call(conversation, chat_model, UsageKind.TITLE)
     try:
         done = asyncio.run(llm.complete_chat(request))
     except ProviderError:
