@@ -5,7 +5,6 @@ summary per range, so two workers racing on the same range produce one summary (
 insert fails and it writes nothing more). A failed call leaves every message untouched.
 """
 
-import asyncio
 import hashlib
 import json
 import logging
@@ -14,10 +13,10 @@ from contextlib import contextmanager
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 
-from conversations import context, jobs, llm, selectors
+from conversations import context, jobs, selectors
 from conversations.errors import ProviderError, ValidationFailed
 from conversations.models import ChatModel, Conversation, ConversationSummary, Message, UsageKind
-from conversations.services.ledger import usage_record_create, usage_records_for_retries
+from conversations.services.background import background_complete
 from conversations.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -49,55 +48,6 @@ def summary_request_messages(previous: ConversationSummary | None, turns: list[M
     ]
 
 
-def background_request(chat_model: ChatModel, messages: list[dict]) -> llm.ChatRequest:
-    """A non-streamed request for work the user does not wait on (summaries, titles)."""
-    credentials = selectors.provider_credentials(chat_model.provider)
-    if credentials is None:
-        raise ProviderError(f"No API key is configured for {chat_model.provider.name}.")
-    return llm.ChatRequest(
-        base_url=credentials.base_url,
-        api_key=credentials.api_key,
-        model=chat_model.name,
-        messages=messages,
-        provider_slug=chat_model.provider.slug,
-        temperature=0.2,
-        max_tokens=settings.SUMMARY_MAX_TOKENS,
-    )
-
-
-def usage_outcome(messages: list, done: llm.Completion):
-    """A background call's usage as a ledger outcome: reported, or estimated if absent."""
-    from conversations.services.replies import ReplyOutcome
-
-    usage = done.usage
-    outcome = ReplyOutcome(status="complete", content=done.text, usage_reported=usage is not None)
-    if usage is not None:
-        outcome.prompt_tokens, outcome.completion_tokens = (
-            usage.prompt_tokens,
-            usage.completion_tokens,
-        )
-        outcome.reasoning_tokens, outcome.cached_tokens = (
-            usage.reasoning_tokens,
-            usage.cached_tokens,
-        )
-    else:
-        outcome.prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
-        outcome.completion_tokens = estimate_tokens(done.text)
-    return outcome
-
-
-def background_call(conversation: Conversation, chat_model: ChatModel, kind: str) -> dict:
-    """Who and what a background call (summary, title) is billed to, for the ledger."""
-    return {
-        "user_id": conversation.owner_id,
-        "conversation": conversation,
-        "message": None,
-        "chat_model": chat_model,
-        "model_name": chat_model.name,
-        "kind": kind,
-    }
-
-
 def summary_create(
     *, conversation_id: int, leaf_id: int, through_id: int | None = None
 ) -> ConversationSummary | None:
@@ -123,16 +73,13 @@ def summary_create(
             return None  # another worker is summarising this very range right now
         chat_model = context.summary_chat_model(conversation)
         messages = summary_request_messages(plan.previous, plan.turns)
-        request = background_request(chat_model, messages)
-        # Every HTTP request is a ledger record; the failed ones are billed nothing.
-        call = background_call(conversation, chat_model, UsageKind.SUMMARY)
-        try:
-            done = asyncio.run(llm.complete_chat(request))
-        except ProviderError:
-            usage_records_for_retries(count=request.attempts, **call)
-            raise
-        usage_records_for_retries(count=request.attempts - 1, **call)
-        usage_record_create(outcome=usage_outcome(messages, done), **call)
+        done = background_complete(
+            conversation=conversation,
+            chat_model=chat_model,
+            messages=messages,
+            kind=UsageKind.SUMMARY,
+            max_tokens=settings.SUMMARY_MAX_TOKENS,
+        )
         if not done.text.strip():
             raise ProviderError("The summary model returned an empty summary.")
         return _summary_insert(conversation, plan, done.text.strip(), chat_model.name)

@@ -4,15 +4,11 @@ A title the user typed always wins: a generated one is written only while the co
 has no user-given title, checked again at the moment of writing.
 """
 
-import asyncio
-
 from django.conf import settings
 
-from conversations import context, llm
-from conversations.errors import ProviderError
+from conversations import context
 from conversations.models import Conversation, Message, MessageStatus, Role, UsageKind
-from conversations.services.ledger import usage_record_create, usage_records_for_retries
-from conversations.services.summaries import background_call, background_request, usage_outcome
+from conversations.services.background import background_complete
 
 TITLE_INSTRUCTIONS = (
     "Write a short title (at most 6 words) for the conversation below, in the language the "
@@ -55,16 +51,13 @@ def title_generate(*, conversation_id: int) -> str | None:
         {"role": "system", "content": TITLE_INSTRUCTIONS},
         {"role": "user", "content": f"<conversation>\n{transcript}\n</conversation>"},
     ]
-    request = background_request(chat_model, messages)
-    request.max_tokens = 32
-    call = background_call(conversation, chat_model, UsageKind.TITLE)
-    try:
-        done = asyncio.run(llm.complete_chat(request))
-    except ProviderError:
-        usage_records_for_retries(count=request.attempts, **call)
-        raise
-    usage_records_for_retries(count=request.attempts - 1, **call)
-    usage_record_create(outcome=usage_outcome(messages, done), **call)
+    done = background_complete(
+        conversation=conversation,
+        chat_model=chat_model,
+        messages=messages,
+        kind=UsageKind.TITLE,
+        max_tokens=32,
+    )
     title = _clean(done.text)
     if title:
         # The user may have renamed it while the model was writing: theirs wins.
