@@ -97,6 +97,18 @@ class Subscriber(Protocol):
     async def messages_appended(self, html: str, uuids: list[str]) -> None: ...
 
 
+def _reply_event(state: "LiveReply | ReplyState") -> dict:
+    """A reply's whole state for sockets in other processes: they trim it by their offsets."""
+    return {
+        "type": events.REPLY_UPDATE,
+        "reply": state.uuid,
+        "status": state.status,
+        "content": state.content,
+        "reasoning": state.reasoning,
+        "final_html": state.final_html,
+    }
+
+
 class Hub:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscriber]] = {}
@@ -166,33 +178,13 @@ class Hub:
             except Exception:  # one broken socket must not stop the others
                 log.exception("delivering a reply update failed")
         if live.remote_watchers or live.final_html is not None:
-            await self._send_remote(
-                live.conversation_uuid,
-                {
-                    "type": events.REPLY_UPDATE,
-                    "reply": live.uuid,
-                    "status": live.status,
-                    "content": live.content,
-                    "reasoning": live.reasoning,
-                    "final_html": live.final_html,
-                },
-            )
+            await self._send_remote(live.conversation_uuid, _reply_event(live))
 
     async def publish_state(self, conversation_uuid: str, state: ReplyState) -> None:
         """A reply update from outside a generator (a sweep, an orphan stop)."""
         for subscriber in list(self._subscribers.get(str(conversation_uuid), ())):
             await subscriber.reply_changed(state)
-        await self._send_remote(
-            str(conversation_uuid),
-            {
-                "type": events.REPLY_UPDATE,
-                "reply": state.uuid,
-                "status": state.status,
-                "content": state.content,
-                "reasoning": state.reasoning,
-                "final_html": state.final_html,
-            },
-        )
+        await self._send_remote(str(conversation_uuid), _reply_event(state))
 
     async def publish_messages(self, conversation_uuid: str, html: str, uuids: list[str]) -> None:
         for subscriber in list(self._subscribers.get(str(conversation_uuid), ())):
