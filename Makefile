@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: run worker test lint format bench check-deploy clean
+.PHONY: run worker test lint format bench check-deploy clean messages
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,6 +43,13 @@ check-deploy: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV)
+
+# After adding or changing interface text: refresh locale/zh_Hans (translate what is new or
+# fuzzy in django.po), then compile. Commit the .po and the .mo: nothing runs gettext at run time.
+messages: $(BIN)/.installed
+	$(BIN)/python manage.py makemessages -l zh_Hans --no-obsolete --add-location file \
+		--ignore 'var/*' --ignore 'bench*' --ignore 'test-artifacts/*' --ignore 'tests/*' --ignore 'static/*'
+	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore '.*' --ignore 'var' --ignore 'bench*'
 
 # Load and latency figures on this machine (see bench/): its own database and Redis db.
 bench: $(BIN)/.installed

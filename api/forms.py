@@ -1,4 +1,5 @@
 from django import forms
+from django.utils.translation import gettext_lazy
 
 
 class TokenCreateForm(forms.Form):
@@ -6,4 +7,6 @@ class TokenCreateForm(forms.Form):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(help_text="A chatsite JSON export or ChatGPT's conversations.json.")
+    file = forms.FileField(
+        help_text=gettext_lazy("A chatsite JSON export or ChatGPT's conversations.json.")
+    )

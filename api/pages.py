@@ -5,6 +5,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from api import selectors, services
@@ -41,7 +42,9 @@ def api_settings(request: HttpRequest) -> HttpResponse:
 def token_create(request: HttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST)
     if not form.is_valid():
-        return _tokens(request, token_error="Give the token a name of at most 80 characters.")
+        return _tokens(
+            request, token_error=gettext("Give the token a name of at most 80 characters.")
+        )
     try:
         created = services.api_token_create(user=request.user, name=form.cleaned_data["name"])
     except ValidationFailed as exc:
@@ -54,10 +57,12 @@ def token_create(request: HttpRequest) -> HttpResponse:
 @login_required
 def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
     if not services.api_token_revoke(user=request.user, token_id=token_id):
-        return _tokens(request, token_error="That token does not exist or is already revoked.")
+        return _tokens(
+            request, token_error=gettext("That token does not exist or is already revoked.")
+        )
     if request.htmx:
         return _tokens(request)
-    flash.success(request, "Token revoked.")
+    flash.success(request, gettext("Token revoked."))
     return redirect("api_settings")
 
 
@@ -67,9 +72,11 @@ def import_upload(request: HttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     context: dict = {}
     if not form.is_valid():
-        context["import_error"] = "Choose a file to import."
+        context["import_error"] = gettext("Choose a file to import.")
     elif form.cleaned_data["file"].size > settings.API_IMPORT_MAX_BYTES:
-        context["import_error"] = f"The file is larger than {settings.API_IMPORT_MAX_BYTES} bytes."
+        context["import_error"] = gettext("The file is larger than %(limit)s bytes.") % {
+            "limit": settings.API_IMPORT_MAX_BYTES
+        }
     else:
         try:
             data = form.cleaned_data["file"].read()

@@ -7,6 +7,7 @@ from datetime import timedelta
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from api.models import ApiToken
 from api.selectors import token_hash
@@ -30,9 +31,9 @@ class CreatedToken:
 def api_token_create(*, user: AbstractBaseUser, name: str) -> CreatedToken:
     name = name.strip()
     if not name:
-        raise ValidationFailed("Give the token a name, so you can tell it apart later.")
+        raise ValidationFailed(gettext("Give the token a name, so you can tell it apart later."))
     if len(name) > 80:
-        raise ValidationFailed("Token names are at most 80 characters.")
+        raise ValidationFailed(gettext("Token names are at most 80 characters."))
     secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
     token = ApiToken.objects.create(
         user=user,

@@ -9,6 +9,7 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import Http404, StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import generics, status
@@ -54,14 +55,16 @@ def _conversation_or_404(request: Request, uuid) -> Conversation:
     try:
         return selectors.conversation_get_for_user(request.user, uuid)
     except Conversation.DoesNotExist:
-        raise Http404("No such conversation.") from None
+        raise Http404(gettext("No such conversation.")) from None
 
 
 def _export_format(request: Request) -> str:
     export_format = request.query_params.get("format", "json")
     if export_format not in transfer.EXPORT_FORMATS:
         choices = ", ".join(transfer.EXPORT_FORMATS)
-        raise ValidationError({"format": [f"Choose one of: {choices}."]})
+        raise ValidationError(
+            {"format": [gettext("Choose one of: %(choices)s.") % {"choices": choices}]}
+        )
     return export_format
 
 
@@ -135,7 +138,9 @@ class ConversationListView(generics.ListAPIView):
             # In UTC: PostgreSQL refuses some offsets Python accepts (up to 24 hours).
             return moment.astimezone(UTC)
         except (AttributeError, ValueError, OverflowError):
-            raise ValidationError({"updated_since": ["Use an ISO 8601 date and time."]}) from None
+            raise ValidationError(
+                {"updated_since": [gettext("Use an ISO 8601 date and time.")]}
+            ) from None
 
 
 @extend_schema(summary="One conversation, with links to its messages and exports")
@@ -209,7 +214,9 @@ class ImportView(APIView):
         upload.is_valid(raise_exception=True)
         file = upload.validated_data["file"]
         if file.size > settings.API_IMPORT_MAX_BYTES:
-            detail = f"The file is larger than {settings.API_IMPORT_MAX_BYTES} bytes."
+            detail = gettext("The file is larger than %(limit)s bytes.") % {
+                "limit": settings.API_IMPORT_MAX_BYTES
+            }
             return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         try:
             result = services.conversations_import(owner=request.user, data=file.read())
@@ -217,5 +224,5 @@ class ImportView(APIView):
             return Response({"detail": exc.message, "imported": [], "failed": []}, status=400)
         body = serializers.ImportResultSerializer(result).data
         if not result.conversations:
-            return Response({"detail": "Nothing was imported.", **body}, status=400)
+            return Response({"detail": gettext("Nothing was imported."), **body}, status=400)
         return Response(body, status=status.HTTP_201_CREATED)

@@ -78,6 +78,8 @@ MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
+    # The language: the set_language cookie, else the browser's Accept-Language, else English.
+    "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
@@ -98,6 +100,7 @@ TEMPLATES = [
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
+                "django.template.context_processors.i18n",  # LANGUAGE_CODE for <html lang>
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
             ],
@@ -114,6 +117,11 @@ if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
         "transaction_mode": "IMMEDIATE",
         "timeout": 20,
     }
+elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
+    # Sessions start in UTC, the zone Django reads and writes in (USE_TZ): otherwise each new
+    # connection first spends a statement setting it. A TimeZone given in the URL still wins.
+    db_options = DATABASES["default"].setdefault("OPTIONS", {})
+    db_options["options"] = f"-c TimeZone=UTC {db_options.get('options', '')}".strip()
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_url("REDIS_URL", schemes={"redis", "rediss", "unix"})
@@ -128,6 +136,10 @@ if REDIS_URL:
                     {
                         "address": REDIS_URL,
                         "max_connections": env_int("REDIS_MAX_CONNECTIONS", 1000, minimum=10),
+                        # Above channels-redis's 5 s blocking receive: at redis-py's default
+                        # (also 5 s) a busy loop reads the empty answer late, and the
+                        # TimeoutError closes the socket.
+                        "socket_timeout": 30,
                     }
                 ],
                 "prefix": env_str("CHANNELS_PREFIX", "chatsite"),
@@ -181,6 +193,9 @@ LOGOUT_REDIRECT_URL = "login"
 SIGNUP_ENABLED = env_bool("SIGNUP_ENABLED", True)
 
 LANGUAGE_CODE = "en"
+# The interface speaks these; the compiled catalogue is committed (no gettext at run time).
+LANGUAGES = [("en", "English"), ("zh-hans", "简体中文")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = True
 USE_TZ = True
@@ -201,6 +216,7 @@ if not DEBUG:
 if not DEBUG:
     SESSION_COOKIE_SECURE = True
     CSRF_COOKIE_SECURE = True
+    LANGUAGE_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
@@ -250,8 +266,9 @@ PROVIDER_MAX_RETRIES = env_int("PROVIDER_MAX_RETRIES", 2, minimum=0)
 # --- Streaming -------------------------------------------------------------------------
 # At most one fragment per reply per interval reaches a browser.
 STREAM_FRAGMENT_INTERVAL = env_float("STREAM_FRAGMENT_INTERVAL", 0.05, minimum=0.0)
-# The partial reply is written to the database about this often, and at the end.
-STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 1.0, minimum=0.1)
+# The partial reply is written to the database about this often, and at the end: what a
+# crash can lose of the text shown. Each save rewrites the whole text so far.
+STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 2.0, minimum=0.1)
 # A streaming reply whose generator has not written a heartbeat for this long is dead.
 STREAM_STALE_AFTER = env_float("STREAM_STALE_AFTER", 15.0, minimum=1.0)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 100_000, minimum=1)

@@ -3,6 +3,8 @@ from django.urls import include, path
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    # set_language: the language switch posts here; it sets the cookie and goes back.
+    path("i18n/", include("django.conf.urls.i18n")),
     path("api/v1/", include("api.urls")),
     path("settings/api/", include("api.page_urls")),
     path("", include("conversations.urls")),

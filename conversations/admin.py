@@ -9,6 +9,9 @@ from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
+from django.utils.text import format_lazy
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from conversations import usage
 from conversations.discovery import discover_models
@@ -51,11 +54,11 @@ class ProviderAdmin(admin.ModelAdmin):
     inlines = [ChatModelInline]
     actions = ["discover"]
 
-    @admin.action(description="Discover models from the endpoint's /models")
+    @admin.action(description=_("Discover models from the endpoint's /models"))
     def discover(self, request, queryset) -> None:
         for provider in queryset:
             added = discover_models(provider)
-            names = ", ".join(m.name for m in added) or "nothing new"
+            names = ", ".join(m.name for m in added) or gettext("nothing new")
             self.message_user(request, f"{provider.name}: {names}")
 
 
@@ -90,7 +93,7 @@ class MessageUsageMixin:
     def get_queryset(self, request):
         return usage.messages_with_usage(super().get_queryset(request))
 
-    @admin.display(description="Usage")
+    @admin.display(description=_("Usage"))
     def usage(self, message: Message) -> str:
         return _usage_text(
             message.usage_tokens,
@@ -115,7 +118,7 @@ class MessageInline(MessageUsageMixin, admin.TabularInline):
 def _cost_column(currency: str):
     attribute = f"usage_cost_{currency.lower()}"
 
-    @admin.display(description=f"Cost ({currency})", ordering=attribute)
+    @admin.display(description=format_lazy(_("Cost ({})"), currency), ordering=attribute)
     def column(self, obj) -> str:
         return money(getattr(obj, attribute))
 
@@ -152,15 +155,15 @@ class ConversationAdmin(admin.ModelAdmin):
     def get_queryset(self, request):
         return usage.conversations_with_usage(super().get_queryset(request))
 
-    @admin.display(description="Messages", ordering="message_count")
+    @admin.display(description=_("Messages"), ordering="message_count")
     def message_count(self, conversation: Conversation) -> int:
         return conversation.message_count
 
-    @admin.display(description="Tokens", ordering="usage_tokens")
+    @admin.display(description=_("Tokens"), ordering="usage_tokens")
     def tokens(self, conversation: Conversation) -> int:
         return conversation.usage_tokens
 
-    @admin.display(description="Last activity", ordering="updated_at")
+    @admin.display(description=_("Last activity"), ordering="updated_at")
     def last_activity(self, conversation: Conversation):
         return conversation.updated_at
 

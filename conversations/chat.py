@@ -4,26 +4,19 @@ Each call is one service call plus what must follow it in this process: tell eve
 socket, start or stop the generator.
 """
 
+from uuid import uuid4
+
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.utils import translation
+from django.utils.translation import gettext as _
 
-from conversations import events, generation, presenters, selectors, services
+from conversations import events, generation, pages, presenters, selectors, services
 from conversations.errors import ValidationFailed
 from conversations.hub import hub
 from conversations.models import Conversation, Message
-
-
-async def _announce_and_start(conversation: Conversation, messages: list[Message]) -> None:
-    html = await database_sync_to_async(presenters.render_messages_appended)(messages)
-    await hub.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
-    reply = messages[-1]
-    generation.start_reply(
-        reply_id=reply.id,
-        reply_uuid=str(reply.uuid),
-        conversation_uuid=str(conversation.uuid),
-        reply=reply,
-    )
 
 
 async def send_message(
@@ -33,19 +26,29 @@ async def send_message(
     idempotency_key: str | None,
     attachment_ids: list[str] | None = None,
 ) -> services.SentMessage:
-    def _send() -> services.SentMessage:
+    def _send() -> tuple[services.SentMessage, str]:
         # Fresh: a socket's copy is as old as the socket, and the settings may have changed.
-        current = selectors.conversation_fresh(conversation)
-        return services.message_send(
+        # The same query answers the budget, in-flight and idempotency checks.
+        current = selectors.conversation_for_send(conversation, idempotency_key=idempotency_key)
+        sent = services.message_send(
             conversation=current,
             content=content,
             idempotency_key=idempotency_key,
             attachment_ids=attachment_ids,
         )
+        if not sent.created:
+            return sent, ""
+        if not attachment_ids:
+            sent.user_message.loaded_images = []  # nothing attached: no query to find out
+        return sent, presenters.render_messages_appended([sent.user_message, sent.reply])
 
-    sent = await database_sync_to_async(_send)()
+    # On the thread pool, not the one thread that thread-sensitive calls share: under load,
+    # sends queued there behind one another for seconds.
+    sent, html = await database_sync_to_async(_send, thread_sensitive=False)()
     if sent.created:
-        await _announce_and_start(conversation, [sent.user_message, sent.reply])
+        messages = [sent.user_message, sent.reply]
+        await hub.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
+        _start(conversation, sent.reply)
     return sent
 
 
@@ -57,7 +60,7 @@ async def start_conversation(
     def _create() -> Conversation:
         chat_model = selectors.chat_model_get_available(chat_model_id)
         if chat_model is None:
-            raise ValidationFailed("Choose one of the available models.")
+            raise ValidationFailed(_("Choose one of the available models."))
         return services.conversation_create(owner=owner, chat_model=chat_model)
 
     conversation = await database_sync_to_async(_create)()
@@ -68,15 +71,75 @@ async def start_conversation(
     return conversation
 
 
+def _message_in(conversation: Conversation, uuid: str) -> Message:
+    """A message of this conversation, with the conversation as the database has it now."""
+    try:
+        message = selectors.message_get_in_conversation(conversation, uuid)
+    except (Message.DoesNotExist, ValueError, DjangoValidationError):
+        raise ValidationFailed(_("That message is not in this conversation.")) from None
+    message.conversation = selectors.conversation_fresh(conversation)
+    return message
+
+
+async def _replace_thread(conversation: Conversation) -> None:
+    """Show every socket the branch now on screen (after an edit, a regeneration or a
+    switch between versions), from its latest page."""
+
+    def _render() -> tuple[str, list[str]]:
+        page = pages.latest_page(conversation)
+        return presenters.render_thread_replaced(page), [str(m.uuid) for m in page.messages]
+
+    html, uuids = await database_sync_to_async(_render)()
+    # A token of its own: a socket that has seen every one of these messages (paging back
+    # to a version it showed before) must still swap the thread.
+    await hub.publish_messages(str(conversation.uuid), html, [*uuids, f"thread:{uuid4()}"])
+
+
+def _start(conversation: Conversation, reply: Message) -> None:
+    generation.start_reply(
+        reply_id=reply.id,
+        reply_uuid=str(reply.uuid),
+        conversation_uuid=str(conversation.uuid),
+        reply=reply,
+    )
+
+
 async def retry_reply(*, conversation: Conversation, reply_uuid: str) -> Message:
+    """Answer the same message again (Retry on an error, Regenerate on the last reply);
+    the earlier reply stays as a sibling version."""
+
     def _retry() -> Message:
-        reply = selectors.message_get_in_conversation(conversation, reply_uuid)
-        reply.conversation = selectors.conversation_fresh(conversation)
-        return services.reply_retry(reply=reply)
+        return services.reply_retry(reply=_message_in(conversation, reply_uuid))
 
     new_reply = await database_sync_to_async(_retry)()
-    await _announce_and_start(conversation, [new_reply])
+    await _replace_thread(conversation)
+    _start(conversation, new_reply)
     return new_reply
+
+
+async def edit_message(*, conversation: Conversation, message_uuid: str, content: str) -> Message:
+    """Send a new version of a user message and answer it; the branch on screen follows."""
+
+    def _edit() -> services.SentMessage:
+        return services.message_edit(
+            message=_message_in(conversation, message_uuid), content=content
+        )
+
+    sent = await database_sync_to_async(_edit)()
+    await _replace_thread(conversation)
+    _start(conversation, sent.reply)
+    return sent.reply
+
+
+async def switch_branch(*, conversation: Conversation, message_uuid: str) -> None:
+    """Page to another version of a turn: the thread through it replaces the one shown."""
+
+    def _switch() -> None:
+        message = _message_in(conversation, message_uuid)
+        services.conversation_switch_branch(conversation=message.conversation, message=message)
+
+    await database_sync_to_async(_switch)()
+    await _replace_thread(conversation)
 
 
 async def stop_reply(*, conversation: Conversation) -> None:
@@ -102,7 +165,10 @@ async def publish_final(reply: Message) -> None:
     """Tell every socket that a reply ended outside a generator (a sweep, an orphan stop)."""
 
     def _render() -> tuple[str, presenters.ReplyState]:
-        html = presenters.render_message_html(reply)
+        # Shared final HTML is in the site's language, as a generator's is: sockets in
+        # another language render their own (consumers.py), whoever stopped the reply.
+        with translation.override(settings.LANGUAGE_CODE):
+            html = presenters.render_message_html(reply)
         return str(reply.conversation.uuid), presenters.final_state(reply, html)
 
     conversation_uuid, state = await database_sync_to_async(_render)()

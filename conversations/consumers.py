@@ -8,15 +8,19 @@ doubled. Generation never runs here: a socket only watches.
 
 import json
 import logging
+from types import SimpleNamespace
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.http.cookie import parse_cookie
+from django.utils import translation
+from django.utils.translation import gettext as _
 
-from conversations import chat, events, presenters, runtime, selectors
+from conversations import chat, events, pages, presenters, runtime, selectors
 from conversations.errors import ChatError
 from conversations.hub import PROCESS_ID, LiveReply, ReplyState, hub
-from conversations.models import Conversation
+from conversations.models import Conversation, Message
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +34,17 @@ def _attachment_ids(value) -> list[str]:
     return [str(v) for v in values if v]
 
 
+def _socket_language(scope) -> str:
+    """The language LocaleMiddleware would pick for the page (its cookie, else the browser's
+    Accept-Language): Channels runs no Django middleware, and pushes must match the page."""
+    headers = dict(scope.get("headers") or ())
+    request = SimpleNamespace(
+        COOKIES=parse_cookie(headers.get(b"cookie", b"").decode("latin-1")),
+        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
+    )
+    return translation.get_language_from_request(request)
+
+
 def _conversation_for(user, uuid) -> Conversation | None:
     try:
         return selectors.conversation_get_for_user(user, uuid)
@@ -39,6 +54,10 @@ def _conversation_for(user, uuid) -> Conversation | None:
 
 class ConversationConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
+        # For this socket's own task (its errors, notices and renders); pushes fed from a
+        # generator's task override it again where they render.
+        self.language = _socket_language(self.scope)
+        translation.activate(self.language)
         self.conversation_uuid = str(self.scope["url_route"]["kwargs"]["uuid"])
         self.conversation = await database_sync_to_async(_conversation_for)(
             self.scope["user"], self.conversation_uuid
@@ -72,12 +91,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         if bytes_data is not None or text_data is None or len(text_data) > MAX_FRAME_BYTES:
-            await self.notify("That message is too large to send.")
+            await self.notify(_("That message is too large to send."))
             return
         try:
             data = json.loads(text_data)
         except json.JSONDecodeError:
-            await self.notify("The server could not read that request.")
+            await self.notify(_("The server could not read that request."))
             return
         if not isinstance(data, dict):
             return
@@ -104,8 +123,18 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await chat.retry_reply(
                 conversation=self.conversation, reply_uuid=str(data.get("reply") or "")
             )
+        elif action == "edit":
+            await chat.edit_message(
+                conversation=self.conversation,
+                message_uuid=str(data.get("edited") or ""),
+                content=str(data.get("message") or ""),
+            )
+        elif action == "branch":
+            await chat.switch_branch(
+                conversation=self.conversation, message_uuid=str(data.get("version") or "")
+            )
         else:
-            await self.notify(f"Unknown action {action!r}.")
+            await self.notify(_("Unknown action %(action)s.") % {"action": repr(action)})
 
     async def sync(self, last_uuid: str) -> None:
         """Bring the page up to date after (re)connecting, then go live."""
@@ -114,9 +143,11 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.subscribed = True
         missing = await database_sync_to_async(self._render_missing)(last_uuid)
         for uuid, status, content, reasoning, html in missing:
-            await self.send(text_data=html)
-            self.sent[uuid] = (status, len(content), len(reasoning))
-            self.sent_messages.add(uuid)
+            if html:
+                await self.send(text_data=html)
+            if uuid:
+                self.sent[uuid] = (status, len(content), len(reasoning))
+                self.sent_messages.add(uuid)
         backlog, self.backlog = self.backlog, None
         if live is not None:
             await self.reply_changed(live)
@@ -125,6 +156,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     def _render_missing(self, last_uuid: str) -> list[tuple[str, str, str, str, str]]:
         messages = selectors.thread_messages_after(self.conversation, last_uuid)
+        if messages is None:
+            return self._render_thread()
         known = {last_uuid}
         rendered = []
         views = presenters.views_of_messages(messages)  # costs for all of them in one query
@@ -135,6 +168,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             rendered.append(
                 (str(message.uuid), message.status, message.content, message.reasoning, html)
             )
+        return rendered
+
+    def _render_thread(self) -> list[tuple[str, str, str, str, str]]:
+        """The page shows another branch than the one now on screen (switched in another
+        tab while this one was away): the whole latest page replaces it."""
+        page = pages.latest_page(self.conversation)
+        rendered = [(str(m.uuid), m.status, m.content, m.reasoning, "") for m in page.messages]
+        rendered.append(("", "", "", "", presenters.render_thread_replaced(page)))
         return rendered
 
     async def notify(self, text: str) -> None:
@@ -151,7 +192,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         if state.final_html is not None:
             self.sent[state.uuid] = ("final", 0, 0)
-            await self.send(text_data=state.final_html)
+            await self.send(text_data=await self._final_html(state))
             return
         content_sent, reasoning_sent = (previous[1], previous[2]) if previous else (0, 0)
         needs_snapshot = (
@@ -160,7 +201,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             or (reasoning_sent == 0 and bool(state.reasoning))
         )
         if needs_snapshot:
-            html = presenters.render_message(presenters.view_of_live(state))
+            with translation.override(self.language):  # maybe called from a generator's task
+                html = presenters.render_message(presenters.view_of_live(state))
         else:
             html = presenters.render_delta(
                 state.uuid, state.content[content_sent:], state.reasoning[reasoning_sent:]
@@ -168,6 +210,21 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.sent[state.uuid] = (state.status, len(state.content), len(state.reasoning))
         if html:
             await self.send(text_data=html)
+
+    async def _final_html(self, state: LiveReply | ReplyState) -> str:
+        """The shared final HTML is rendered in the site's default language; a socket in
+        another language renders the finished reply itself (one read per reply)."""
+        if self.language == settings.LANGUAGE_CODE:
+            return state.final_html
+        try:
+            return await database_sync_to_async(self._render_final)(state.uuid)
+        except Message.DoesNotExist:
+            return state.final_html
+
+    def _render_final(self, reply_uuid: str) -> str:
+        with translation.override(self.language):
+            message = selectors.message_get_in_conversation(self.conversation, reply_uuid)
+            return presenters.render_message_html(message)
 
     async def messages_appended(self, html: str, uuids: list[str]) -> None:
         if self.backlog is not None:

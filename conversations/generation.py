@@ -1,21 +1,25 @@
 """Server-side generation of replies, independent of any socket.
 
 A reply runs as an asyncio task of the server process that accepted the message. Sockets
-come and go (reload, second tab, lost connection); the task keeps the whole text in memory,
-pushes a coalesced fragment at most every STREAM_FRAGMENT_INTERVAL, writes the partial reply
-to the database every STREAM_SAVE_INTERVAL (also its heartbeat) and the final state once.
+come and go (reload, second tab, lost connection); the task keeps the whole text in memory
+and hands each delta to the hub, which coalesces fragments (at most one per reply per
+STREAM_FRAGMENT_INTERVAL, longer under load). One saver per process writes the partial text
+of every live reply to the database each STREAM_SAVE_INTERVAL, in one statement (it is also
+their heartbeat); each reply's final state is written once.
 """
 
 import asyncio
 import contextvars
 import logging
 import time
+import weakref
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.utils.translation import gettext_noop
 
 from conversations import llm, providers, selectors, services
-from conversations.context import context_for_reply
+from conversations.context import ReplyContext, context_for_reply
 from conversations.errors import (
     ProviderConnectionLost,
     ProviderError,
@@ -44,14 +48,10 @@ class ReplyRun:
         self.live = live
         # The reply as the sender saved it, with its conversation and model: no reload.
         self.reply = reply
-        self.dirty = asyncio.Event()
-        self.finished = False
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.finish_reason = ""
         self.usage: llm.Usage | None = None
-        self.saved_lengths = (0, 0)
-        self.last_save = time.monotonic()
         self.prompt_estimate = 0
         self.raw_prompt_estimate = 0
 
@@ -74,24 +74,20 @@ class ReplyRun:
         credentials = reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
         if not credentials:
             return self._failure(ProviderNotConfigured(), called_upstream=False)
-        context = await _db(context_for_reply)(reply)
-        if not await _db(services.reply_start)(reply_id=reply.id, context=context.meta()):
+        context = await _db(_claim)(reply)
+        if context is None:
             return None  # another generator claimed it first
-        reply.context = context.meta()
         self.prompt_estimate = context.estimated_tokens
         self.raw_prompt_estimate = context.raw_estimated_tokens
         self.live.status = MessageStatus.STREAMING
+        self.live.saved_at = time.monotonic()  # the claim was the reply's first heartbeat
         await hub.publish_reply(self.live)
+        saver.ensure_running()
         request = _chat_request(reply, credentials, context.messages)
-        helpers = [asyncio.create_task(self._push_fragments()), asyncio.create_task(self._save())]
-        try:
-            outcome = await self._stream(reply, request)
-            # Every HTTP request is a ledger record; all but the last failed and were retried.
-            outcome.upstream_attempts = max(request.attempts, 1)
-            return outcome
-        finally:
-            for helper in helpers:
-                helper.cancel()
+        outcome = await self._stream(reply, request)
+        # Every HTTP request is a ledger record; all but the last failed and were retried.
+        outcome.upstream_attempts = max(request.attempts, 1)
+        return outcome
 
     async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.ReplyOutcome:
         try:
@@ -133,7 +129,9 @@ class ReplyRun:
                 continue
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
-            self.dirty.set()
+                await hub.publish_reply(live)  # the first token never waits for a tick
+            else:
+                await hub.reply_grew(live)
 
     # --- outcomes ----------------------------------------------------------------------
 
@@ -141,14 +139,16 @@ class ReplyRun:
         if not self.finish_reason:
             return self._outcome(
                 MessageStatus.INTERRUPTED,
-                error=ProviderConnectionLost("The provider ended the reply without finishing it."),
+                error=ProviderConnectionLost(
+                    gettext_noop("The provider ended the reply without finishing it.")
+                ),
             )
         if self.finish_reason == "length":
             return self._outcome(MessageStatus.TRUNCATED)
         if not self.live.content_length:
             return self._outcome(
                 MessageStatus.FAILED,
-                error=ProviderError("The model returned an empty reply."),
+                error=ProviderError(gettext_noop("The model returned an empty reply.")),
                 code="empty_reply",
             )
         return self._outcome(MessageStatus.COMPLETE)
@@ -185,39 +185,86 @@ class ReplyRun:
         return outcome
 
     async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
-        # reply_finish also gives the in-memory reply its final fields: nothing to reload.
-        if not await _db(services.reply_finish)(reply_id=reply.id, outcome=outcome, reply=reply):
-            reply = await _db(_load_reply)(reply.id)  # someone else ended it: show theirs
+        finished = await _db(_finish_and_render)(reply, outcome, self.raw_prompt_estimate)
+        reply, self.live.final_html = finished
         self.live.status = reply.status
-        self.live.final_html = await _db(render_message_html)(reply)
         await hub.publish_reply(self.live)
-        await _db(_after_reply)(reply, outcome, self.raw_prompt_estimate)
 
-    # --- helpers running beside the stream ---------------------------------------------
 
-    async def _push_fragments(self) -> None:
-        """At most one fragment per interval; the first one goes out at once."""
-        interval = settings.STREAM_FRAGMENT_INTERVAL
-        while True:
-            await self.dirty.wait()
-            self.dirty.clear()
-            await hub.publish_reply(self.live)
-            await asyncio.sleep(interval)
+def _claim(reply: Message) -> ReplyContext | None:
+    """The request's context, and the reply claimed for generation with it (one trip to a
+    worker thread for both); None when another generator claimed it first."""
+    context = context_for_reply(reply)
+    if not services.reply_start(reply_id=reply.id, context=context.meta()):
+        return None
+    reply.context = context.meta()
+    return context
 
-    async def _save(self) -> None:
-        """Partial text (and heartbeat) to the database about once a second."""
-        live = self.live
-        while True:
+
+def _finish_and_render(
+    reply: Message, outcome: services.ReplyOutcome, raw_estimate: int
+) -> tuple[Message, str]:
+    """The final state saved and rendered, and what follows a reply (one trip to a worker
+    thread for all of it: the follow-up is a few checks unless a summary or title is due)."""
+    # reply_finish also gives the in-memory reply its final fields: nothing to reload.
+    if not services.reply_finish(reply_id=reply.id, outcome=outcome, reply=reply):
+        reply = _load_reply(reply.id)  # someone else ended it: show theirs
+    html = render_message_html(reply)
+    try:
+        _after_reply(reply, outcome, raw_estimate)
+    except Exception:  # calibration, summary or title: never at the cost of the reply
+        log.exception("work after reply %s failed", reply.uuid)
+    return reply, html
+
+
+class Saver:
+    """The partial text of every live reply of this process, saved each
+    STREAM_SAVE_INTERVAL in one statement: a heartbeat per reply, but one database round
+    trip (and one Redis round trip to learn who watches from elsewhere) per process."""
+
+    def __init__(self) -> None:
+        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = self._tasks.get(loop)
+        if task is None or task.done():
+            self._tasks[loop] = loop.create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        while hub.live_count():
             await asyncio.sleep(settings.STREAM_SAVE_INTERVAL)
-            live.remote_watchers = await hub.other_processes_watch(live.conversation_uuid)
+            try:
+                await self.save_all()
+            except Exception:  # the next round retries; the replies keep streaming
+                log.exception("saving partial replies failed")
+
+    async def save_all(self) -> None:
+        streaming = [live for live in hub.live_replies() if live.status == MessageStatus.STREAMING]
+        if not streaming:
+            return
+        watched = await hub.watched_elsewhere([live.conversation_uuid for live in streaming])
+        now = time.monotonic()
+        heartbeat_due = now - settings.STREAM_STALE_AFTER / 3
+        # A reply claimed (or saved) moments before this round waits for the next one.
+        too_recent = now - settings.STREAM_SAVE_INTERVAL / 2
+        partials, saved = [], []
+        for live in streaming:
+            live.remote_watchers = live.conversation_uuid in watched
             lengths = (live.content_length, live.reasoning_length)
-            heartbeat_due = time.monotonic() - self.last_save >= settings.STREAM_STALE_AFTER / 3
-            if lengths != self.saved_lengths or heartbeat_due:
-                await _db(services.reply_save_partial)(
-                    reply_id=live.reply_id, content=live.content, reasoning=live.reasoning
-                )
-                self.saved_lengths = lengths
-                self.last_save = time.monotonic()
+            changed = lengths != live.saved_lengths and live.saved_at <= too_recent
+            if changed or live.saved_at <= heartbeat_due:
+                partials.append(services.Partial(live.reply_id, live.content, live.reasoning))
+                saved.append((live, lengths))
+        if partials:
+            await _db(services.replies_save_partial)(partials=partials)
+        for live, lengths in saved:
+            live.saved_lengths, live.saved_at = lengths, now
+
+
+saver = Saver()
 
 
 def _after_reply(reply: Message, outcome: services.ReplyOutcome, raw_estimate: int) -> None:

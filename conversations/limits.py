@@ -1,4 +1,5 @@
-"""Per-user abuse limits, counted in the shared cache (Redis whenever REDIS_URL is set).
+"""Per-user abuse limits: sends counted in the shared cache (Redis whenever REDIS_URL is
+set), replies in flight counted in Postgres.
 
 Counters are fixed windows: cheap, shared by every web process, and forgotten by the cache
 on their own when the window ends.
@@ -9,14 +10,25 @@ import time
 
 from django.conf import settings
 from django.core.cache import cache
+from django.db.models import IntegerField, QuerySet
+from django.db.models.expressions import RawSQL
+
+from conversations.models import IN_FLIGHT, Conversation, Message
 
 
 def _count(key: str, *, window: int) -> int:
-    """Add one to `key`'s counter for the current window and return the new total."""
-    cache.add(key, 0, timeout=window)
+    """Add one to `key`'s counter for the current window and return the new total.
+
+    Incrementing first, and creating the counter only when there is none, saves a round
+    trip to the cache on every send but the first of a window."""
     try:
         return cache.incr(key)
-    except ValueError:  # expired between the two calls
+    except ValueError:  # no counter yet in this window
+        if cache.add(key, 1, timeout=window):
+            return 1
+    try:
+        return cache.incr(key)  # another process created it first
+    except ValueError:  # and it expired in between
         cache.set(key, 1, timeout=window)
         return 1
 
@@ -26,6 +38,35 @@ def send_allowed(user_id: int) -> bool:
     minute = int(time.time() // 60)
     sent = _count(f"limits:send:{user_id}:{minute}", window=60)
     return sent <= settings.SEND_RATE_LIMIT_PER_MINUTE
+
+
+def with_replies_in_flight(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Annotated with `replies_in_flight`: the owner's pending or streaming replies across
+    all their conversations, counted in the query that loads the conversation for a send
+    (hand-written: the ORM's version cost more CPU to compile than the count to run)."""
+    return conversations.annotate(
+        replies_in_flight=RawSQL(_IN_FLIGHT_OF_OWNER, _STATUSES, output_field=IntegerField())
+    )
+
+
+_STATUSES = [str(status) for status in IN_FLIGHT]
+_IN_FLIGHT_OF_OWNER = (
+    "SELECT COUNT(*) FROM {message} AS m JOIN {conversation} AS c ON c.id = m.conversation_id"
+    " WHERE c.owner_id = {conversation}.owner_id AND m.status IN ({statuses})"
+).format(
+    message=Message._meta.db_table,
+    conversation=Conversation._meta.db_table,
+    statuses=", ".join(["%s"] * len(IN_FLIGHT)),
+)
+
+
+def replies_in_flight(conversation: Conversation) -> int:
+    """From with_replies_in_flight's annotation when present, else counted now."""
+    counted = getattr(conversation, "replies_in_flight", None)
+    if counted is not None:
+        return counted
+    owner_id = conversation.owner_id
+    return Message.objects.filter(conversation__owner_id=owner_id, status__in=IN_FLIGHT).count()
 
 
 def _login_key(username: str, address: str) -> str:

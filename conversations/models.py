@@ -9,6 +9,7 @@ from decimal import Decimal
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
+from django.utils.translation import gettext
 
 
 class Currency(models.TextChoices):
@@ -98,6 +99,11 @@ class Conversation(models.Model):
     # Bumped by every message so the sidebar sorts by last activity.
     updated_at = models.DateTimeField(auto_now=True)
     archived = models.BooleanField(default=False)
+    # The last message of the branch on screen: new messages continue from it, and edits,
+    # regenerations and sibling paging move it. Null: the newest message (older rows).
+    current_leaf = models.ForeignKey(
+        "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         indexes = [
@@ -110,7 +116,7 @@ class Conversation(models.Model):
 
     @property
     def display_title(self) -> str:
-        return self.title or "New chat"
+        return self.title or gettext("New chat")
 
 
 class Role(models.TextChoices):

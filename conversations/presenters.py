@@ -10,12 +10,19 @@ from decimal import Decimal
 from html import escape
 
 from django.template.loader import render_to_string
+from django.utils.translation import gettext_lazy as _
 
-from conversations import usage
+from conversations import errors, usage
 from conversations.hub import LiveReply, ReplyState
 from conversations.models import Message, MessageStatus, Role
 from conversations.rendering import is_json, render_json, render_markdown
-from conversations.selectors import attach_images, message_images
+from conversations.selectors import (
+    NO_SIBLINGS,
+    Siblings,
+    attach_images,
+    message_images,
+    siblings_of,
+)
 
 FINAL_STATUSES = {
     MessageStatus.COMPLETE,
@@ -31,8 +38,8 @@ RETRYABLE_STATUSES = {
     MessageStatus.TRUNCATED,
 }
 STATUS_NOTES = {
-    MessageStatus.TRUNCATED: "Cut off: the reply reached its length limit.",
-    MessageStatus.CANCELLED: "Stopped.",
+    MessageStatus.TRUNCATED: _("Cut off: the reply reached its length limit."),
+    MessageStatus.CANCELLED: _("Stopped."),
 }
 
 
@@ -59,6 +66,8 @@ class MessageView:
     json_mode: bool = False
     # Uuids of the images a user message carries, shown as thumbnails from /attachments/.
     images: list[str] = field(default_factory=list)
+    # Its place among the other versions of its turn (edits, regenerations): "2 / 3".
+    siblings: Siblings = NO_SIBLINGS
 
     @property
     def is_final(self) -> bool:
@@ -85,6 +94,11 @@ class MessageView:
     @property
     def can_retry(self) -> bool:
         return self.is_assistant and self.status in RETRYABLE_STATUSES
+
+    @property
+    def can_regenerate(self) -> bool:
+        """A finished reply can be asked for again (shown on the last reply only)."""
+        return self.is_assistant and self.status == MessageStatus.COMPLETE
 
     @property
     def status_note(self) -> str:
@@ -124,7 +138,7 @@ def view_of_message(
         content=message.content,
         reasoning=message.reasoning,
         model_name=message.model_name,
-        error_text=message.error_text,
+        error_text=errors.translated(message.error_text),
         prompt_tokens=message.prompt_tokens,
         completion_tokens=message.completion_tokens,
         duration_ms=message.duration_ms,
@@ -134,7 +148,16 @@ def view_of_message(
         reasoning_ms=message.reasoning_ms,
         json_mode=bool((message.context or {}).get("json_mode")),
         images=_images_of(message),
+        siblings=_siblings_of(message),
     )
+
+
+def _siblings_of(message: Message) -> Siblings:
+    """Known when the sender or views_of_messages worked it out; else one query."""
+    known = getattr(message, "siblings", None)
+    if known is None and message.pk is not None:
+        known = message.siblings = siblings_of([message])[message.id]
+    return known or NO_SIBLINGS
 
 
 def _images_of(message: Message) -> list[str]:
@@ -149,6 +172,10 @@ def views_of_messages(messages: list[Message]) -> list[MessageView]:
     # Only finished replies can have usage records: a fresh send asks for nothing.
     finished = [m.id for m in messages if m.role == Role.ASSISTANT and m.status in FINAL_STATUSES]
     costs = usage.cost_by_message(finished) if finished else {}
+    unplaced = [m for m in messages if getattr(m, "siblings", None) is None]
+    places = siblings_of(unplaced)
+    for message in unplaced:
+        message.siblings = places[message.id]
     return [view_of_message(m, costs=costs) for m in messages]
 
 
@@ -159,6 +186,7 @@ def view_of_live(state: LiveReply | ReplyState) -> MessageView:
         status=state.status,
         content=state.content,
         reasoning=state.reasoning,
+        siblings=getattr(state, "siblings", None) or NO_SIBLINGS,
     )
 
 
@@ -173,6 +201,16 @@ def render_message_html(message: Message) -> str:
 def render_messages_appended(messages: list[Message]) -> str:
     inner = "".join(render_message(view) for view in views_of_messages(messages))
     return f'<div hx-swap-oob="beforeend:#messages">{inner}</div>'
+
+
+def render_thread(page) -> str:
+    """One window of a thread (a `pages.ThreadPage`): messages, dividers, scroll loaders."""
+    return render_to_string("conversations/_thread.html", page.context())
+
+
+def render_thread_replaced(page) -> str:
+    """The whole thread swapped in on every socket when the branch on screen changes."""
+    return f'<div id="messages" hx-swap-oob="innerHTML">{render_thread(page)}</div>'
 
 
 def render_delta(reply_uuid: str, content: str, reasoning: str) -> str:

@@ -8,9 +8,11 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
+from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
+from conversations import limits, usage
 from conversations.models import (
     IN_FLIGHT,
     Attachment,
@@ -99,6 +101,48 @@ def conversation_list_for_user(user: AbstractBaseUser, *, limit: int = 200) -> l
     )
 
 
+def conversation_list_archived_for_user(
+    user: AbstractBaseUser, *, limit: int = 200
+) -> list[Conversation]:
+    """The user's archived conversations, most recently active first."""
+    return list(
+        Conversation.objects.filter(owner=user, archived=True).order_by("-updated_at")[:limit]
+    )
+
+
+# The sidebar's date groups, in the order shown; the template gives each its label.
+DATE_GROUPS = ("today", "yesterday", "previous_7_days", "older")
+
+
+@dataclass(frozen=True)
+class ConversationGroup:
+    key: str  # one of DATE_GROUPS
+    conversations: list[Conversation]
+
+
+def _date_group(day, today) -> str:
+    days_ago = (today - day).days
+    if days_ago <= 0:  # today, or a clock a little ahead
+        return "today"
+    if days_ago == 1:
+        return "yesterday"
+    return "previous_7_days" if days_ago <= 7 else "older"
+
+
+def conversation_groups(
+    conversations: list[Conversation], *, now: datetime | None = None
+) -> list[ConversationGroup]:
+    """`conversations` (as conversation_list_for_user orders them) under Today, Yesterday,
+    Previous 7 days and Older, by the calendar day of `updated_at` in the current time zone
+    (TIME_ZONE, or whichever zone the request activated). Empty groups are left out."""
+    today = timezone.localdate(now or timezone.now())
+    grouped: dict[str, list[Conversation]] = {key: [] for key in DATE_GROUPS}
+    for conversation in conversations:
+        day = timezone.localdate(conversation.updated_at)
+        grouped[_date_group(day, today)].append(conversation)
+    return [ConversationGroup(key, items) for key, items in grouped.items() if items]
+
+
 def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
     """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
     if not user.is_authenticated:
@@ -109,6 +153,31 @@ def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conve
 def conversation_fresh(conversation: Conversation) -> Conversation:
     """The conversation as the database has it now, with its model and provider."""
     return Conversation.objects.select_related("chat_model__provider").get(pk=conversation.pk)
+
+
+# Hand-written, like the other checks of a send: as an ORM subquery it cost a millisecond
+# of CPU to compile on every send.
+_EARLIER_SEND = (
+    f"SELECT m.id FROM {Message._meta.db_table} AS m"
+    f" WHERE m.conversation_id = {Conversation._meta.db_table}.id"
+    " AND m.idempotency_key = %s LIMIT 1"
+)
+
+
+def conversation_for_send(
+    conversation: Conversation, *, idempotency_key: str | None
+) -> Conversation:
+    """conversation_fresh plus, in the same query, everything message_send checks: the
+    owner's budget use and replies in flight, and the message `idempotency_key` already
+    sent (`earlier_send_id`, for that key only: `earlier_send_key`)."""
+    fresh = Conversation.objects.select_related("chat_model__provider")
+    fresh = limits.with_replies_in_flight(usage.with_budget_use(fresh))
+    if idempotency_key:
+        earlier = RawSQL(_EARLIER_SEND, [idempotency_key], output_field=BigIntegerField())
+        fresh = fresh.annotate(earlier_send_id=earlier)
+    current = fresh.get(pk=conversation.pk)
+    current.earlier_send_key = idempotency_key
+    return current
 
 
 def attachment_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Attachment:
@@ -129,9 +198,105 @@ def message_get_in_conversation(conversation: Conversation, uuid: UUID | str) ->
     )
 
 
+def newest_message_id(conversation: Conversation) -> int | None:
+    return (
+        Message.objects.filter(conversation=conversation)
+        .order_by("-id")
+        .values_list("id", flat=True)
+        .first()
+    )
+
+
 def thread_leaf(conversation: Conversation) -> Message | None:
-    """The newest message: the thread on screen ends there (edits and retries add newer)."""
-    return Message.objects.filter(conversation=conversation).order_by("-id").first()
+    """The last message of the branch on screen (read afresh: a socket's copy of the
+    conversation is as old as the socket); the newest message when none is recorded."""
+    current = Conversation.objects.filter(pk=conversation.pk).values("current_leaf_id")
+    leaf = Message.objects.filter(conversation=conversation, pk=Subquery(current)).first()
+    return leaf or Message.objects.filter(conversation=conversation).order_by("-id").first()
+
+
+def branch_leaf_of(message: Message) -> Message:
+    """Where the branch through `message` ends: its newest descendant (or itself).
+
+    Descendants are newer than their ancestors, so one ascending pass over the later
+    (id, parent) pairs finds the whole subtree without loading any text."""
+    subtree, newest = {message.id}, message.id
+    later = Message.objects.filter(conversation_id=message.conversation_id, id__gt=message.id)
+    for message_id, parent_id in later.order_by("id").values_list("id", "parent_id").iterator():
+        if parent_id in subtree:
+            subtree.add(message_id)
+            newest = message_id
+    return message if newest == message.id else Message.objects.get(pk=newest)
+
+
+@dataclass(frozen=True)
+class Siblings:
+    """A message among the versions of its turn (edits of a user message, regenerations
+    of a reply): shown as "position / count" with links to its neighbours."""
+
+    position: int = 1
+    count: int = 1
+    previous_uuid: str = ""
+    next_uuid: str = ""
+
+
+NO_SIBLINGS = Siblings()
+
+
+def siblings_of(messages: list[Message]) -> dict[int, Siblings]:
+    """Each message's place among its siblings, in one query for the whole list."""
+    if not messages:
+        return {}
+    parents = {m.parent_id for m in messages}
+    same_parent = Q(parent_id__in=[p for p in parents if p is not None])
+    if None in parents:
+        same_parent |= Q(parent__isnull=True)
+    rows = (
+        Message.objects.filter(same_parent, conversation_id=messages[0].conversation_id)
+        .order_by("id")
+        .values_list("id", "uuid", "parent_id")
+    )
+    groups: dict[int | None, list[tuple[int, str]]] = {}
+    for message_id, uuid, parent_id in rows:
+        groups.setdefault(parent_id, []).append((message_id, str(uuid)))
+    return {m.id: _place(groups.get(m.parent_id, []), m.id) for m in messages}
+
+
+def _place(group: list[tuple[int, str]], message_id: int) -> Siblings:
+    ids = [message_id for message_id, _ in group]
+    if message_id not in ids or len(ids) == 1:
+        return NO_SIBLINGS
+    index = ids.index(message_id)
+    return Siblings(
+        position=index + 1,
+        count=len(ids),
+        previous_uuid=group[index - 1][1] if index > 0 else "",
+        next_uuid=group[index + 1][1] if index + 1 < len(ids) else "",
+    )
+
+
+def thread_path_ids(conversation: Conversation) -> list[int]:
+    """Ids of the thread on screen, root first, from (id, parent) pairs alone: a window
+    anywhere in a long thread is found without loading the text of the rest."""
+    leaf = thread_leaf(conversation)
+    if leaf is None:
+        return []
+    pairs = Message.objects.filter(conversation=conversation, id__lte=leaf.id)
+    parents = dict(pairs.values_list("id", "parent_id").iterator())
+    path, current = [], leaf.id
+    while current is not None and current in parents:
+        path.append(current)
+        current = parents.pop(current)  # pop: a broken tree cannot loop
+    path.reverse()
+    return path
+
+
+def messages_by_ids(ids: list[int]) -> list[Message]:
+    """These messages, in the order given, with their images."""
+    found = {m.id: m for m in Message.objects.filter(id__in=ids)}
+    messages = [found[i] for i in ids if i in found]
+    attach_images(messages)
+    return messages
 
 
 def attach_images(messages: list[Message]) -> None:
@@ -185,10 +350,12 @@ def thread_backwards(conversation: Conversation, leaf_id: int) -> Iterator[Messa
 def thread_messages(
     conversation: Conversation, *, limit: int | None = None, before_id: int | None = None
 ) -> list[Message]:
-    """The thread on screen, oldest first; at most `limit` of its newest messages."""
-    leaf = thread_leaf(conversation)
-    if leaf is None:
-        return []
+    """The thread on screen, oldest first; at most `limit` of its newest messages (of those
+    above `before_id`, which is on the thread, when given)."""
+    if before_id is None:
+        leaf = thread_leaf(conversation)
+        if leaf is None:
+            return []
     start = leaf.id if before_id is None else before_id
     result = []
     for message in thread_backwards(conversation, start):
@@ -224,9 +391,12 @@ def reply_is_stale(reply: Message) -> bool:
     return beat < cutoff
 
 
-def thread_messages_after(conversation: Conversation, last_uuid: str | None) -> list[Message]:
+def thread_messages_after(
+    conversation: Conversation, last_uuid: str | None
+) -> list[Message] | None:
     """What a page that ends at `last_uuid` is missing: that message (it may have changed)
-    and every later message of the thread. Unknown or empty `last_uuid`: the recent tail."""
+    and every later message of the thread. Unknown or empty `last_uuid`: the recent tail.
+    None when `last_uuid` is on another branch than the one now on screen."""
     last = None
     if last_uuid:
         last = Message.objects.filter(conversation=conversation, uuid=last_uuid).first()
@@ -238,6 +408,8 @@ def thread_messages_after(conversation: Conversation, last_uuid: str | None) -> 
         newer.append(message)
         if message.id <= last.id:
             break
+    if not newer or newer[-1].id != last.id:
+        return None
     newer.reverse()
     return newer
 
@@ -280,18 +452,8 @@ def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
 
 
 def conversation_thread_ids(conversation: Conversation) -> set[int]:
-    """Ids of the thread on screen (root to newest message), from ids alone, so a long
-    tree is walked without loading any text."""
-    parents = dict(
-        Message.objects.filter(conversation=conversation).values_list("id", "parent_id").iterator()
-    )
-    if not parents:
-        return set()
-    thread, current = set(), max(parents)
-    while current is not None and current not in thread:
-        thread.add(current)
-        current = parents.get(current)
-    return thread
+    """Ids of the thread on screen (root to its current leaf)."""
+    return set(thread_path_ids(conversation))
 
 
 def conversation_summaries(conversation: Conversation) -> QuerySet[ConversationSummary]:

@@ -10,9 +10,25 @@ from decimal import Decimal
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery, Sum, Value
+from django.db import connection
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    Count,
+    DecimalField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Sum,
+    Value,
+)
+from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
+from django.utils.translation import gettext, pgettext
 
 from conversations.models import Conversation, Currency, Message, UsageBudget, UsageRecord
 
@@ -225,12 +241,20 @@ class BudgetStatus:
         """What was used of which limit, e.g. "8,100 of 10,000 tokens; 4.10 of 5.00 USD"."""
         parts = []
         if self.budget and self.budget.token_limit is not None:
-            parts.append(f"{self.tokens_used:,} of {self.budget.token_limit:,} tokens")
+            parts.append(
+                gettext("%(used)s of %(limit)s tokens")
+                % {"used": f"{self.tokens_used:,}", "limit": f"{self.budget.token_limit:,}"}
+            )
         if self.budget and self.budget.money_limit is not None:
             parts.append(
-                f"{self.money_used:.2f} of {self.budget.money_limit:.2f} {self.budget.currency}"
+                gettext("%(used)s of %(limit)s %(currency)s")
+                % {
+                    "used": f"{self.money_used:.2f}",
+                    "limit": f"{self.budget.money_limit:.2f}",
+                    "currency": self.budget.currency,
+                }
             )
-        return "; ".join(parts)
+        return pgettext("between the parts of a list", "; ").join(parts)
 
 
 def _used(records: QuerySet[UsageRecord], currency: str) -> tuple[int, Decimal]:
@@ -249,6 +273,83 @@ def budget_status(user: AbstractBaseUser) -> BudgetStatus:
     records = records_in_month(month_start()).filter(user=user)
     tokens, money = _used(records, budget.currency)
     return BudgetStatus(budget=budget, tokens_used=tokens, money_used=money, user=user)
+
+
+def with_budget_use(conversations: QuerySet[Conversation]) -> QuerySet[Conversation]:
+    """Annotated with the owner's budget and this month's use of it (`budget_*`), so the
+    query that loads a conversation for a send also answers the budget check.
+
+    Hand-written subqueries: built from ORM expressions, this one query cost several
+    milliseconds of CPU to compile on every send."""
+    start = month_start()
+    month = [connection.ops.adapt_datetimefield_value(t) for t in (start, month_after(start))]
+    budget = {
+        f"budget_{column}": RawSQL(_BUDGET_COLUMN.format(column=column), [], output_field=field)
+        for column, field in _BUDGET_FIELDS.items()
+    }
+    return conversations.annotate(
+        **budget,
+        budget_tokens_used=RawSQL(_BUDGET_TOKENS_USED, month, output_field=BigIntegerField()),
+        budget_money_used=RawSQL(_BUDGET_MONEY_USED, month, output_field=_MONEY),
+    )
+
+
+_MONEY = DecimalField(max_digits=20, decimal_places=8)
+_BUDGET_FIELDS = {
+    "id": BigIntegerField(),
+    "user_id": BigIntegerField(),
+    "token_limit": BigIntegerField(),
+    "money_limit": DecimalField(max_digits=12, decimal_places=2),
+    "currency": CharField(),
+}
+_TABLES = {
+    "conversation": Conversation._meta.db_table,
+    "budget": UsageBudget._meta.db_table,
+    "record": UsageRecord._meta.db_table,
+}
+# The owner's own budget row, else the site default (NULL user sorts last).
+_BUDGET_ROW = (
+    "SELECT {{column}} FROM {budget} AS b"
+    " WHERE b.user_id = {conversation}.owner_id OR b.user_id IS NULL"
+    " ORDER BY b.user_id IS NULL LIMIT 1"
+).format(**_TABLES)
+_BUDGET_COLUMN = f"({_BUDGET_ROW})"
+_MONTH_OF_OWNER = (
+    " FROM {record} AS r WHERE r.user_id = {conversation}.owner_id"
+    " AND r.created_at >= %s AND r.created_at < %s"
+).format(**_TABLES)
+# Summed only when a budget applies: a CASE runs its subquery only in the branch taken.
+_BUDGET_TOKENS_USED = (
+    f"CASE WHEN EXISTS ({_BUDGET_ROW.format(column='1')}) THEN"
+    f" (SELECT COALESCE(SUM(r.prompt_tokens + r.completion_tokens), 0){_MONTH_OF_OWNER})"
+    " ELSE 0 END"
+)
+_BUDGET_MONEY_USED = (
+    f"CASE WHEN EXISTS ({_BUDGET_ROW.format(column='1')}) THEN"
+    f" (SELECT COALESCE(SUM(r.cost), 0){_MONTH_OF_OWNER}"
+    f" AND r.currency = ({_BUDGET_ROW.format(column='b.currency')})) ELSE 0 END"
+)
+
+
+def budget_status_of_owner(conversation: Conversation) -> BudgetStatus:
+    """The owner's budget status: from with_budget_use's annotations when the conversation
+    was loaded with them (no query), else read now."""
+    if not hasattr(conversation, "budget_id"):
+        return budget_status(conversation.owner)
+    if conversation.budget_id is None:
+        return BudgetStatus(budget=None)
+    budget = UsageBudget(
+        pk=conversation.budget_id,
+        user_id=conversation.budget_user_id,
+        token_limit=conversation.budget_token_limit,
+        money_limit=conversation.budget_money_limit,
+        currency=conversation.budget_currency,
+    )
+    return BudgetStatus(
+        budget=budget,
+        tokens_used=conversation.budget_tokens_used,
+        money_used=conversation.budget_money_used,
+    )
 
 
 def budgets_near_or_over() -> list[BudgetStatus]:

@@ -5,13 +5,16 @@ from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
+from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import limits, presenters, selectors, services, usage
-from conversations.context import summary_for_page, summary_latest
+from conversations import limits, pages, presenters, selectors, services, usage
+from conversations.context import summary_latest
 from conversations.errors import ChatError
 from conversations.forms import (
     ConversationSettingsForm,
@@ -19,15 +22,14 @@ from conversations.forms import (
     PersonaForm,
     SignupForm,
 )
-from conversations.models import Attachment, Conversation
-from conversations.rendering import render_markdown
+from conversations.models import Attachment, Conversation, Message
 
 
 def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
     try:
         return selectors.conversation_get_for_user(request.user, uuid)
     except Conversation.DoesNotExist:
-        raise Http404("No such conversation") from None
+        raise Http404(_("No such conversation")) from None
 
 
 def _app_context(request: HttpRequest, **extra) -> dict:
@@ -50,20 +52,59 @@ def home(request: HttpRequest) -> HttpResponse:
 @require_GET
 @login_required
 def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
+    """The latest page of the thread on screen, or with ?m=<message> a window around that
+    message (a search hit), on its branch."""
     conversation = _conversation_or_404(request, uuid)
-    thread = selectors.thread_messages(conversation, limit=selectors.PAGE_SIZE)
-    placement = summary_for_page(conversation, thread)
+    target = _message_or_none(conversation, request.GET.get("m", ""))
+    page = _page_around(request, conversation, target) if target else None
+    page = page or pages.latest_page(conversation)
     context = _app_context(
         request,
-        conversation=conversation,
-        thread=presenters.views_of_messages(thread),
-        dropped_turns=selectors.dropped_turns_of_latest_reply(thread),
-        **_divider_context(placement.summary),
-        divider_after=placement.after_uuid,
-        divider_at_top=placement.summary is not None and placement.after_uuid is None,
+        **page.context(),
+        dropped_turns=selectors.dropped_turns_of_latest_reply(page.messages),
+        jump_to=str(target.uuid) if target else "",
         personas=selectors.persona_list_for_user(request.user),
     )
     return render(request, "conversations/chat.html", context)
+
+
+def _page_around(request: HttpRequest, conversation: Conversation, target: Message):
+    """The window around `target`; a message on another branch brings that branch on
+    screen first, as opening it from search means to."""
+    page = pages.page_around(conversation, target)
+    if page is None:
+        try:
+            services.conversation_switch_branch(conversation=conversation, message=target)
+        except ChatError as exc:
+            flash.error(request, exc.message)
+            return None
+        page = pages.page_around(conversation, target)
+    return page
+
+
+def _message_or_none(conversation: Conversation, uuid: str):
+    try:
+        return selectors.message_get_in_conversation(conversation, uuid) if uuid else None
+    except (Message.DoesNotExist, ValueError, ValidationError):
+        return None
+
+
+@require_GET
+@login_required
+def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
+    """The page above ?before=<message> or below ?after=<message> (up to ?until=), fetched
+    by htmx as the reader scrolls."""
+    conversation = _conversation_or_404(request, uuid)
+    before = _message_or_none(conversation, request.GET.get("before", ""))
+    after = _message_or_none(conversation, request.GET.get("after", ""))
+    if before is not None:
+        page = pages.older_page(conversation, before)
+    elif after is not None:
+        until = _message_or_none(conversation, request.GET.get("until", ""))
+        page = pages.newer_page(conversation, after, until)
+    else:
+        return HttpResponse(_("Say which message to page from."), status=400)
+    return HttpResponse(presenters.render_thread(page))
 
 
 @require_POST
@@ -73,7 +114,7 @@ def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
     _conversation_or_404(request, uuid)
     upload = request.FILES.get("file")
     if upload is None:
-        return HttpResponse("Choose an image to attach.", status=400)
+        return HttpResponse(_("Choose an image to attach."), status=400)
     try:
         attachment = services.attachment_upload(owner=request.user, upload=upload)
     except ChatError as exc:
@@ -88,17 +129,12 @@ def attachment_file(request: HttpRequest, uuid) -> FileResponse:
     try:
         attachment = selectors.attachment_get_for_user(request.user, uuid)
     except Attachment.DoesNotExist:
-        raise Http404("No such image") from None
+        raise Http404(_("No such image")) from None
     response = FileResponse(attachment.file.open("rb"), content_type=attachment.content_type)
     response["Content-Disposition"] = "inline"
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "private, max-age=86400"
     return response
-
-
-def _divider_context(summary) -> dict:
-    html = render_markdown(summary.text) if summary else ""
-    return {"summary": summary, "summary_html": html}
 
 
 @require_POST
@@ -107,7 +143,7 @@ def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
     conversation = _conversation_or_404(request, uuid)
     summary = summary_latest(conversation)
     if summary is None or str(summary.pk) != request.POST.get("summary"):
-        return HttpResponse("That summary is no longer the newest; reload the page.", status=409)
+        return HttpResponse(_("That summary is no longer the newest; reload the page."), status=409)
     services.summary_regenerate(summary=summary)
     if request.htmx:
         return render(
@@ -164,9 +200,8 @@ def persona_save(request: HttpRequest, uuid) -> HttpResponse:
 
 
 def _form_error(form) -> str:
-    return "Check the settings: " + "; ".join(
-        f"{name}: {' '.join(errs)}" for name, errs in form.errors.items()
-    )
+    problems = "; ".join(f"{name}: {' '.join(errs)}" for name, errs in form.errors.items())
+    return _("Check the settings: %(problems)s") % {"problems": problems}
 
 
 def _settings_response(request, conversation, *, error: str, saved: bool) -> HttpResponse:
@@ -191,7 +226,9 @@ async def conversation_new(request: HttpRequest) -> HttpResponse:
     form = NewConversationForm(request.POST)
     user = await request.auser()
     if not form.is_valid():
-        flash.error(request, "Check the message: " + form.errors.as_text())
+        flash.error(
+            request, _("Check the message: %(problems)s") % {"problems": form.errors.as_text()}
+        )
         return redirect("home")
     try:
         conversation = await chat.start_conversation(
@@ -225,7 +262,11 @@ class ChatLoginView(LoginView):
         if limits.login_locked(*self._attempt()):
             # Checked before the form: a locked-out guess never reaches the password check.
             minutes = max(1, settings.LOGIN_FAILURE_WINDOW // 60)
-            locked = f"Too many failed attempts to log in. Wait {minutes} minutes and try again."
+            locked = ngettext(
+                "Too many failed attempts to log in. Wait %(minutes)s minute and try again.",
+                "Too many failed attempts to log in. Wait %(minutes)s minutes and try again.",
+                minutes,
+            ) % {"minutes": minutes}
             context = self.get_context_data(form=self.get_form_class()(request))
             return self.render_to_response({**context, "login_locked": locked}, status=429)
         return super().post(request, *args, **kwargs)
@@ -242,7 +283,7 @@ class ChatLoginView(LoginView):
 @require_http_methods(["GET", "POST"])
 def signup(request: HttpRequest) -> HttpResponse:
     if not settings.SIGNUP_ENABLED:
-        raise Http404("Sign-up is turned off on this site")
+        raise Http404(_("Sign-up is turned off on this site"))
     form = SignupForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = services.user_signup(

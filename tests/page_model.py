@@ -1,7 +1,8 @@
 """A tiny stand-in for the browser: applies chatsite's websocket fragments as htmx would.
 
 Only the fragment shapes chatsite sends are understood: whole messages (swapped by id),
-messages appended to #messages, and text appended to a reply's content or reasoning.
+messages appended to #messages, the whole thread replaced (a new branch on screen), and text
+appended to a reply's content or reasoning.
 Tests use it to check exactly what a user would see after any sequence of frames.
 """
 
@@ -16,6 +17,7 @@ _APPEND = re.compile(
     r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-(text|reasoning)">(.*?)</div>', re.S
 )
 _TAG = re.compile(r"<[^>]+>")
+_THREAD_REPLACED = '<div id="messages" hx-swap-oob="innerHTML">'
 
 
 @dataclass
@@ -43,11 +45,15 @@ class PageModel:
         self.order: list[str] = []
         self.notices: list[str] = []
         self.frames: list[str] = []
+        self.replacements = 0
 
     def apply(self, frame: str) -> None:
         self.frames.append(frame)
         if 'id="notice"' in frame:
             self.notices.append(_plain(frame).strip())
+        if frame.startswith(_THREAD_REPLACED):
+            self.messages, self.order = {}, []
+            self.replacements += 1
         for match in _ARTICLE.finditer(frame):
             self._swap_message(match.group(1), match.group(0))
         for uuid, part, text in _APPEND.findall(frame):
@@ -68,6 +74,9 @@ class PageModel:
             reasoning=_plain(_inner(html, uuid, "reasoning")),
             html=html,
         )
+
+    def thread(self) -> list[MessageOnPage]:
+        return [self.messages[uuid] for uuid in self.order]
 
     def last(self, role: str = "assistant") -> MessageOnPage | None:
         for uuid in reversed(self.order):

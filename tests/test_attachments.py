@@ -244,6 +244,25 @@ def test_history_images_are_described_to_a_model_without_vision(conversation):
     assert context.estimated_tokens > IMAGE_TOKENS
 
 
+def test_a_request_reads_images_only_for_the_messages_that_have_them(
+    conversation, django_assert_num_queries
+):
+    from conversations.context import RequestThread
+
+    conversation.chat_model.supports_vision = True
+    conversation.chat_model.save()
+    first = services.message_send(conversation=conversation, content="Hello")
+    Message.objects.filter(pk=first.reply.pk).update(status="complete", content="Hi")
+    mine = upload(conversation.owner)
+    sent = services.message_send(
+        conversation=conversation, content="See", attachment_ids=[str(mine.uuid)]
+    )
+    with django_assert_num_queries(2):  # the thread, then the one message's images
+        loaded = {m.id: m.loaded_images for m in RequestThread(conversation, sent.reply.id)}
+    assert loaded[sent.user_message.id] == [mine]
+    assert loaded[first.user_message.id] == [] == loaded[first.reply.id]
+
+
 def test_the_thread_page_shows_thumbnails_from_our_own_origin(client, conversation):
     conversation.chat_model.supports_vision = True
     conversation.chat_model.save()

@@ -5,8 +5,10 @@ from decimal import Decimal
 
 import pytest
 from channels.db import database_sync_to_async
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 
-from conversations import services, usage
+from conversations import limits, selectors, services, usage
 from conversations.errors import BudgetExceeded
 from conversations.models import Message, UsageBudget, UsageRecord
 from tests.factories import MessageFactory, UsageBudgetFactory, UsageRecordFactory
@@ -141,3 +143,55 @@ async def test_over_budget_send_over_the_socket_gets_a_clear_notice(
     await tab.close()
     assert await database_sync_to_async(Message.objects.count)() == 0
     assert fake_provider.chat_requests == []
+
+
+def _checked_at_send(conversation):
+    """The budget as a send sees it: read with the conversation in one query."""
+    return usage.budget_status_of_owner(
+        selectors.conversation_for_send(conversation, idempotency_key=None)
+    )
+
+
+@pytest.mark.django_db
+def test_a_send_reads_the_same_budget_use_as_the_page(conversation, user, other_user):
+    UsageBudgetFactory(token_limit=1_000)  # the site default...
+    UsageBudgetFactory(user=user, token_limit=None, money_limit=Decimal("1.00"), currency="USD")
+    UsageRecordFactory(user=user, prompt_tokens=700, completion_tokens=0, cost=Decimal("0.85"))
+    UsageRecordFactory(user=user, cost=Decimal("50"), currency="CNY", provider_slug="qwen")
+    old = UsageRecordFactory(user=user, cost=Decimal("9"))
+    UsageRecord.objects.filter(pk=old.pk).update(created_at=usage.month_start() - timedelta(days=3))
+    _use(other_user, 5_000)
+    page, send = usage.budget_status(user), _checked_at_send(conversation)
+    assert send.budget.pk == page.budget.pk and send.budget.user_id == user.pk  # ...replaced
+    assert (send.tokens_used, send.money_used) == (page.tokens_used, page.money_used)
+    assert send.money_used == Decimal("0.85") and send.tokens_used == 700 + 1_500
+    assert send.is_near and not send.is_over
+    assert send.summary == page.summary == "0.85 of 1.00 USD"
+
+
+@pytest.mark.django_db
+def test_a_send_sees_the_site_default_or_no_budget(conversation, user):
+    _use(user, 2_000)
+    assert _checked_at_send(conversation).budget is None
+    assert _checked_at_send(conversation).share == 0
+    UsageBudgetFactory(token_limit=2_000)
+    assert _checked_at_send(conversation).is_over
+
+
+@pytest.mark.django_db
+def test_a_send_reads_its_checks_with_the_conversation_in_one_query(
+    conversation, user, django_assert_num_queries
+):
+    UsageBudgetFactory(token_limit=10_000)
+    services.message_send(conversation=conversation, content="First", idempotency_key="k1")
+    with django_assert_num_queries(1):
+        current = selectors.conversation_for_send(conversation, idempotency_key="k1")
+        assert limits.replies_in_flight(current) == 1
+        assert not usage.budget_status_of_owner(current).is_over
+        assert current.chat_model.provider.slug  # loaded with it
+    with CaptureQueriesContext(connection) as queries:
+        again = services.message_send(conversation=current, content="First", idempotency_key="k1")
+    assert not again.created
+    read = " ".join(q["sql"] for q in queries.captured_queries)
+    assert "usagebudget" not in read and "COUNT(" not in read
+    assert '"idempotency_key" =' not in read  # the first send is loaded by its id

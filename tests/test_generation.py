@@ -187,13 +187,13 @@ async def test_fragments_and_database_writes_are_coalesced(
     settings.STREAM_FRAGMENT_INTERVAL = 0.05
     settings.STREAM_SAVE_INTERVAL = 0.5
     saves = []
-    original = services.reply_save_partial
+    original = services.replies_save_partial
 
     def counting_save(**kwargs):
         saves.append(kwargs)
         return original(**kwargs)
 
-    monkeypatch.setattr(services, "reply_save_partial", counting_save)
+    monkeypatch.setattr(services, "replies_save_partial", counting_save)
     tokens = [f"{i} " for i in range(300)]
     fake_provider.script(Reply(content=tokens, tokens_per_second=200))  # ~1.5 s
     tab = ChatSocket(conversation, conversation.owner)
@@ -205,7 +205,7 @@ async def test_fragments_and_database_writes_are_coalesced(
     deltas = [f for f in page.frames if '-text">' in f and 'hx-swap-oob="beforeend:#m-' in f]
     assert len(deltas) <= duration / 0.05 + 3, f"{len(deltas)} fragments in {duration:.2f} s"
     assert len(deltas) < len(tokens) / 3
-    assert len(saves) <= duration / 0.5 + 2
+    assert 1 <= len(saves) <= duration / 0.5 + 2
     assert page.last().text.strip() == "".join(tokens).strip()
     await tab.close()
 

@@ -219,7 +219,9 @@ def test_a_summary_call_writes_a_summary_record(conversation, fake_provider, sum
     assert len(fake_provider.chat_requests) == 1
 
 
-def test_a_page_of_messages_reads_its_costs_in_one_query(conversation, django_assert_num_queries):
+def test_a_page_of_messages_reads_costs_and_versions_in_two_queries(
+    conversation, django_assert_num_queries
+):
     messages = thread(conversation, *[f"m{i}" for i in range(20)])
     outcome = services.ReplyOutcome(status="complete", content="x", prompt_tokens=10)
     for message in messages[1::2]:
@@ -234,7 +236,8 @@ def test_a_page_of_messages_reads_its_costs_in_one_query(conversation, django_as
         )
     # The images are read by the thread selector before a page is presented.
     selectors.attach_images(messages)
-    with django_assert_num_queries(1):
+    # One query for every reply's cost, one for every message's place among its versions.
+    with django_assert_num_queries(2):
         views = presenters.views_of_messages(messages)
     assert all(v.cost == Decimal("0.00002") for v in views[1::2])
     assert all(v.cost is None for v in views[0::2])

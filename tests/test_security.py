@@ -420,6 +420,7 @@ def _owned_urls(conversation, summary, token, image) -> dict[str, tuple[str, str
     return {
         "conversation": ("get", f"/c/{c}/"),
         "conversation_settings": ("post", f"/c/{c}/settings/"),
+        "conversation_messages": ("get", f"/c/{c}/messages/?before={c}"),
         "summary_regenerate": ("post", f"/c/{c}/summary/regenerate/"),
         "persona_save": ("post", f"/c/{c}/personas/"),
         "api:conversation": ("get", f"/api/v1/conversations/{c}/"),
@@ -428,6 +429,10 @@ def _owned_urls(conversation, summary, token, image) -> dict[str, tuple[str, str
         "api_token_revoke": ("post", f"/settings/api/tokens/{token.pk}/revoke/"),
         "attachment_upload": ("post", f"/c/{c}/attachments/"),
         "attachment": ("get", f"/attachments/{image.uuid}/"),
+        "conversation_rename": ("post", f"/c/{c}/rename/"),
+        "conversation_archive": ("post", f"/c/{c}/archive/"),
+        "conversation_unarchive": ("post", f"/c/{c}/unarchive/"),
+        "conversation_delete": ("post", f"/c/{c}/delete/"),
     }
 
 
@@ -489,6 +494,7 @@ def test_another_users_objects_are_404_and_unchanged(client, user, victims_data,
     theirs.refresh_from_db()
     token.refresh_from_db()
     assert theirs.system_prompt == "" and token.revoked_at is None
+    assert theirs.title == "SECRET-TITLE" and not theirs.archived
     summary.refresh_from_db()
     assert theirs.summaries.count() == 1
 

@@ -5,7 +5,13 @@ import pytest
 from conversations import selectors
 from conversations.context import context_budget, context_for_reply
 from conversations.models import Conversation, MessageStatus, Role
-from tests.factories import ConversationFactory, MessageFactory, thread
+from tests.factories import (
+    ConversationFactory,
+    ConversationSummaryFactory,
+    MessageFactory,
+    long_thread,
+    thread,
+)
 
 
 @pytest.mark.django_db
@@ -135,3 +141,49 @@ def test_cjk_text_counts_about_a_token_per_character():
     assert estimate_tokens("你好世界") == 4
     assert estimate_tokens("hello world!") == 3
     assert estimate_tokens("") == 0
+
+
+def _pending_reply(conversation, parent_id):
+    return MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.PENDING,
+        parent_id=parent_id,
+    )
+
+
+@pytest.mark.django_db
+def test_context_walks_past_the_first_batches_to_the_summary(conversation):
+    ids = long_thread(conversation, 400, words=2)
+    summary = ConversationSummaryFactory(conversation=conversation, covers_through_id=ids[49])
+    reply = _pending_reply(conversation, ids[-1])
+    context = context_for_reply(reply)
+    assert context.summary == summary
+    assert context.messages[0]["content"].endswith(summary.text)
+    assert [m["content"] for m in context.messages[1:]] == [
+        f"turn {i} " + "lorem " * 2 for i in range(50, 400)
+    ]
+    assert context.dropped_turns == 0 and context.first_message_id == ids[50]
+
+
+@pytest.mark.django_db
+def test_turns_that_do_not_fit_are_counted_down_to_the_summary(user, chat_model):
+    chat_model.context_window, chat_model.max_output = 3_000, 200
+    chat_model.save()
+    conversation = ConversationFactory(owner=user, chat_model=chat_model)
+    ids = long_thread(conversation, 300, words=40)  # ~45 tokens each: ~50 of them fit
+    ConversationSummaryFactory(conversation=conversation, covers_through_id=ids[99])
+    context = context_for_reply(_pending_reply(conversation, ids[-1]))
+    sent = len(context.messages) - 1
+    assert context.summary is not None and 0 < sent < 100
+    assert sent + context.dropped_turns == 200, "every turn after the summary, sent or counted"
+
+
+@pytest.mark.django_db
+def test_a_summarised_thread_is_read_in_one_query(conversation, django_assert_num_queries):
+    ids = long_thread(conversation, 2_000, words=2)
+    ConversationSummaryFactory(conversation=conversation, covers_through_id=ids[-41])
+    reply = _pending_reply(conversation, ids[-1])
+    with django_assert_num_queries(1):  # the newest messages, the summary's text with them
+        context = context_for_reply(reply)
+    assert len(context.messages) == 1 + 40 and context.summary.text

@@ -5,6 +5,7 @@ Callers use `services.<name>`; the submodules keep each area small.
 
 from conversations.services.accounts import user_signup
 from conversations.services.attachments import attachment_upload
+from conversations.services.branches import conversation_switch_branch, message_edit
 from conversations.services.catalogue import (
     catalogue_add_discovered,
     catalogue_sync_presets,
@@ -22,9 +23,11 @@ from conversations.services.ledger import (
     usage_records_for_retries,
 )
 from conversations.services.replies import (
+    Partial,
     ReplyOutcome,
     SentMessage,
     message_send,
+    replies_save_partial,
     reply_cancel_orphan,
     reply_finish,
     reply_interrupt_orphan,
@@ -32,6 +35,12 @@ from conversations.services.replies import (
     reply_retry,
     reply_save_partial,
     reply_start,
+)
+from conversations.services.sidebar import (
+    conversation_archive,
+    conversation_delete,
+    conversation_rename,
+    conversation_unarchive,
 )
 from conversations.services.summaries import (
     chat_model_calibrate,
@@ -48,6 +57,8 @@ from conversations.services.transfer import (
 )
 
 __all__ = [
+    "conversation_switch_branch",
+    "message_edit",
     "attachment_upload",
     "title_generate",
     "title_schedule_if_due",
@@ -59,11 +70,16 @@ __all__ = [
     "ImportFailure",
     "ImportRejected",
     "ImportResult",
+    "Partial",
     "ReplyOutcome",
     "SentMessage",
     "catalogue_add_discovered",
     "catalogue_sync_presets",
+    "conversation_archive",
     "conversation_create",
+    "conversation_delete",
+    "conversation_rename",
+    "conversation_unarchive",
     "conversation_update_settings",
     "conversations_import",
     "message_send",
@@ -74,6 +90,7 @@ __all__ = [
     "reply_interrupt_orphan",
     "reply_interrupt_stale",
     "reply_retry",
+    "replies_save_partial",
     "reply_save_partial",
     "reply_start",
     "usage_cost",

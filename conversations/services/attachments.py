@@ -6,11 +6,12 @@ type: the file is later served back with that type and sent to a provider as a d
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.utils.translation import gettext, gettext_lazy
 
 from conversations.errors import ValidationFailed
 from conversations.models import Attachment
 
-ALLOWED_TYPES = "PNG, JPEG, GIF or WebP"
+ALLOWED_TYPES = gettext_lazy("PNG, JPEG, GIF or WebP")
 
 
 def image_type(head: bytes) -> str | None:
@@ -30,14 +31,19 @@ def attachment_upload(*, owner, upload: UploadedFile) -> Attachment:
     """Store an uploaded image for `owner`; it joins a message when that message is sent."""
     limit = settings.ATTACHMENT_MAX_BYTES
     if upload.size is None or upload.size > limit:
-        raise ValidationFailed(f"That image is too large (the limit is {limit:,} bytes).")
+        raise ValidationFailed(
+            gettext("That image is too large (the limit is %(limit)s bytes).")
+            % {"limit": f"{limit:,}"}
+        )
     if not upload.size:
-        raise ValidationFailed("That file is empty.")
+        raise ValidationFailed(gettext("That file is empty."))
     upload.seek(0)
     content_type = image_type(upload.read(16))
     upload.seek(0)
     if content_type is None:
-        raise ValidationFailed(f"That file is not an image we accept ({ALLOWED_TYPES}).")
+        raise ValidationFailed(
+            gettext("That file is not an image we accept (%(types)s).") % {"types": ALLOWED_TYPES}
+        )
     attachment = Attachment(owner=owner, content_type=content_type, size=upload.size)
     # Our own name: the client's file name never reaches the disk.
     upload.name = f"{attachment.uuid}.{content_type.split('/')[1]}"

@@ -4,6 +4,7 @@ from dataclasses import dataclass, field
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.utils.translation import gettext
 
 from conversations import providers, selectors
 from conversations.errors import ValidationFailed
@@ -39,28 +40,33 @@ class GenerationSettings:
 
 def _check_range(label: str, value: float | None, low: float, high: float) -> None:
     if value is not None and not low <= value <= high:
-        raise ValidationFailed(f"{label} must be between {low:g} and {high:g} (got {value:g}).")
+        raise ValidationFailed(
+            gettext("%(label)s must be between %(low)s and %(high)s (got %(value)s).")
+            % {"label": label, "low": f"{low:g}", "high": f"{high:g}", "value": f"{value:g}"}
+        )
 
 
 def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationSettings:
     """The settings this model can take; a clear refusal for anything out of its range.
     Switches the model cannot honour (thinking, JSON mode) are turned off, not refused:
     the form does not offer them for such a model."""
-    _check_range("Temperature", params.temperature, *providers.TEMPERATURE_RANGE)
-    _check_range("Top p", params.top_p, *providers.TOP_P_RANGE)
-    _check_range("Max tokens", params.max_tokens, 1, chat_model.max_output)
+    _check_range(gettext("Temperature"), params.temperature, *providers.TEMPERATURE_RANGE)
+    _check_range(gettext("Top p"), params.top_p, *providers.TOP_P_RANGE)
+    _check_range(gettext("Max tokens"), params.max_tokens, 1, chat_model.max_output)
     stop = [s for s in params.stop if s]
     if len(stop) > providers.MAX_STOP_SEQUENCES:
         raise ValidationFailed(
-            f"Use at most {providers.MAX_STOP_SEQUENCES} stop sequences (got {len(stop)})."
+            gettext("Use at most %(limit)s stop sequences (got %(count)s).")
+            % {"limit": providers.MAX_STOP_SEQUENCES, "count": len(stop)}
         )
     if any(len(s) > providers.MAX_STOP_LENGTH for s in stop):
         raise ValidationFailed(
-            f"A stop sequence can be at most {providers.MAX_STOP_LENGTH} characters long."
+            gettext("A stop sequence can be at most %(limit)s characters long.")
+            % {"limit": providers.MAX_STOP_LENGTH}
         )
     if chat_model.supports_thinking:
         _check_range(
-            "Thinking budget",
+            gettext("Thinking budget"),
             params.thinking_budget,
             providers.MIN_THINKING_BUDGET,
             chat_model.max_output,
@@ -87,7 +93,7 @@ def conversation_update_settings(
     theirs (each reply records the model that wrote it). `parameters` None keeps the
     current ones."""
     if chat_model is None:
-        raise ValidationFailed("Choose one of the available models.")
+        raise ValidationFailed(gettext("Choose one of the available models."))
     fields = ["chat_model", "system_prompt", "updated_at"]
     if parameters is not None:
         checked = _validated(chat_model, parameters)
@@ -105,9 +111,9 @@ def persona_save(*, owner: AbstractBaseUser, name: str, system_prompt: str) -> P
     """Save a system prompt under a name; the same name again replaces that preset."""
     name, system_prompt = name.strip(), system_prompt.strip()
     if not name or len(name) > 80:
-        raise ValidationFailed("Give the persona a name of 1 to 80 characters.")
+        raise ValidationFailed(gettext("Give the persona a name of 1 to 80 characters."))
     if not system_prompt:
-        raise ValidationFailed("Write a system prompt before saving it as a persona.")
+        raise ValidationFailed(gettext("Write a system prompt before saving it as a persona."))
     persona, _ = Persona.objects.update_or_create(
         owner=owner, name=name, defaults={"system_prompt": system_prompt}
     )

@@ -11,8 +11,11 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q
+from django.db.models import Q, TextField
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_noop
+from django.utils.translation import gettext_lazy as _
 
 from conversations import limits, selectors, usage
 from conversations.errors import (
@@ -33,22 +36,23 @@ from conversations.models import (
 )
 from conversations.services.ledger import usage_record_create, usage_records_for_retries
 
-NO_VISION = (
+# Constants, in English; each raise words them in the active language.
+NO_VISION = gettext_noop(
     "This model cannot see images. Choose a vision model (e.g. qwen3-vl-plus, gpt-4o-mini) "
     "or remove the image."
 )
-NOT_YOURS = "That image is not yours or was already sent."
+NOT_YOURS = gettext_noop("That image is not yours or was already sent.")
 
 
 def _validated_content(content: str, *, has_images: bool = False) -> str:
     """The message text; it may be empty when images carry the message."""
     content = (content or "").strip()
     if not content and not has_images:
-        raise ValidationFailed("Type a message first.")
+        raise ValidationFailed(_("Type a message first."))
     if len(content) > settings.MESSAGE_MAX_CHARS:
         raise ValidationFailed(
-            f"That message is too long ({len(content):,} characters; "
-            f"the limit is {settings.MESSAGE_MAX_CHARS:,})."
+            gettext("That message is too long (%(length)s characters; the limit is %(limit)s).")
+            % {"length": f"{len(content):,}", "limit": f"{settings.MESSAGE_MAX_CHARS:,}"}
         )
     return content
 
@@ -56,7 +60,7 @@ def _validated_content(content: str, *, has_images: bool = False) -> str:
 def _validated_key(idempotency_key: str | None) -> str | None:
     key = (idempotency_key or "").strip() or None
     if key is not None and len(key) > 64:
-        raise ValidationFailed("The idempotency key is longer than 64 characters.")
+        raise ValidationFailed(_("The idempotency key is longer than 64 characters."))
     return key
 
 
@@ -78,16 +82,19 @@ def _new_reply(*, conversation: Conversation, parent: Message) -> Message:
 
 def _require_model(conversation: Conversation) -> None:
     if conversation.chat_model is None:
-        raise ValidationFailed("Choose a model for this conversation first.")
+        raise ValidationFailed(_("Choose a model for this conversation first."))
 
 
 def _require_budget(conversation: Conversation) -> None:
     """Refuse new upstream calls once the owner has used this month's budget."""
-    status = usage.budget_status(conversation.owner)
+    status = usage.budget_status_of_owner(conversation)
     if status.is_over:
         raise BudgetExceeded(
-            f"You have used this month's budget ({status.summary}), so the message was not "
-            "sent. Ask an administrator to raise your limit."
+            gettext(
+                "You have used this month's budget (%(used)s), so the message was not sent. "
+                "Ask an administrator to raise your limit."
+            )
+            % {"used": status.summary}
         )
 
 
@@ -97,12 +104,30 @@ def _require_send_allowance(conversation: Conversation) -> None:
     The in-flight count is read before the insert, so two sends at the same instant may
     both pass: a soft cap, unlike the per-conversation one that Postgres enforces.
     """
-    owner_id = conversation.owner_id
-    in_flight = Message.objects.filter(conversation__owner_id=owner_id, status__in=IN_FLIGHT)
-    if in_flight.count() >= settings.MAX_REPLIES_IN_FLIGHT:
+    if limits.replies_in_flight(conversation) >= settings.MAX_REPLIES_IN_FLIGHT:
         raise TooManyReplies()
-    if not limits.send_allowed(owner_id):
+    if not limits.send_allowed(conversation.owner_id):
         raise SendRateLimited()
+
+
+def _earlier_send(conversation: Conversation, key: str | None) -> Message | None:
+    """The message this idempotency key already sent, if any. selectors.conversation_for_send
+    looks it up in the query that loads the conversation; otherwise it is read here."""
+    if not key:
+        return None
+    if getattr(conversation, "earlier_send_key", None) == key:
+        earlier_id = conversation.earlier_send_id
+        return Message.objects.get(pk=earlier_id) if earlier_id is not None else None
+    return selectors.message_by_idempotency_key(conversation, key)
+
+
+def _thread_end(conversation: Conversation) -> int | None:
+    """Where a new message attaches: the end of the branch on screen. A conversation read
+    by selectors.conversation_for_send carries its current leaf as the database has it."""
+    if hasattr(conversation, "earlier_send_key"):
+        return conversation.current_leaf_id or selectors.newest_message_id(conversation)
+    leaf = selectors.thread_leaf(conversation)
+    return leaf.id if leaf else None
 
 
 def _provisional_title(text: str) -> str:
@@ -110,10 +135,11 @@ def _provisional_title(text: str) -> str:
     return first_line if len(first_line) <= 60 else first_line[:59].rstrip() + "…"
 
 
-def _touch(conversation: Conversation, *, first_message: str = "") -> None:
-    """Bump last activity; an untitled conversation is named after its first message until
-    a better title is generated or the user names it."""
-    changes: dict = {"updated_at": timezone.now()}
+def _touch(conversation: Conversation, *, leaf: Message, first_message: str = "") -> None:
+    """Bump last activity and move the branch on screen to `leaf`; an untitled conversation
+    is named after its first message until a better title is generated or the user names it."""
+    changes: dict = {"updated_at": timezone.now(), "current_leaf": leaf}
+    conversation.current_leaf = leaf
     if first_message and not conversation.title:
         conversation.title = changes["title"] = _provisional_title(first_message)
     Conversation.objects.filter(pk=conversation.pk).update(**changes)
@@ -128,7 +154,7 @@ class SentMessage(NamedTuple):
 
 def _require_vision(conversation: Conversation, attachment_ids: list[str]) -> None:
     if attachment_ids and not conversation.chat_model.supports_vision:
-        raise ValidationFailed(NO_VISION)
+        raise ValidationFailed(gettext(NO_VISION))
 
 
 def _attach(conversation: Conversation, message: Message, attachment_ids: list[str]) -> None:
@@ -142,14 +168,14 @@ def _attach(conversation: Conversation, message: Message, attachment_ids: list[s
         owner_id=conversation.owner_id, uuid__in=wanted, message__isnull=True
     ).update(message=message)
     if claimed != len(wanted):
-        raise ValidationFailed(NOT_YOURS)
+        raise ValidationFailed(gettext(NOT_YOURS))
 
 
 def _valid_uuids(ids: list[str]) -> list[str]:
     try:
         return [str(uuid.UUID(str(value))) for value in ids]
     except ValueError:
-        raise ValidationFailed(NOT_YOURS) from None
+        raise ValidationFailed(gettext(NOT_YOURS)) from None
 
 
 def message_send(
@@ -167,7 +193,7 @@ def message_send(
     content = _validated_content(content, has_images=bool(attachment_ids))
     key = _validated_key(idempotency_key)
     _require_model(conversation)
-    if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
+    if earlier := _earlier_send(conversation, key):
         return SentMessage(earlier, _reply_for(earlier), created=False)
     _require_vision(conversation, attachment_ids)
     _require_budget(conversation)
@@ -176,7 +202,7 @@ def message_send(
         with transaction.atomic():
             user_message = Message.objects.create(
                 conversation=conversation,
-                parent=selectors.thread_leaf(conversation),
+                parent_id=_thread_end(conversation),
                 role=Role.USER,
                 content=content,
                 idempotency_key=key,
@@ -184,19 +210,21 @@ def message_send(
             if attachment_ids:
                 _attach(conversation, user_message, attachment_ids)
             reply = _new_reply(conversation=conversation, parent=user_message)
-            _touch(conversation, first_message=content)
+            _touch(conversation, leaf=reply, first_message=content)
     except IntegrityError:
         # A concurrent send with the same key won the race: answer with its messages.
         if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
             return SentMessage(earlier, _reply_for(earlier), created=False)
         raise ReplyInFlight() from None
+    # Both continue the leaf of the branch on screen, which has no children yet.
+    user_message.siblings = reply.siblings = selectors.NO_SIBLINGS
     return SentMessage(user_message, reply, created=True)
 
 
 def reply_retry(*, reply: Message) -> Message:
     """Answer the same user message again; the failed reply stays as an earlier sibling."""
     if reply.role != Role.ASSISTANT or reply.is_in_flight or reply.parent_id is None:
-        raise ValidationFailed("Only a finished reply can be retried.")
+        raise ValidationFailed(_("Only a finished reply can be retried."))
     conversation = reply.conversation
     _require_model(conversation)
     _require_budget(conversation)
@@ -204,7 +232,7 @@ def reply_retry(*, reply: Message) -> Message:
     try:
         with transaction.atomic():
             new_reply = _new_reply(conversation=conversation, parent=reply.parent)
-            _touch(conversation)
+            _touch(conversation, leaf=new_reply)
     except IntegrityError:
         raise ReplyInFlight() from None
     return new_reply
@@ -220,10 +248,32 @@ def reply_start(*, reply_id: int, context: dict) -> bool:
 
 def reply_save_partial(*, reply_id: int, content: str, reasoning: str) -> bool:
     """Persist the text so far; also the generator's heartbeat."""
-    saved = Message.objects.filter(pk=reply_id, status=MessageStatus.STREAMING).update(
-        content=content, reasoning=reasoning, heartbeat_at=timezone.now()
+    return replies_save_partial(partials=[Partial(reply_id, content, reasoning)]) == 1
+
+
+class Partial(NamedTuple):
+    reply_id: int
+    content: str
+    reasoning: str
+
+
+def replies_save_partial(*, partials: list[Partial]) -> int:
+    """Persist the text so far of many streaming replies in one statement (also their
+    heartbeat); a reply that has meanwhile ended keeps its final text. Returns how many
+    were saved."""
+    if not partials:
+        return 0
+
+    def per_reply(field: str) -> RawSQL:
+        # CASE id WHEN ... written out: as ORM When() objects, compiling it for a few
+        # hundred replies cost more CPU than the update itself.
+        params = [value for p in partials for value in (p.reply_id, getattr(p, field))]
+        return RawSQL(f"CASE id {' WHEN %s THEN %s' * len(partials)} END", params, TextField())
+
+    ids = [p.reply_id for p in partials]
+    return Message.objects.filter(pk__in=ids, status=MessageStatus.STREAMING).update(
+        content=per_reply("content"), reasoning=per_reply("reasoning"), heartbeat_at=timezone.now()
     )
-    return saved == 1
 
 
 @dataclass
@@ -304,7 +354,10 @@ def reply_finish(*, reply_id: int, outcome: ReplyOutcome, reply: Message | None 
     return True
 
 
-INTERRUPTED_TEXT = "The reply was interrupted because the server stopped generating it."
+# Saved in English like every error_text, and translated when shown (errors.translated).
+INTERRUPTED_TEXT = gettext_noop(
+    "The reply was interrupted because the server stopped generating it."
+)
 
 
 def _end_orphans(replies, *, status: str) -> list[Message]:

@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
+from django.utils.translation import gettext
 
 from conversations import context, jobs, selectors
 from conversations.errors import ProviderError, ValidationFailed
@@ -136,7 +137,7 @@ def summary_regenerate(*, summary: ConversationSummary) -> None:
     """Write the newest summary again, for the same range, from the same turns."""
     latest = context.summary_latest(summary.conversation)
     if latest is None or latest.pk != summary.pk:
-        raise ValidationFailed("Only the newest summary can be regenerated.")
+        raise ValidationFailed(gettext("Only the newest summary can be regenerated."))
     leaf = selectors.thread_leaf(summary.conversation)
     through_id = summary.covers_through_id
     from conversations.tasks import summarise_conversation

@@ -18,6 +18,7 @@ from datetime import UTC, datetime
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError, transaction
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from conversations import selectors, transfer
 from conversations.errors import ValidationFailed
@@ -43,7 +44,7 @@ class ImportRejected(ValidationFailed):
     """The file as a whole cannot be read; nothing was imported."""
 
     code = "import_rejected"
-    default_message = "That file cannot be imported."
+    default_message = gettext_lazy("That file cannot be imported.")
 
 
 @dataclass(frozen=True)
@@ -99,7 +100,8 @@ def conversations_import(*, owner: AbstractBaseUser, data: bytes | str) -> Impor
         except ValidationFailed as exc:
             result.failures.append(ImportFailure(index, _title_of(raw), exc.message))
         except DatabaseError as exc:
-            error = f"It could not be saved: {str(exc).splitlines()[0] if str(exc) else exc}"
+            detail = str(exc).splitlines()[0] if str(exc) else exc
+            error = gettext("It could not be saved: %(detail)s") % {"detail": detail}
             result.failures.append(ImportFailure(index, _title_of(raw), error))
     return result
 
@@ -109,15 +111,18 @@ def _parse(data: bytes | str):
         try:
             data = data.decode("utf-8-sig")
         except UnicodeDecodeError:
-            raise ImportRejected("The file is not UTF-8 text; exports are UTF-8 JSON.") from None
+            raise ImportRejected(
+                gettext("The file is not UTF-8 text; exports are UTF-8 JSON.")
+            ) from None
     try:
         return json.loads(data)
     except json.JSONDecodeError as exc:
         raise ImportRejected(
-            f"The file is not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})."
+            gettext("The file is not valid JSON (%(error)s at line %(line)s, column %(column)s).")
+            % {"error": exc.msg, "line": exc.lineno, "column": exc.colno}
         ) from None
     except RecursionError:
-        raise ImportRejected("The file is nested too deeply to be an export.") from None
+        raise ImportRejected(gettext("The file is nested too deeply to be an export.")) from None
 
 
 def _conversations_in(document) -> tuple[list, Callable]:
@@ -129,9 +134,9 @@ def _conversations_in(document) -> tuple[list, Callable]:
     if isinstance(document, list) and document and _is_chatgpt(document[0]):
         return document, _plan_chatgpt
     if isinstance(document, list) and not document:
-        raise ImportRejected("The file holds no conversations.")
+        raise ImportRejected(gettext("The file holds no conversations."))
     raise ImportRejected(
-        "This is not a chatsite export (JSON) or a ChatGPT conversations.json file."
+        gettext("This is not a chatsite export (JSON) or a ChatGPT conversations.json file.")
     )
 
 
@@ -141,18 +146,21 @@ def _is_chatgpt(item) -> bool:
 
 def _chatsite_conversations(document: dict) -> list:
     if document.get("format") != transfer.FORMAT:
-        raise ImportRejected(f"Unknown export format {str(document.get('format'))[:40]!r}.")
+        raise ImportRejected(
+            gettext("Unknown export format %(format)s.")
+            % {"format": repr(str(document.get("format"))[:40])}
+        )
     version = document.get("version")
     if version != transfer.VERSION:
         raise ImportRejected(
-            f"This export is version {str(version)[:20]}; this server reads version "
-            f"{transfer.VERSION}."
+            gettext("This export is version %(version)s; this server reads version %(ours)s.")
+            % {"version": str(version)[:20], "ours": transfer.VERSION}
         )
     conversations = document.get("conversations")
     if not isinstance(conversations, list):
-        raise ImportRejected('The export has no "conversations" list.')
+        raise ImportRejected(gettext('The export has no "conversations" list.'))
     if not conversations:
-        raise ImportRejected("The file holds no conversations.")
+        raise ImportRejected(gettext("The file holds no conversations."))
     return conversations
 
 

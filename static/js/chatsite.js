@@ -19,8 +19,13 @@
     if (key) key.value = newKey();
   }
 
+  // The last message the page holds. A page opened at a search hit stops short of the
+  // thread's end: the socket continues from the tail it was rendered with, and the rest
+  // between is fetched as the reader scrolls down.
   function lastMessageId() {
-    var all = document.querySelectorAll("#messages [data-message-id]");
+    var newer = document.getElementById("load-newer");
+    if (newer && newer.dataset.tail) return newer.dataset.tail;
+    var all = document.querySelectorAll("#messages > [data-message-id]");
     return all.length ? all[all.length - 1].dataset.messageId : "";
   }
 
@@ -48,7 +53,15 @@
       el.addEventListener("scroll", function () {
         stickToBottom = el.scrollHeight - el.scrollTop - el.clientHeight < 80;
       });
-      scrollToBottom();
+      var jump = document.getElementById("messages").dataset.jumpTo;
+      var target = jump && document.getElementById("m-" + jump);
+      if (target) {
+        stickToBottom = false;
+        target.classList.add("is-jump-target");
+        target.scrollIntoView({ block: "center" });
+      } else {
+        scrollToBottom();
+      }
       new MutationObserver(function () { updateBusy(); scrollToBottom(); })
         .observe(document.getElementById("messages"), { childList: true, subtree: true, characterData: true, attributes: true, attributeFilter: ["data-status"] });
     }
@@ -88,9 +101,9 @@
     }).then(function (response) {
       return response.text().then(function (text) {
         if (response.ok) box.insertAdjacentHTML("beforeend", text);
-        else showNotice(text || "The image could not be uploaded.");
+        else showNotice(text || input.dataset.uploadFailed);
       });
-    }).catch(function () { showNotice("The image could not be uploaded."); });
+    }).catch(function () { showNotice(input.dataset.uploadFailed); });
   }
 
   document.addEventListener("change", function (event) {
@@ -142,4 +155,63 @@
       if (link) { event.preventDefault(); window.location.href = link.href; }
     }
   });
+
+  // --- Long threads: older pages load above without moving what the reader sees. ------
+
+  var heightBeforeOlder = null;
+  document.addEventListener("htmx:beforeSwap", function (event) {
+    var el = scroller();
+    if (el && event.detail.target && event.detail.target.id === "load-older") {
+      heightBeforeOlder = el.scrollHeight - el.scrollTop;
+    }
+  });
+  document.addEventListener("htmx:afterSwap", function () {
+    var el = scroller();
+    if (el && heightBeforeOlder !== null) {
+      el.scrollTop = el.scrollHeight - heightBeforeOlder;
+      heightBeforeOlder = null;
+    }
+  });
+  // A new branch (an edit, a regeneration, another version) replaces the whole thread.
+  document.addEventListener("htmx:oobAfterSwap", function (event) {
+    if (event.detail.target && event.detail.target.id === "messages") {
+      stickToBottom = true;
+      scrollToBottom();
+    }
+  });
+
+  // --- Editing a message: the form opens in place with the message's text. -----------
+
+  function closeEdit(form) {
+    form.hidden = true;
+    form.closest(".message").classList.remove("is-editing");
+  }
+
+  document.addEventListener("click", function (event) {
+    var edit = event.target.closest && event.target.closest(".edit-message");
+    if (edit) {
+      var message = edit.closest(".message");
+      var form = message.querySelector(".edit-form");
+      var box = form.querySelector("textarea[name=message]");
+      box.value = message.querySelector(".message-content").textContent;
+      form.hidden = false;
+      message.classList.add("is-editing");
+      box.focus();
+      return;
+    }
+    var cancel = event.target.closest && event.target.closest(".edit-cancel");
+    if (cancel) closeEdit(cancel.closest(".edit-form"));
+  });
+  document.addEventListener("keydown", function (event) {
+    var box = event.target;
+    if (!box.matches || !box.matches(".edit-form textarea")) return;
+    if (event.key === "Escape") {
+      event.preventDefault();
+      event.stopPropagation();
+      closeEdit(box.form);
+    } else if (event.key === "Enter" && !event.shiftKey && !event.isComposing) {
+      event.preventDefault();
+      if (box.value.trim()) box.form.requestSubmit();
+    }
+  }, true);
 })();

@@ -1,0 +1,286 @@
+"""Searching a user's conversations: titles and message text. Reads only.
+
+On Postgres, message text is matched by full-text search with the 'simple' configuration
+(no stemming, no stop words) and websearch syntax: `fox den` (both words), `"red fox"`
+(the phrase), `fox -den` (without den), `fox or wolf`. The expression is exactly the one
+the `message_content_fts` GIN index (migration 0006) is built on, so the index is used.
+On SQLite (`make run`'s default) the same syntax is approximated with case-insensitive
+substring matching: every word or phrase must appear, `-word` must not.
+
+Archived conversations are searched too (a result says it is archived): search is how an
+archived chat is found again.
+
+One result per conversation, at most `limit`: conversations whose title matches first
+(most recently active first), then the best matching message of each other conversation,
+by rank and then recency.
+"""
+
+import re
+from dataclasses import dataclass
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
+from django.db import connection
+from django.db.models import F, Func, Q, QuerySet
+from django.urls import reverse
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+from conversations.models import Conversation, Message, Role
+
+QUERY_MAX_CHARS = 200
+RESULT_LIMIT = 20
+# Matching messages ranked per search: the newest ones, so a very common word costs a
+# bounded amount of ranking work (ts_rank re-parses each candidate's text).
+CANDIDATES = 300
+# Characters of context kept before the first hit and in the whole snippet.
+SNIPPET_BEFORE = 40
+SNIPPET_CHARS = 160
+
+# Han, kana, Hangul and CJK punctuation/compatibility blocks.
+_CJK = re.compile(
+    "[\u3000-\u303f\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uac00-\ud7af\uf900-\ufaff"
+    "\U00020000-\U0002ebef]"
+)
+# A websearch term: an optional "-", then a "quoted phrase" (closing quote optional) or a word.
+_TERM = re.compile(r'(-?)"([^"]*)"?|(-?)(\S+)')
+
+
+@dataclass(frozen=True)
+class Terms:
+    """The query as plain substrings, for the SQLite fallback, CJK matching and highlighting."""
+
+    include: tuple[str, ...]
+    exclude: tuple[str, ...]
+
+
+def parse_terms(q: str) -> Terms:
+    include: list[str] = []
+    exclude: list[str] = []
+    for match in _TERM.finditer(q):
+        negated = bool(match.group(1) or match.group(3))
+        text = " ".join((match.group(2) if match.group(2) is not None else match.group(4)).split())
+        if not text or text == "-" or (not negated and text.lower() == "or"):
+            continue  # websearch's OR has no substring equivalent: the words are all required
+        (exclude if negated else include).append(text)
+    return Terms(tuple(include), tuple(exclude))
+
+
+def has_cjk(text: str) -> bool:
+    return bool(_CJK.search(text))
+
+
+@dataclass(frozen=True)
+class SearchHit:
+    conversation: Conversation
+    # None when the conversation's title matched: the link opens the conversation.
+    message_uuid: UUID | None
+    # Safe HTML: the escaped text around the hit, each hit wrapped in <mark>.
+    snippet: SafeString
+    # The title, highlighted the same way when it is what matched.
+    title: SafeString
+
+    @property
+    def url(self) -> str:
+        url = reverse("conversation", args=[self.conversation.uuid])
+        if self.message_uuid is None:
+            return url
+        return f"{url}?m={self.message_uuid}#m-{self.message_uuid}"
+
+
+def search_for_user(
+    user: AbstractBaseUser, q: str, *, limit: int = RESULT_LIMIT
+) -> list[SearchHit]:
+    """The user's conversations matching `q` (see the module docstring); [] for a blank q."""
+    q = " ".join((q or "").split())[:QUERY_MAX_CHARS]
+    terms = parse_terms(q)
+    if not q or not terms.include:
+        return []
+    hits = [_title_hit(c, terms) for c in _title_matches(user, q, terms, limit=limit)]
+    if len(hits) >= limit:
+        return hits
+    seen = {hit.conversation.pk for hit in hits}
+    for message in _ranked_messages(user, q, exclude_conversations=seen):
+        if len(hits) >= limit:
+            break
+        if message.conversation_id not in seen:
+            seen.add(message.conversation_id)
+            hits.append(_message_hit(message, terms))
+    return hits
+
+
+# --- Matching ------------------------------------------------------------------------
+
+
+def _postgres() -> bool:
+    return connection.vendor == "postgresql"
+
+
+class _SimpleVector(Func):
+    """to_tsvector('simple', <column>) exactly as the message_content_fts index is built.
+
+    Not SearchVector: that wraps the column in COALESCE(..., ''), an expression the index
+    does not cover, and Postgres would read every row instead."""
+
+    function = "to_tsvector"
+    template = "%(function)s('simple'::regconfig, %(expressions)s)"
+    output_field = SearchVectorField()
+
+
+def _tsquery(q: str) -> SearchQuery:
+    return SearchQuery(q, config="simple", search_type="websearch")
+
+
+def _contains(field: str, text: str) -> Q:
+    # Text without upper/lower case (Chinese) needs no case folding: plain LIKE is several
+    # times cheaper than ILIKE/UPPER() on a scan.
+    lookup = "contains" if text.lower() == text.upper() else "icontains"
+    return Q(**{f"{field}__{lookup}": text})
+
+
+def _substring_match(field: str, terms: Terms) -> Q:
+    match = Q()
+    for text in terms.include:
+        match &= _contains(field, text)
+    for text in terms.exclude:
+        match &= ~_contains(field, text)
+    return match
+
+
+def _text_match(queryset: QuerySet, field: str, q: str, terms: Terms) -> QuerySet:
+    if not _postgres():
+        return queryset.filter(_substring_match(field, terms))
+    if not has_cjk(q):
+        return queryset.alias(search_vector=_SimpleVector(F(field))).filter(
+            search_vector=_tsquery(q)
+        )
+    matches_text = queryset.model.objects.alias(search_vector=_SimpleVector(F(field))).filter(
+        search_vector=_tsquery(q)
+    )
+    # Chinese (and Japanese) is written without spaces, so the 'simple' parser keeps a whole
+    # run of characters as one token and full-text search cannot find 世界 in 你好世界:
+    # such queries also match by substring. That part reads every row of the user's
+    # messages (a LIKE '%...%' has no index here; pg_trgm would give it one); the full-text
+    # part stays an index lookup, a hashed subquery, so no row is parsed into a tsvector.
+    return queryset.filter(Q(pk__in=matches_text.values("pk")) | _substring_match(field, terms))
+
+
+def _title_matches(
+    user: AbstractBaseUser, q: str, terms: Terms, *, limit: int
+) -> list[Conversation]:
+    conversations = Conversation.objects.filter(owner=user).exclude(title="")
+    matching = _text_match(conversations, "title", q, terms)
+    return list(matching.order_by("-updated_at", "-id")[:limit])
+
+
+def message_candidates(
+    user: AbstractBaseUser, q: str, *, exclude_conversations: set[int] | None = None
+) -> QuerySet[Message]:
+    """The newest CANDIDATES matching user and assistant messages of the user's
+    conversations, unevaluated (tests EXPLAIN it to see the index used)."""
+    messages = Message.objects.filter(
+        conversation__owner=user, role__in=[Role.USER, Role.ASSISTANT]
+    ).exclude(conversation_id__in=exclude_conversations or set())
+    matching = _text_match(messages, "content", q, parse_terms(q))
+    return matching.order_by("-id")[:CANDIDATES]
+
+
+def _ranked_messages(
+    user: AbstractBaseUser, q: str, *, exclude_conversations: set[int]
+) -> list[Message]:
+    """Matching messages, best first: rank, then newest."""
+    candidates = message_candidates(user, q, exclude_conversations=exclude_conversations)
+    ranked = Message.objects.filter(pk__in=candidates.values("pk")).select_related("conversation")
+    if _postgres():
+        rank = SearchRank(_SimpleVector(F("content")), _tsquery(q))
+        return list(ranked.annotate(rank=rank).order_by("-rank", "-id"))
+    return list(ranked.order_by("-id"))
+
+
+# --- Snippets ------------------------------------------------------------------------
+
+
+def _highlight_words(terms: Terms) -> list[str]:
+    """Each phrase, then its words (a phrase may match across punctuation), longest first."""
+    words = set(terms.include)
+    for text in terms.include:
+        words.update(text.split())
+    return sorted(words, key=len, reverse=True)
+
+
+def _pattern(words: list[str], *, whole_words: bool) -> re.Pattern:
+    parts = []
+    for word in words:
+        escaped = re.escape(word)
+        if whole_words and not has_cjk(word):
+            escaped = rf"(?<!\w){escaped}(?!\w)"
+        parts.append(escaped)
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+def _marked(text: str, pattern: re.Pattern) -> str:
+    """`text` escaped, with every match of `pattern` in <mark>. Escaping happens per piece,
+    so nothing from the text can ever become markup."""
+    out, position = [], 0
+    for match in pattern.finditer(text):
+        if match.end() == match.start():
+            continue
+        out.append(escape(text[position : match.start()]))
+        out.append(f"<mark>{escape(match.group())}</mark>")
+        position = match.end()
+    out.append(escape(text[position:]))
+    return "".join(out)
+
+
+def _window(text: str, start: int) -> tuple[str, bool, bool]:
+    """About SNIPPET_CHARS of `text` around position `start`, cut at spaces where possible."""
+    begin = max(0, start - SNIPPET_BEFORE)
+    if begin > 0:
+        space = text.find(" ", begin, start)
+        begin = space + 1 if space != -1 else begin
+    end = min(len(text), begin + SNIPPET_CHARS)
+    if end < len(text):
+        space = text.rfind(" ", start, end)
+        end = space if space > start else end
+    return text[begin:end], begin > 0, end < len(text)
+
+
+def _first_hit(text: str, terms: Terms) -> tuple[re.Pattern, re.Match | None]:
+    """Whole words first, as full-text search matched them; substrings when that finds
+    nothing (SQLite and CJK match substrings)."""
+    words = _highlight_words(terms)
+    pattern = _pattern(words, whole_words=True)
+    first = pattern.search(text)
+    if first is None:
+        pattern = _pattern(words, whole_words=False)
+        first = pattern.search(text)
+    return pattern, first
+
+
+def snippet(text: str, terms: Terms) -> SafeString:
+    """A short, safe excerpt of `text` around the first hit, hits marked."""
+    text = " ".join(text.split())
+    pattern, first = _first_hit(text, terms)
+    excerpt, cut_before, cut_after = _window(text, first.start() if first else 0)
+    html = ("…" if cut_before else "") + _marked(excerpt, pattern) + ("…" if cut_after else "")
+    return mark_safe(html)  # built from escaped pieces
+
+
+def _title_hit(conversation: Conversation, terms: Terms) -> SearchHit:
+    title = _marked(conversation.title, _first_hit(conversation.title, terms)[0])
+    return SearchHit(
+        conversation=conversation,
+        message_uuid=None,
+        snippet=mark_safe(""),
+        title=mark_safe(title),
+    )
+
+
+def _message_hit(message: Message, terms: Terms) -> SearchHit:
+    return SearchHit(
+        conversation=message.conversation,
+        message_uuid=message.uuid,
+        snippet=snippet(message.content, terms),
+        title=mark_safe(escape(message.conversation.display_title)),
+    )
