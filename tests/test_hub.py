@@ -1,0 +1,236 @@
+"""The hub and the saver: fragments coalesced per reply, one save for every live reply,
+and updates reaching tabs in other server processes, through the channel layer only then."""
+
+import asyncio
+import os
+import time
+
+import aiohttp
+import pytest
+from channels.db import database_sync_to_async
+from django.db import connection
+from django.test import Client
+
+from conversations import services
+from conversations.generation import saver
+from conversations.hub import FRAGMENT_INTERVAL_CEILING, LiveReply, hub
+from conversations.models import Message, MessageStatus, Role
+from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, UserFactory
+from tests.fake_provider import Reply
+from tests.live_server import DaphneServer
+from tests.page_model import PageModel
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+class Recorder:
+    """A subscriber that keeps what it was given, and when."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[float, str]] = []
+        self.appended: list[list[str]] = []
+
+    async def reply_changed(self, state) -> None:
+        self.updates.append((time.monotonic(), state.content))
+
+    async def messages_appended(self, html: str, uuids: list[str]) -> None:
+        self.appended.append(uuids)
+
+
+def _live(number: int, conversation_uuid: str = "c") -> LiveReply:
+    return LiveReply(reply_id=number, uuid=f"r{number}", conversation_uuid=conversation_uuid)
+
+
+async def test_a_growing_reply_gets_at_most_one_fragment_per_interval(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    tab, live = Recorder(), _live(1)
+    hub.register(live)
+    await hub.subscribe("c", tab)
+    started = time.monotonic()
+    for i in range(100):  # 200 tokens a second for half a second
+        live.add_content(f"{i} ")
+        await hub.reply_grew(live)
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.1)
+    elapsed = time.monotonic() - started
+    assert len(tab.updates) <= elapsed / 0.05 + 2
+    assert tab.updates[-1][1] == "".join(f"{i} " for i in range(100)), "nothing is left behind"
+    gaps = [b[0] - a[0] for a, b in zip(tab.updates, tab.updates[1:], strict=False)]
+    assert min(gaps) > 0.03
+
+
+async def test_the_first_text_of_a_quiet_reply_goes_out_at_once(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    tab, live = Recorder(), _live(1)
+    hub.register(live)
+    await hub.subscribe("c", tab)
+    live.add_content("Hello")
+    await hub.reply_grew(live)
+    assert tab.updates == [(pytest.approx(time.monotonic(), abs=0.01), "Hello")]
+
+
+def test_fragments_grow_apart_as_more_replies_stream_in_the_process(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    for number in range(10):
+        hub.register(_live(number, f"c{number}"))
+    assert hub.fragment_interval() == 0.05
+    for number in range(10, 400):
+        hub.register(_live(number, f"c{number}"))
+    assert hub.fragment_interval() == FRAGMENT_INTERVAL_CEILING
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_new_messages_use_the_channel_layer_only_when_another_process_watches(
+    monkeypatch,
+):
+    import redis.asyncio as redis
+
+    sent = []
+
+    async def record(conversation_uuid, event):
+        sent.append(event["type"])
+
+    monkeypatch.setattr(hub, "_send_remote", record)
+    await hub.subscribe("conv-x", Recorder())
+    await hub.publish_messages("conv-x", "<div></div>", ["m1"])
+    assert sent == [], "only this process watches: its sockets were fed directly"
+    client = redis.Redis.from_url(REDIS_URL)
+    try:
+        await client.sadd("chatsite:watch:conv-x", "another-process")
+        await hub.publish_messages("conv-x", "<div></div>", ["m2"])
+        assert sent == ["messages.added"]
+    finally:
+        await client.delete("chatsite:watch:conv-x")
+        await client.aclose()
+
+
+@pytest.mark.django_db
+def test_one_statement_saves_the_text_of_every_streaming_reply(
+    conversation, django_assert_num_queries
+):
+    first, second, ended = (  # at most one reply in flight per conversation
+        MessageFactory(
+            conversation=ConversationFactory(owner=conversation.owner),
+            role=Role.ASSISTANT,
+            status=status,
+        )
+        for status in (MessageStatus.STREAMING, MessageStatus.STREAMING, MessageStatus.COMPLETE)
+    )
+    partials = [
+        services.Partial(first.id, "one", ""),
+        services.Partial(second.id, "two", "thinking"),
+        services.Partial(ended.id, "late text", ""),
+    ]
+    with django_assert_num_queries(1):
+        assert services.replies_save_partial(partials=partials) == 2
+    first.refresh_from_db(), second.refresh_from_db(), ended.refresh_from_db()
+    assert (first.content, second.content, second.reasoning) == ("one", "two", "thinking")
+    assert first.heartbeat_at is not None and ended.content != "late text"
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_the_saver_writes_every_live_reply_in_one_call(conversation, monkeypatch):
+    def replies():
+        return [
+            MessageFactory(
+                conversation=ConversationFactory(owner=conversation.owner),
+                role=Role.ASSISTANT,
+                status=MessageStatus.STREAMING,
+            )
+            for _ in range(3)
+        ]
+
+    calls = []
+    original = services.replies_save_partial
+    monkeypatch.setattr(
+        services, "replies_save_partial", lambda **kw: calls.append(kw) or original(**kw)
+    )
+    for reply in await database_sync_to_async(replies)():
+        live = LiveReply(reply_id=reply.id, uuid=str(reply.uuid), conversation_uuid="c")
+        live.status, live.saved_at = (
+            MessageStatus.STREAMING,
+            time.monotonic() - 1,
+        )  # claimed 1 s ago
+        live.add_content(f"text of {reply.id}")
+        hub.register(live)
+    await saver.save_all()
+    await saver.save_all()  # nothing changed, no heartbeat due: nothing to write
+    assert len(calls) == 1 and len(calls[0]["partials"]) == 3
+    saved = await database_sync_to_async(list)(
+        Message.objects.filter(status=MessageStatus.STREAMING).values_list("id", "content")
+    )
+    assert sorted(saved) == sorted((pk, f"text of {pk}") for pk, _ in saved)
+
+
+# --- Across server processes -----------------------------------------------------------
+
+
+@pytest.fixture
+def two_servers(fake_provider_server):
+    servers = [
+        DaphneServer(
+            settings_dict=connection.settings_dict,
+            provider_url=fake_provider_server.base_url,
+            redis_url=REDIS_URL,
+        ).start()
+        for _ in range(2)
+    ]
+    yield servers
+    for server in servers:
+        server.stop()
+
+
+class Tab:
+    """A browser tab's socket on one server process, with the page it would show."""
+
+    def __init__(self, server: DaphneServer, conversation) -> None:
+        client = Client()
+        client.force_login(conversation.owner)
+        self.cookie = client.cookies["sessionid"].value
+        self.url = f"ws://127.0.0.1:{server.port}/ws/c/{conversation.uuid}/"
+        self.origin = server.url
+        self.page = PageModel()
+
+    async def open(self) -> None:
+        self.session = aiohttp.ClientSession(cookies={"sessionid": self.cookie})
+        self.ws = await self.session.ws_connect(self.url, origin=self.origin, max_msg_size=0)
+        await self.ws.send_json({"action": "sync", "last": ""})
+
+    async def read_until(self, predicate, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.page):
+            frame = await self.ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
+            self.page.apply(frame.data)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+
+def _ended(page: PageModel) -> bool:
+    return page.last() is not None and page.last().status == "complete"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tab_on_another_process_gets_the_message_the_text_and_the_end(two_servers, fake_provider):
+    conversation = ConversationFactory(owner=UserFactory(), chat_model=ChatModelFactory())
+    words = [f"w{i} " for i in range(60)]
+    fake_provider.script(Reply(content=words, tokens_per_second=40))
+    sender, watcher = (Tab(server, conversation) for server in two_servers)
+    late = Tab(two_servers[1], conversation)  # joins mid-stream, on the other process
+
+    async def scenario():
+        await sender.open()
+        await watcher.open()
+        await asyncio.sleep(0.3)
+        await sender.ws.send_json({"action": "send", "message": "Across", "idempotency_key": "k"})
+        await watcher.read_until(lambda page: len(page.last().text if page.last() else "") > 20)
+        await late.open()
+        for tab in (sender, watcher, late):
+            await tab.read_until(_ended)
+            await tab.close()
+
+    asyncio.run(scenario())
+    for page in (sender.page, watcher.page, late.page):
+        assert page.last("user").text == "Across"
+        assert page.last().text.strip() == "".join(words).strip()

@@ -1,0 +1,49 @@
+"""Per-user abuse limits: the send counter in the shared cache, replies in flight."""
+
+import os
+import time
+
+import pytest
+from django.core.cache import cache
+
+from conversations import limits, selectors, services
+from tests.factories import ConversationFactory
+
+REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+
+
+@pytest.fixture
+def redis_cache(settings, request):
+    """The shared Redis cache the site uses in production, under a key prefix of its own."""
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            "KEY_PREFIX": f"test-limits-{os.getpid()}",
+        }
+    }
+    yield cache
+    cache.delete_many(["limits:count"])
+
+
+def test_the_counter_counts_from_one_and_expires_with_its_window(redis_cache):
+    assert [limits._count("limits:count", window=60) for _ in range(3)] == [1, 2, 3]
+    client = redis_cache._cache.get_client()
+    ttl = client.ttl(redis_cache.make_and_validate_key("limits:count"))
+    assert 0 < ttl <= 60, "a counter without an expiry would limit the user for ever"
+
+
+def test_sends_over_the_minute_allowance_are_refused(redis_cache, settings):
+    settings.SEND_RATE_LIMIT_PER_MINUTE = 2
+    assert [limits.send_allowed(987_654) for _ in range(3)] == [True, True, False]
+    redis_cache.delete(f"limits:send:987654:{int(time.time() // 60)}")
+
+
+@pytest.mark.django_db
+def test_replies_in_flight_are_counted_across_the_owners_conversations(user, chat_model):
+    for _ in range(2):
+        conversation = ConversationFactory(owner=user, chat_model=chat_model)
+        services.message_send(conversation=conversation, content="Hello")
+    elsewhere = ConversationFactory(owner=user, chat_model=chat_model)
+    loaded = selectors.conversation_for_send(elsewhere, idempotency_key=None)
+    assert limits.replies_in_flight(loaded) == limits.replies_in_flight(elsewhere) == 2
