@@ -275,15 +275,18 @@ def _place(group: list[tuple[int, str]], message_id: int) -> Siblings:
     )
 
 
-def thread_path_ids(conversation: Conversation) -> list[int]:
+def thread_path_ids(conversation: Conversation, *, leaf_id: int | None = None) -> list[int]:
     """Ids of the thread on screen, root first, from (id, parent) pairs alone: a window
-    anywhere in a long thread is found without loading the text of the rest."""
-    leaf = thread_leaf(conversation)
-    if leaf is None:
-        return []
-    pairs = Message.objects.filter(conversation=conversation, id__lte=leaf.id)
+    anywhere in a long thread is found without loading the text of the rest. `leaf_id`:
+    the current leaf as the caller already read it (None: newest message), saving a query."""
+    if leaf_id is None:
+        leaf = thread_leaf(conversation)
+        if leaf is None:
+            return []
+        leaf_id = leaf.id
+    pairs = Message.objects.filter(conversation=conversation, id__lte=leaf_id)
     parents = dict(pairs.values_list("id", "parent_id").iterator())
-    path, current = [], leaf.id
+    path, current = [], leaf_id
     while current is not None and current in parents:
         path.append(current)
         current = parents.pop(current)  # pop: a broken tree cannot loop
@@ -440,20 +443,29 @@ def conversations_for_export(user: AbstractBaseUser) -> QuerySet[Conversation]:
     )
 
 
-def conversation_messages(conversation: Conversation) -> QuerySet[Message]:
+def conversation_messages(
+    conversation: Conversation, *, with_models: bool = True
+) -> QuerySet[Message]:
     """Every message of the tree (all branches), oldest first, so parents come before
-    children, each with `parent_uuid`; iterate with `.iterator()`."""
-    return (
-        Message.objects.filter(conversation=conversation)
-        .select_related("chat_model__provider")
-        .annotate(parent_uuid=F("parent__uuid"))
-        .order_by("id")
-    )
+    children, each with `parent_uuid`; iterate with `.iterator()`. Without `with_models`
+    the chat model is not joined (an export names it from a few cached rows instead of
+    building two more objects per message)."""
+    messages = Message.objects.filter(conversation=conversation)
+    if with_models:
+        messages = messages.select_related("chat_model__provider")
+    return messages.annotate(parent_uuid=F("parent__uuid")).order_by("id")
+
+
+def chat_model_with_provider(pk: int) -> ChatModel | None:
+    return ChatModel.objects.select_related("provider").filter(pk=pk).first()
 
 
 def conversation_thread_ids(conversation: Conversation) -> set[int]:
-    """Ids of the thread on screen (root to its current leaf)."""
-    return set(thread_path_ids(conversation))
+    """Ids of the thread on screen (root to its current leaf). The conversation as loaded
+    for export carries `current_leaf_id`: one query per conversation."""
+    if conversation.current_leaf_id is None:
+        return set(thread_path_ids(conversation))
+    return set(thread_path_ids(conversation, leaf_id=conversation.current_leaf_id))
 
 
 def conversation_summaries(conversation: Conversation) -> QuerySet[ConversationSummary]:
