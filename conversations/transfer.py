@@ -105,9 +105,22 @@ def conversation_header(conversation: Conversation) -> dict:
     }
 
 
-def message_document(message: Message) -> dict:
-    """One message, from selectors.conversation_messages (which annotates `parent_uuid`)."""
+class ChatModels(dict):
+    """Chat models by id, each read once: a history names only a handful."""
+
+    def __missing__(self, pk: int) -> ChatModel | None:
+        self[pk] = selectors.chat_model_with_provider(pk)
+        return self[pk]
+
+
+def message_document(message: Message, chat_models: ChatModels | None = None) -> dict:
+    """One message, from selectors.conversation_messages (which annotates `parent_uuid`);
+    with `chat_models`, its model comes from there instead of a join."""
     parent_uuid = message.parent_uuid  # type: ignore[attr-defined]
+    if chat_models is None:
+        chat_model = message.chat_model
+    else:
+        chat_model = chat_models[message.chat_model_id] if message.chat_model_id else None
     return {
         "id": str(message.uuid),
         "parent": str(parent_uuid) if parent_uuid else None,
@@ -118,7 +131,7 @@ def message_document(message: Message) -> dict:
         "finish_reason": message.finish_reason,
         "error_code": message.error_code,
         "error_text": message.error_text,
-        "model": _model(message.chat_model),
+        "model": _model(chat_model),
         "model_name": message.model_name,
         "usage": {name: getattr(message, name) for name in USAGE_FIELDS},
         "context": message.context,
@@ -147,10 +160,11 @@ def summary_document(summary: ConversationSummary) -> dict:
 def _conversation_json(conversation: Conversation) -> Iterator[str]:
     header = _dumps(conversation_header(conversation))
     yield header[:-1] + ', "messages": ['
-    messages = selectors.conversation_messages(conversation).iterator(chunk_size=CHUNK_SIZE)
-    for index, message in enumerate(messages):
+    messages = selectors.conversation_messages(conversation, with_models=False)
+    chat_models = ChatModels()
+    for index, message in enumerate(messages.iterator(chunk_size=CHUNK_SIZE)):
         # One message per line: diffable, greppable, and the line count is the message count.
-        yield ("," if index else "") + _dumps(message_document(message)) + "\n"
+        yield ("," if index else "") + _dumps(message_document(message, chat_models)) + "\n"
     yield '], "summaries": '
     summaries = selectors.conversation_summaries(conversation).iterator(chunk_size=CHUNK_SIZE)
     yield _dumps([summary_document(summary) for summary in summaries])
