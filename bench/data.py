@@ -60,8 +60,11 @@ def conversations(user, chat_model, count: int) -> list[str]:
     return [str(c.uuid) for c in Conversation.objects.bulk_create(rows, batch_size=1000)]
 
 
-def thread(user, chat_model, length: int, *, pending_reply: bool = False):
-    """A conversation whose history is one chain of `length` finished messages."""
+def thread(user, chat_model, length: int, *, pending_reply: bool = False, summaries: bool = False):
+    """A conversation whose history is one chain of `length` finished messages.
+
+    With `summaries`, it also has the rolling summaries chatsite would have made along the
+    way (see rolling_summaries): a long conversation in the product always has one."""
     from django.db import connection
 
     from conversations.models import Conversation, Message, MessageStatus, Role
@@ -97,7 +100,38 @@ def thread(user, chat_model, length: int, *, pending_reply: bool = False):
         )
         parent = pk
     Message.objects.bulk_create(rows, batch_size=2000)
+    if summaries:
+        rolling_summaries(conversation, ids[:length], rng)
     return conversation, ids[-1]
+
+
+def rolling_summaries(conversation, ids: list[int], rng: random.Random) -> None:
+    """Summaries where chatsite's policy puts them on a linear chat: once the turns after
+    the latest summary reach SUMMARY_TRIGGER_TURNS, the older SUMMARY_OLDER_SHARE of them
+    (ending on a reply) is condensed. The newest summary ends 30 to 60 turns back."""
+    from django.conf import settings
+
+    from conversations.models import ConversationSummary
+
+    trigger = settings.SUMMARY_TRIGGER_TURNS
+    keep = trigger - int(trigger * settings.SUMMARY_OLDER_SHARE)
+    summaries, covered = [], 0
+    for end in range(trigger, len(ids) + 1):  # once message end-1 is in the thread
+        if end - covered < trigger:
+            continue
+        through = end - keep - 1
+        through -= through % 2 == 0  # end on a reply (odd positions are replies)
+        summaries.append(
+            ConversationSummary(
+                conversation=conversation,
+                text=text(rng, 300),
+                covers_through_id=ids[through],
+                token_count=400,
+                model_name="fake-model",
+            )
+        )
+        covered = through + 1
+    ConversationSummary.objects.bulk_create(summaries, batch_size=2000)
 
 
 def _timed(fn, repeat: int) -> dict:
@@ -111,21 +145,26 @@ def _timed(fn, repeat: int) -> dict:
 
 
 def measure_context(user, chat_model, lengths=(10, 1_000, 10_000)) -> dict:
+    """Building one request's context from histories of each length. Long histories have
+    rolling summaries, as in the product; "10000-unsummarised" is the worst case (every
+    summary failed), where the whole window of verbatim turns is read and estimated."""
     from conversations.context import context_for_reply
     from conversations.models import Message
 
     results = {}
-    for length in lengths:
-        _, reply_id = thread(user, chat_model, length, pending_reply=True)
+    cases = [(length, True) for length in lengths] + [(lengths[-1], False)]
+    for length, summarised in cases:
+        _, reply_id = thread(user, chat_model, length, pending_reply=True, summaries=summarised)
 
         def build(reply_id=reply_id):
             reply = Message.objects.select_related("conversation__chat_model").get(pk=reply_id)
             return context_for_reply(reply)
 
         context = build()
-        results[length] = _timed(build, 15) | {
+        results[length if summarised else f"{length}-unsummarised"] = _timed(build, 15) | {
             "sent_messages": len(context.messages),
             "dropped_turns": context.dropped_turns,
+            "summary": context.summary is not None,
         }
     return results
 

@@ -201,7 +201,7 @@ def table(r: dict) -> list[dict]:
     )
     ctx = r["context"]
     rows += [
-        _row(f"Context build, {n:,} messages", c["median_ms"], "ms", "", None)
+        _row(f"Context build, {_history(n)}", c["median_ms"], "ms", "", None)
         for n, c in ctx.items()
     ]
     ratio = ctx[10_000]["median_ms"] / ctx[10]["median_ms"]
@@ -228,6 +228,13 @@ def table(r: dict) -> list[dict]:
         _row("Page render, 5,000 messages (server time)", page, "ms", "< 200 ms", page < 200),
     ]
     return rows
+
+
+def _history(key: int | str) -> str:
+    if isinstance(key, int):
+        return f"{key:,} messages (summarised as the product does)"
+    length, _, how = str(key).partition("-")
+    return f"{int(length):,} messages, {how} (every summary failed)"
 
 
 def _le(summary: dict, key: str, limit: float) -> bool:
