@@ -78,6 +78,12 @@ def user(db):
 
 
 @pytest.fixture
+def alice(user):
+    """The account browser tests log in as (the same user as `user`)."""
+    return user
+
+
+@pytest.fixture
 def other_user(db):
     return UserFactory(username="mallory")
 

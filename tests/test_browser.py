@@ -8,17 +8,12 @@ from playwright.sync_api import expect
 
 from conversations.models import Message, MessageStatus, Role
 from tests.conftest import save_screenshot
-from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
+from tests.factories import ChatModelFactory, ConversationFactory
 from tests.fake_provider import Reply
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LAST_REPLY = "#messages [data-role=assistant]:last-child"
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice")
 
 
 @pytest.fixture

@@ -7,7 +7,7 @@ from playwright.sync_api import expect
 from conversations import selectors
 from conversations.models import Message, Role
 from tests.conftest import save_screenshot
-from tests.factories import ChatModelFactory, ConversationFactory, UserFactory, long_thread
+from tests.factories import ChatModelFactory, ConversationFactory, long_thread
 from tests.fake_provider import Reply
 from tests.test_browser import LAST_REPLY, open_chat, reply_text, send, wait_for_status
 
@@ -15,11 +15,6 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
 LAST_USER = "#messages > [data-role=user]:nth-last-child(2)"
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice")
 
 
 @pytest.fixture

@@ -9,16 +9,11 @@ import pytest
 from playwright.sync_api import expect
 
 from tests.conftest import save_screenshot
-from tests.factories import ChatModelFactory, ConversationFactory, UserFactory, thread
+from tests.factories import ChatModelFactory, ConversationFactory, thread
 from tests.fake_provider import Reply
 from tests.test_browser import LAST_REPLY, open_chat, send, tokens, wait_for_status
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice")
 
 
 @pytest.fixture

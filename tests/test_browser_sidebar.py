@@ -9,16 +9,11 @@ from playwright.sync_api import expect
 
 from conversations.models import Conversation
 from tests.conftest import save_screenshot
-from tests.factories import ChatModelFactory, ConversationFactory, UserFactory, thread
+from tests.factories import ChatModelFactory, ConversationFactory, thread
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 PHONE = {"width": 390, "height": 844}
-
-
-@pytest.fixture
-def alice(db):
-    return UserFactory(username="alice")
 
 
 def make(owner, title, *, days_ago=0, archived=False):
