@@ -186,6 +186,9 @@ class ReplyRun:
 
     async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
         finished = await _db(_finish_and_render)(reply, outcome, self.raw_prompt_estimate)
+        if finished is None:
+            log.info("reply %s was deleted with its conversation while streaming", reply.uuid)
+            return
         reply, self.live.final_html = finished
         self.live.status = reply.status
         await hub.publish_reply(self.live)
@@ -203,12 +206,15 @@ def _claim(reply: Message) -> ReplyContext | None:
 
 def _finish_and_render(
     reply: Message, outcome: services.ReplyOutcome, raw_estimate: int
-) -> tuple[Message, str]:
+) -> tuple[Message, str] | None:
     """The final state saved and rendered, and what follows a reply (one trip to a worker
-    thread for all of it: the follow-up is a few checks unless a summary or title is due)."""
+    thread for all of it: the follow-up is a few checks unless a summary or title is due).
+    None when the reply is gone: its conversation was deleted while it streamed."""
     # reply_finish also gives the in-memory reply its final fields: nothing to reload.
     if not services.reply_finish(reply_id=reply.id, outcome=outcome, reply=reply):
         reply = _load_reply(reply.id)  # someone else ended it: show theirs
+        if reply is None:
+            return None
     html = render_message_html(reply)
     try:
         _after_reply(reply, outcome, raw_estimate)

@@ -253,3 +253,23 @@ async def test_start_up_sweep_spares_replies_this_process_is_generating(
             break
         await asyncio.sleep(0.05)
     assert reply.status == MessageStatus.COMPLETE
+
+
+async def test_a_reply_whose_conversation_is_deleted_mid_stream_ends_quietly(
+    conversation, fake_provider, caplog
+):
+    from conversations.hub import hub
+    from conversations.models import Conversation
+
+    fake_provider.script(Reply(content=[f"w{i} " for i in range(60)], tokens_per_second=40))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Question", "k1")
+    await tab.read_until(lambda page: page.last() is not None and len(page.last().text) > 6)
+    live = hub.live_reply(tab.page.last().uuid)
+    # Deleted under the generator (a delete that did not wait for the stop).
+    await database_sync_to_async(Conversation.objects.filter(pk=conversation.pk).delete)()
+    await asyncio.wait_for(live.task, timeout=15)
+    await tab.close()
+    assert "failed unexpectedly" not in caplog.text
+    assert not await database_sync_to_async(Message.objects.filter(pk=live.reply_id).exists)()
