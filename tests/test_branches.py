@@ -180,7 +180,10 @@ async def test_a_second_tab_follows_a_version_switch(conversation, fake_provider
     first_reply = one.page.last()
     fake_provider.script(Reply(content=["Paris!"]))
     await one.send(action="retry", reply=first_reply.uuid)
-    await two.read_until(lambda page: "Paris!" in page.last().text)
+    # Switching is refused while a reply is written: wait for the new version to finish.
+    await two.read_until(
+        lambda page: "Paris!" in page.last().text and page.last().status == "complete"
+    )
     await one.send(action="branch", version=first_reply.uuid)
     await two.read_until(lambda page: page.replacements == 2)
     assert two.page.last().uuid == first_reply.uuid
