@@ -9,7 +9,6 @@ from uuid import uuid4
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.utils import translation
 from django.utils.translation import gettext as _
 
@@ -73,10 +72,9 @@ async def start_conversation(
 
 def _message_in(conversation: Conversation, uuid: str) -> Message:
     """A message of this conversation, with the conversation as the database has it now."""
-    try:
-        message = selectors.message_get_in_conversation(conversation, uuid)
-    except (Message.DoesNotExist, ValueError, DjangoValidationError):
-        raise ValidationFailed(_("That message is not in this conversation.")) from None
+    message = selectors.message_in_conversation_or_none(conversation, uuid)
+    if message is None:
+        raise ValidationFailed(_("That message is not in this conversation."))
     message.conversation = selectors.conversation_fresh(conversation)
     return message
 

@@ -54,11 +54,12 @@ class ThreadPage:
 
 def _finish(page: ThreadPage, *, newest_summary_only: bool = False) -> ThreadPage:
     placement = summary_for_page(page.conversation, page.messages)
-    if placement.after_uuid is not None:
+    shown = placement.after_uuid is not None
+    if shown and newest_summary_only:
         # An older page shows the divider only for the summary the model now receives.
-        latest = summary_latest(page.conversation) if newest_summary_only else None
-        if not newest_summary_only or (latest and latest.pk == placement.summary.pk):
-            page.summary, page.divider_after = placement.summary, placement.after_uuid
+        shown = summary_latest(page.conversation) == placement.summary
+    if shown:
+        page.summary, page.divider_after = placement.summary, placement.after_uuid
     page.views = presenters.views_of_messages(page.messages)
     return page
 
@@ -80,12 +81,21 @@ def older_page(conversation: Conversation, before: Message) -> ThreadPage:
     return _finish(page, newest_summary_only=True)
 
 
-def _window(conversation: Conversation, path: list[int], start: int, end: int) -> ThreadPage:
+def _window(
+    conversation: Conversation,
+    path: list[int],
+    start: int,
+    end: int,
+    *,
+    tail: Message | None = None,
+) -> ThreadPage:
+    """path[start:end]; `tail`, when the caller has it, is the message path[-1]."""
     start, end = max(start, 0), min(end, len(path))
     messages = selectors.messages_by_ids(path[start:end])
     page = ThreadPage(conversation, messages, has_older=start > 0, has_newer=end < len(path))
     if page.has_newer:
-        page.tail_uuid = str(Message.objects.values_list("uuid", flat=True).get(pk=path[-1]))
+        tail_uuid = tail.uuid if tail is not None else selectors.message_uuid(path[-1])
+        page.tail_uuid = str(tail_uuid)
     return _finish(page, newest_summary_only=True)
 
 
@@ -110,7 +120,7 @@ def newer_page(conversation: Conversation, after: Message, until: Message | None
         return ThreadPage(conversation, [])
     if until is not None and until.id in path:
         path = path[: path.index(until.id) + 1]
+    else:
+        until = None
     start = path.index(after.id) + 1
-    page = _window(conversation, path, start, start + selectors.PAGE_SIZE)
-    page.tail_uuid = str(until.uuid) if until is not None else page.tail_uuid
-    return page
+    return _window(conversation, path, start, start + selectors.PAGE_SIZE, tail=until)

@@ -8,6 +8,7 @@ from uuid import UUID
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -198,6 +199,16 @@ def message_get_in_conversation(conversation: Conversation, uuid: UUID | str) ->
     )
 
 
+def message_in_conversation_or_none(conversation: Conversation, uuid: str) -> Message | None:
+    """The message `uuid` of this conversation; None for a blank, malformed or foreign id."""
+    if not uuid:
+        return None
+    try:
+        return message_get_in_conversation(conversation, uuid)
+    except (Message.DoesNotExist, ValueError, ValidationError):
+        return None
+
+
 def newest_message_id(conversation: Conversation) -> int | None:
     return (
         Message.objects.filter(conversation=conversation)
@@ -292,6 +303,10 @@ def thread_path_ids(conversation: Conversation, *, leaf_id: int | None = None) -
         current = parents.pop(current)  # pop: a broken tree cannot loop
     path.reverse()
     return path
+
+
+def message_uuid(message_id: int) -> UUID:
+    return Message.objects.values_list("uuid", flat=True).get(pk=message_id)
 
 
 def messages_by_ids(ids: list[int]) -> list[Message]:

@@ -5,7 +5,6 @@ from django.contrib import messages as flash
 from django.contrib.auth import login
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.core.exceptions import ValidationError
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
@@ -55,7 +54,7 @@ def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
     """The latest page of the thread on screen, or with ?m=<message> a window around that
     message (a search hit), on its branch."""
     conversation = _conversation_or_404(request, uuid)
-    target = _message_or_none(conversation, request.GET.get("m", ""))
+    target = selectors.message_in_conversation_or_none(conversation, request.GET.get("m", ""))
     page = _page_around(request, conversation, target) if target else None
     page = page or pages.latest_page(conversation)
     context = _app_context(
@@ -82,25 +81,20 @@ def _page_around(request: HttpRequest, conversation: Conversation, target: Messa
     return page
 
 
-def _message_or_none(conversation: Conversation, uuid: str):
-    try:
-        return selectors.message_get_in_conversation(conversation, uuid) if uuid else None
-    except (Message.DoesNotExist, ValueError, ValidationError):
-        return None
-
-
 @require_GET
 @login_required
 def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
     """The page above ?before=<message> or below ?after=<message> (up to ?until=), fetched
     by htmx as the reader scrolls."""
     conversation = _conversation_or_404(request, uuid)
-    before = _message_or_none(conversation, request.GET.get("before", ""))
-    after = _message_or_none(conversation, request.GET.get("after", ""))
+    before = selectors.message_in_conversation_or_none(conversation, request.GET.get("before", ""))
+    after = selectors.message_in_conversation_or_none(conversation, request.GET.get("after", ""))
     if before is not None:
         page = pages.older_page(conversation, before)
     elif after is not None:
-        until = _message_or_none(conversation, request.GET.get("until", ""))
+        until = selectors.message_in_conversation_or_none(
+            conversation, request.GET.get("until", "")
+        )
         page = pages.newer_page(conversation, after, until)
     else:
         return HttpResponse(_("Say which message to page from."), status=400)
