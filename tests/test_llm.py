@@ -1,5 +1,7 @@
 """The provider seam on its own: which failures are retried, how, and how often."""
 
+import asyncio
+import json
 import socket
 
 import pytest
@@ -109,3 +111,62 @@ async def test_provider_fields_go_into_the_body_next_to_the_messages(fake_provid
     body = fake_provider.chat_requests[0].json
     assert body["enable_thinking"] is False
     assert body["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+# --- SSE framing, byte by byte ---------------------------------------------------------
+
+
+class RawSSEServer:
+    """An HTTP server that answers every request with `pieces` of an SSE body, each sent
+    on its own, so a test decides where the stream's chunks end."""
+
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = pieces
+        self.server = None
+
+    async def __aenter__(self) -> str:
+        self.server = await asyncio.start_server(self._answer, "127.0.0.1", 0)
+        port = self.server.sockets[0].getsockname()[1]
+        return f"http://127.0.0.1:{port}/v1"
+
+    async def __aexit__(self, *exc_info) -> None:
+        self.server.close()
+
+    async def _answer(self, reader, writer) -> None:
+        while (await reader.readline()) not in (b"\r\n", b""):
+            pass  # headers; the body is not needed
+        writer.write(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nConnection: close\r\n\r\n"
+        )
+        for piece in self.pieces:
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.01)  # its own TCP segment, its own chunk
+        writer.close()
+
+
+def _data(delta: dict, finish: str | None = None) -> bytes:
+    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(chunk, ensure_ascii=False).encode() + b"\n\n"
+
+
+async def test_lines_split_across_chunks_and_crlf_endings_are_read_whole():
+    body = _data({"content": "Hello, "}) + _data({"content": "世界"}).replace(b"\n", b"\r\n")
+    body += _data({}, "stop") + b"data: [DONE]"  # the last line has no newline
+    # Cut inside the JSON, inside a multi-byte character and between \r and \n.
+    cuts = [10, body.index("世".encode()) + 1, body.index(b"\r\n") + 1, len(body) - 3]
+    pieces = [body[a:b] for a, b in zip([0, *cuts], [*cuts, len(body)], strict=True)]
+    async with RawSSEServer(pieces) as base_url:
+        events = await _drain(_request(base_url, include_usage=False))
+    assert events == [
+        llm.ContentDelta("Hello, "),
+        llm.ContentDelta("世界"),
+        llm.Finish("stop"),
+    ]
+
+
+async def test_a_stream_of_invalid_utf8_is_a_clear_error():
+    pieces = [_data({"content": "ok"}), b'data: {"choices": [{"delta": {"content": "\xff"}}]}\n\n']
+    async with RawSSEServer(pieces) as base_url:
+        with pytest.raises(ProviderRejected, match="malformed stream"):
+            await _drain(_request(base_url, include_usage=False))
