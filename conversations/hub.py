@@ -251,9 +251,14 @@ class Hub:
             )
 
     async def _tick(self) -> None:
-        """Publish the waiting replies once per interval, until none waits."""
+        """Publish the waiting replies once per interval, until none waits. Ticks keep their
+        cadence: with hundreds of replies, publishing a tick takes tens of milliseconds, and
+        sleeping a whole interval after it would add that to every token's wait."""
+        # The first tick is due one interval after the oldest waiting reply's last fragment.
+        next_tick = min(live.published_at for live in self._due)
         while self._due:
-            await asyncio.sleep(self.fragment_interval())
+            next_tick = max(next_tick + self.fragment_interval(), time.monotonic())
+            await asyncio.sleep(next_tick - time.monotonic())
             due, self._due = self._due, []
             for live in due:
                 live.due = False

@@ -59,6 +59,29 @@ async def test_a_growing_reply_gets_at_most_one_fragment_per_interval(settings):
     assert min(gaps) > 0.03
 
 
+class SlowTab(Recorder):
+    """A tab whose every update costs 30 ms of the event loop, as hundreds of sockets do."""
+
+    async def reply_changed(self, state) -> None:
+        await super().reply_changed(state)
+        time.sleep(0.03)
+
+
+async def test_slow_publishing_does_not_stretch_the_interval_between_fragments(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    tab, live = SlowTab(), _live(1)
+    hub.register(live)
+    await hub.subscribe("c", tab)
+    for i in range(200):  # 200 tokens a second for a second
+        live.add_content(f"{i} ")
+        await hub.reply_grew(live)
+        await asyncio.sleep(0.005)
+    gaps = [b[0] - a[0] for a, b in zip(tab.updates[1:], tab.updates[2:], strict=False)]
+    # Sleeping a whole interval after each 30 ms publish would space them 80 ms apart.
+    assert sum(gaps) / len(gaps) < 0.065
+    assert min(gaps) > 0.03
+
+
 async def test_the_first_text_of_a_quiet_reply_goes_out_at_once(settings):
     settings.STREAM_FRAGMENT_INTERVAL = 0.05
     tab, live = Recorder(), _live(1)
