@@ -27,6 +27,8 @@ class ReplyResult:
     first_recv: float | None = None
     done_at: float | None = None
     status: str = ""
+    # Still streaming when the level ended: stopped by the bench, not a failure.
+    cut: bool = False
     # (emit, receive) per token, in order.
     tokens: list[tuple[float, float]] = field(default_factory=list)
 
@@ -52,14 +54,15 @@ def new_session(limit: int = 0) -> ClientSession:
 # --- straight against the provider -------------------------------------------------------
 
 
-async def direct_reply(session: ClientSession, url: str, tokens: int, tps: float) -> ReplyResult:
+async def direct_reply(
+    session: ClientSession, url: str, tokens: int, tps: float, result: ReplyResult
+) -> ReplyResult:
     body = {
         "model": "fake-model",
         "messages": [{"role": "user", "content": prompt(tokens, tps)}],
         "stream": True,
         "stream_options": {"include_usage": True},
     }
-    result = ReplyResult(sent_at=time.monotonic(), expected=tokens)
     async with session.post(url + "/chat/completions", json=body) as response:
         async for line in response.content:
             received = time.monotonic()
@@ -77,8 +80,11 @@ class DirectClient:
     def __init__(self, session: ClientSession, url: str) -> None:
         self.session, self.url = session, url
 
-    async def reply(self, tokens: int, tps: float) -> ReplyResult:
-        return await direct_reply(self.session, self.url, tokens, tps)
+    async def reply(self, tokens: int, tps: float, result: ReplyResult) -> ReplyResult:
+        return await direct_reply(self.session, self.url, tokens, tps, result)
+
+    async def stop_reply(self) -> None:
+        pass  # cancelling the read closed the connection: the provider stops
 
     async def close(self) -> None:
         pass
@@ -103,10 +109,9 @@ class TabClient:
         if sync:
             await self.ws.send_str(json.dumps({"action": "sync", "last": ""}))
 
-    async def reply(self, tokens: int, tps: float) -> ReplyResult:
+    async def reply(self, tokens: int, tps: float, result: ReplyResult) -> ReplyResult:
         key = f"bench-{random.getrandbits(64):x}"
         message = {"action": "send", "message": prompt(tokens, tps), "idempotency_key": key}
-        result = ReplyResult(sent_at=time.monotonic(), expected=tokens)
         await self.ws.send_str(json.dumps(message))
         uuid, offset = None, 0
         while True:
@@ -132,6 +137,11 @@ class TabClient:
                 return result
             result.add(STAMP.findall(reply.text, offset), received)
             offset = len(reply.text)
+
+    async def stop_reply(self) -> None:
+        """Stop the reply in flight, as the Stop button does: the server generates on after
+        a socket closes, which would load the next level."""
+        await self.ws.send_str(json.dumps({"action": "stop"}))
 
     async def still_open(self) -> bool:
         """Read what is waiting: False if the server has closed this socket."""
@@ -170,7 +180,8 @@ async def hold(
 ) -> LevelResult:
     """Every client streams replies back to back for `seconds`; starts are spread over one
     reply's length so that the level is steady. Replies that started in the first reply
-    length (the ramp) are not measured."""
+    length (the ramp) are not measured. At the end, replies still streaming are stopped
+    (their tokens so far count): waiting for them would add a reply's length per level."""
     reply_seconds = tokens / tps
     start = time.monotonic()
     warm = 0.0 if sequential else reply_seconds
@@ -183,14 +194,27 @@ async def hold(
         if not sequential:
             await asyncio.sleep(random.uniform(0, reply_seconds))
         while time.monotonic() < stop:
+            result = ReplyResult(sent_at=time.monotonic(), expected=tokens)
+            replies.append(result)
             try:
-                result = await asyncio.wait_for(client.reply(tokens, tps), reply_seconds * 4 + 30)
+                await asyncio.wait_for(client.reply(tokens, tps, result), reply_seconds * 4 + 30)
             except (TimeoutError, OSError):
                 failures += 1
                 return
-            replies.append(result)
             if not result.ok:
                 failures += 1
 
-    await asyncio.gather(*(run(c) for c in clients))
+    tasks = [asyncio.ensure_future(run(c)) for c in clients]
+    if sequential:
+        await asyncio.gather(*tasks)
+    else:
+        await asyncio.sleep(max(0.0, stop - time.monotonic()))
+        in_flight = [c for c, t in zip(clients, tasks, strict=True) if not t.done()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        for result in replies:
+            result.cut = not result.status
+        await asyncio.gather(*(c.stop_reply() for c in in_flight), return_exceptions=True)
+        await asyncio.sleep(1)  # let the stops land before the next level
     return LevelResult(len(clients), (start + warm, stop), replies, failures)

@@ -65,11 +65,15 @@ def _status_kb(pid: int | str, field: str) -> int:
     return 0
 
 
-def cpu_seconds(pid: int | str = "self") -> float:
-    """User + system CPU time of a process so far."""
+def cpu_seconds(pid: int | str = "self", *, reaped_children: bool = False) -> float:
+    """User + system CPU time of a process so far; with reaped_children, also that of its
+    children that have exited (a Postgres backend's CPU moves to the postmaster's)."""
     with open(f"/proc/{pid}/stat") as stat:
         fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS
+    ticks = int(fields[11]) + int(fields[12])
+    if reaped_children:
+        ticks += int(fields[13]) + int(fields[14])
+    return ticks / CLOCK_TICKS
 
 
 class CpuMeter:
@@ -103,7 +107,9 @@ def _by_command(name: str) -> float:
             with open(f"/proc/{pid}/comm") as comm:
                 if comm.read().strip() != name:
                     continue
-            total += cpu_seconds(pid)
+            # Counting what exited children used keeps the sum from falling when a
+            # connection's backend exits between two readings.
+            total += cpu_seconds(pid, reaped_children=True)
         except (OSError, IndexError):
             continue
     return total

@@ -18,7 +18,11 @@ def quantile(values: list[float], q: float) -> float:
 
 def summarise(outcome) -> dict:
     start, stop = outcome.window
-    measured = [r for r in outcome.replies if r.sent_at >= start and r.ok]
+    measured = [
+        r
+        for r in outcome.replies
+        if r.sent_at >= start and (r.ok or r.cut) and r.first_recv is not None
+    ]
     ttft = [(r.first_recv - r.first_emit) * 1000 for r in measured]
     send_ttft = [(r.first_recv - r.sent_at) * 1000 for r in measured]
     deltas = [
@@ -43,7 +47,7 @@ def summarise(outcome) -> dict:
         "failed_examples": [
             f"{r.status or 'no final frame'}: {len(r.tokens)}/{r.expected} tokens"
             for r in outcome.replies
-            if not r.ok
+            if not (r.ok or r.cut)
         ][:5],
     }
 
@@ -246,9 +250,9 @@ def _capacity_rows(r: dict) -> list[dict]:
     servers = r["servers"]
     top = " (top level tried: or more)" if floor == max(r["relay"]) else ""
     fraction = capacity / floor if floor else 0.0
-    return [
+    rows = [
         _row(
-            f"Concurrent streams at 20 tok/s, {servers} daphne",
+            f"Concurrent streams at 20 tok/s, {servers} daphne, {r['load_tokens']}-token replies",
             f"{capacity:,} ({capacity // servers:,} per process)",
             "",
             ">= 500",
@@ -259,6 +263,18 @@ def _capacity_rows(r: dict) -> list[dict]:
             "chatsite throughput / relay floor", f"{fraction:.2f}", "", ">= 0.33", fraction >= 1 / 3
         ),
     ]
+    if heavy := r.get("send_heavy"):
+        held = _capacity(heavy)
+        rows.append(
+            _row(
+                f"Concurrent streams, {r['send_heavy_tokens']}-token replies (a send every 4 s)",
+                f"{held:,} ({held // servers:,} per process)",
+                "",
+                "info: send-heavy",
+                None,
+            )
+        )
+    return rows
 
 
 def print_table(rows: list[dict]) -> None:

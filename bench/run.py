@@ -17,15 +17,21 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-results"
 SERVERS = 2  # one daphne per core, as the target says
 TPS = 20
-LOAD_TOKENS = 80  # a 4-second reply at 20 tokens/s
-LOAD_SECONDS = 12.0  # per level: 4 s of ramp, then 8 s measured
-# 150 and 200 between 100 and 250: a capacity figure that jumps from 100 to 250 hides
-# everything in between.
-LEVELS = (100, 150, 200, 250, 500, 750, 1000)
+# Capacity is measured on replies of 240 tokens (12 s at 20 tokens/s), an ordinary chat
+# answer: a stream is then mostly tokens, with a send every 12 s. The send-heavy levels keep
+# the 4-second replies of earlier runs (a send every 4 s per stream) as a second, harder
+# figure, where the cost of a send rather than of a token sets the limit.
+LOAD_TOKENS = 240
+LOAD_SECONDS = 20.0  # per level: 12 s of ramp (one reply's length), then 8 s measured
+LEVELS = (100, 250, 400, 500, 750, 1000)
+RELAY_LEVELS = (250, 500, 750, 1000)
 DIRECT_LEVELS = (100, 500)
+SEND_HEAVY_TOKENS, SEND_HEAVY_SECONDS = 80, 12.0  # 4-second replies: 4 s ramp, 8 s measured
+SEND_HEAVY_LEVELS = (100, 150, 200, 300)
 IDLE_SOCKETS = 1000
 if os.environ.get("BENCH_QUICK"):  # a smoke run of every phase, for working on the bench
-    LEVELS, DIRECT_LEVELS, IDLE_SOCKETS, LOAD_SECONDS = (10, 20), (10,), 50, 6.0
+    LEVELS, RELAY_LEVELS, DIRECT_LEVELS, SEND_HEAVY_LEVELS = (10, 20), (10, 20), (10,), (10,)
+    IDLE_SOCKETS, LOAD_TOKENS, LOAD_SECONDS = 50, 80, 6.0
 COUNT_TOKENS, COUNT_TPS = 1000, 100
 ADDED_P99_LIMIT_MS = 250
 
@@ -114,7 +120,8 @@ class Fixtures:
 
         chat_model, user = data.setup_catalogue_and_user("bench-load")
         self.cookie = data.session_cookie(user)
-        self.conversations = data.conversations(user, chat_model, max(IDLE_SOCKETS, *LEVELS) + 1)
+        most = max(IDLE_SOCKETS, *LEVELS, *SEND_HEAVY_LEVELS)
+        self.conversations = data.conversations(user, chat_model, most + 1)
 
 
 async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
@@ -180,8 +187,16 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
     results["statements"] = await count_statements(procs["daphne"][0], tabs, fixtures)
 
     results["direct"] = {n: await level("direct", n) for n in DIRECT_LEVELS}
-    results["relay"] = await ramp("relay", level, results["direct"])
-    results["chatsite"] = await ramp("chatsite", level, results["direct"])
+    results["relay"] = await ramp(level, results["direct"], "relay", RELAY_LEVELS)
+    results["chatsite"] = await ramp(level, results["direct"], "chatsite", LEVELS)
+    results["send_heavy"] = await ramp(
+        level,
+        results["direct"],
+        "chatsite",
+        SEND_HEAVY_LEVELS,
+        tokens=SEND_HEAVY_TOKENS,
+        seconds=SEND_HEAVY_SECONDS,
+    )
     await session.close()
     return results
 
@@ -219,12 +234,15 @@ async def idle_memory(server: Proc, tabs, level) -> dict:
 
 async def count_statements(server: Proc, tabs, fixtures: Fixtures) -> dict:
     """One reply of 1,000 tokens on a socket of its own; every statement the server sent."""
+    from bench import load
+
     client = tabs("chatsite", 1, [server], first=len(fixtures.conversations) - 1)[0]
     await client.connect()
     await asyncio.sleep(1)
     os.kill(server.pid, signal.SIGUSR1)  # bench/server.py: log statements from now on
     try:
-        result = await client.reply(COUNT_TOKENS, COUNT_TPS)
+        result = load.ReplyResult(sent_at=time.monotonic(), expected=COUNT_TOKENS)
+        await client.reply(COUNT_TOKENS, COUNT_TPS, result)
         await asyncio.sleep(0.5)
     finally:
         os.kill(server.pid, signal.SIGUSR2)
@@ -233,11 +251,11 @@ async def count_statements(server: Proc, tabs, fixtures: Fixtures) -> dict:
     return report.statements(log, result, COUNT_TPS)
 
 
-async def ramp(kind: str, level, direct: dict) -> dict:
+async def ramp(level, direct: dict, kind: str, counts: tuple[int, ...], **workload) -> dict:
     """Raise the load until the added p99 passes the limit or replies fail."""
     levels = {}
-    for count in LEVELS:
-        summary = report.added(await level(kind, count), report.nearest(direct, count))
+    for count in counts:
+        summary = report.added(await level(kind, count, **workload), report.nearest(direct, count))
         levels[count] = summary
         if not report.holds(summary, ADDED_P99_LIMIT_MS):
             break
@@ -290,6 +308,7 @@ def main() -> None:
     results |= run_data_phases()
     results["seconds"] = time.monotonic() - started
     results["servers"] = SERVERS
+    results["load_tokens"], results["send_heavy_tokens"] = LOAD_TOKENS, SEND_HEAVY_TOKENS
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
     rows = report.table(results)
     report.print_table(rows)
