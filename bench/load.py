@@ -201,6 +201,9 @@ async def hold(
             except (TimeoutError, OSError):
                 failures += 1
                 return
+            except asyncio.CancelledError:  # the level ended with this reply streaming
+                result.cut = True
+                raise
             if not result.ok:
                 failures += 1
 
@@ -213,8 +216,6 @@ async def hold(
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        for result in replies:
-            result.cut = not result.status
         await asyncio.gather(*(c.stop_reply() for c in in_flight), return_exceptions=True)
         await asyncio.sleep(1)  # let the stops land before the next level
     return LevelResult(len(clients), (start + warm, stop), replies, failures)
