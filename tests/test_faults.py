@@ -11,7 +11,6 @@ import os
 import time
 from urllib.parse import urlparse
 
-import aiohttp
 import pytest
 from django.db import connection
 from django.test import Client
@@ -21,6 +20,7 @@ from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.faults import FaultProxy
 from tests.live_server import DaphneServer
+from tests.wsclient import LiveSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -80,33 +80,6 @@ def _text(n: int, word: str = "w") -> list[str]:
     return [f"{word}{i} " for i in range(n)]
 
 
-class RawSocket:
-    """A chat socket as a browser on the site would open it, without a browser."""
-
-    def __init__(self, server: DaphneServer, conversation) -> None:
-        client = Client()
-        client.force_login(conversation.owner)
-        self.cookie = client.cookies["sessionid"].value
-        self.url = f"ws://127.0.0.1:{server.port}/ws/c/{conversation.uuid}/"
-        self.origin = server.url
-
-    async def __aenter__(self):
-        self.session = aiohttp.ClientSession(cookies={"sessionid": self.cookie})
-        # A small receive buffer, so a socket that stops reading pushes back on the server.
-        self.ws = await self.session.ws_connect(
-            self.url, origin=self.origin, max_msg_size=0, autoping=False
-        )
-        await self.ws.send_json({"action": "sync", "last": ""})
-        return self
-
-    async def say(self, text: str) -> None:
-        await self.ws.send_json({"action": "send", "message": text, "idempotency_key": text})
-
-    async def __aexit__(self, *exc_info) -> None:
-        await self.ws.close()
-        await self.session.close()
-
-
 def _in_thread_loop(coro):
     """Run a coroutine to completion on a fresh loop (the test itself is synchronous)."""
     return asyncio.run(coro)
@@ -121,7 +94,7 @@ def test_redis_paused_mid_stream_delays_but_the_reply_completes_once(
     with FaultProxy(redis.hostname, redis.port or 6379) as proxy:
         server = daphne(REDIS_URL=proxy.url("redis://", redis.path))
 
-        opened = RawSocket(server, conversation)
+        opened = LiveSocket(server, conversation, autoping=False)
 
         async def scenario():
             async with opened as socket:
@@ -150,7 +123,7 @@ def test_postgres_cut_mid_stream_keeps_the_partial_and_connections_recover(
             DATABASE_URL=proxy.url(f"postgres://{db.get('USER') or 'postgres'}@", f"/{db['NAME']}")
         )
 
-        opened = RawSocket(server, conversation)
+        opened = LiveSocket(server, conversation, autoping=False)
 
         async def scenario():
             async with opened as socket:
@@ -203,7 +176,7 @@ def test_a_socket_that_stops_reading_leaves_server_memory_bounded(
     server = daphne(STREAM_FRAGMENT_INTERVAL="0.05")
     before = _rss_kib(server.process.pid)
 
-    opened = RawSocket(server, conversation)
+    opened = LiveSocket(server, conversation, autoping=False)
 
     async def scenario():
         async with opened as socket:

@@ -5,11 +5,9 @@ import asyncio
 import os
 import time
 
-import aiohttp
 import pytest
 from channels.db import database_sync_to_async
 from django.db import connection
-from django.test import Client
 
 from conversations import services
 from conversations.generation import saver
@@ -19,6 +17,7 @@ from tests.factories import ChatModelFactory, ConversationFactory, MessageFactor
 from tests.fake_provider import Reply
 from tests.live_server import DaphneServer
 from tests.page_model import PageModel
+from tests.wsclient import LiveSocket
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
 
@@ -203,33 +202,6 @@ def two_servers(fake_provider_server):
         server.stop()
 
 
-class Tab:
-    """A browser tab's socket on one server process, with the page it would show."""
-
-    def __init__(self, server: DaphneServer, conversation) -> None:
-        client = Client()
-        client.force_login(conversation.owner)
-        self.cookie = client.cookies["sessionid"].value
-        self.url = f"ws://127.0.0.1:{server.port}/ws/c/{conversation.uuid}/"
-        self.origin = server.url
-        self.page = PageModel()
-
-    async def open(self) -> None:
-        self.session = aiohttp.ClientSession(cookies={"sessionid": self.cookie})
-        self.ws = await self.session.ws_connect(self.url, origin=self.origin, max_msg_size=0)
-        await self.ws.send_json({"action": "sync", "last": ""})
-
-    async def read_until(self, predicate, timeout: float = 15) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate(self.page):
-            frame = await self.ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
-            self.page.apply(frame.data)
-
-    async def close(self) -> None:
-        await self.ws.close()
-        await self.session.close()
-
-
 def _ended(page: PageModel) -> bool:
     return page.last() is not None and page.last().status == "complete"
 
@@ -239,14 +211,14 @@ def test_a_tab_on_another_process_gets_the_message_the_text_and_the_end(two_serv
     conversation = ConversationFactory(owner=UserFactory(), chat_model=ChatModelFactory())
     words = [f"w{i} " for i in range(60)]
     fake_provider.script(Reply(content=words, tokens_per_second=40))
-    sender, watcher = (Tab(server, conversation) for server in two_servers)
-    late = Tab(two_servers[1], conversation)  # joins mid-stream, on the other process
+    sender, watcher = (LiveSocket(server, conversation) for server in two_servers)
+    late = LiveSocket(two_servers[1], conversation)  # joins mid-stream, on the other process
 
     async def scenario():
         await sender.open()
         await watcher.open()
         await asyncio.sleep(0.3)
-        await sender.ws.send_json({"action": "send", "message": "Across", "idempotency_key": "k"})
+        await sender.say("Across", "k")
         await watcher.read_until(lambda page: len(page.last().text if page.last() else "") > 20)
         await late.open()
         for tab in (sender, watcher, late):

@@ -1,9 +1,12 @@
-"""Helpers for driving the chat consumer through Channels' WebsocketCommunicator."""
+"""Helpers for driving the chat consumer: through Channels' WebsocketCommunicator, or over a
+real socket to a running daphne."""
 
 import time
 
+import aiohttp
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.test import Client
 
 from conversations.routing import websocket_urlpatterns
 from tests.page_model import PageModel
@@ -57,3 +60,44 @@ class ChatSocket:
 
     async def close(self) -> None:
         await self.communicator.disconnect()
+
+
+class LiveSocket:
+    """A chat socket on a running daphne, opened as a browser on the site opens it: the
+    owner's session cookie and the site's Origin. Keeps the page it would show."""
+
+    def __init__(self, server, conversation, *, autoping: bool = True) -> None:
+        client = Client()
+        client.force_login(conversation.owner)
+        self.cookie = client.cookies["sessionid"].value
+        self.url = f"ws://127.0.0.1:{server.port}/ws/c/{conversation.uuid}/"
+        self.origin = server.url
+        self.autoping = autoping
+        self.page = PageModel()
+
+    async def open(self) -> None:
+        self.session = aiohttp.ClientSession(cookies={"sessionid": self.cookie})
+        self.ws = await self.session.ws_connect(
+            self.url, origin=self.origin, max_msg_size=0, autoping=self.autoping
+        )
+        await self.ws.send_json({"action": "sync", "last": ""})
+
+    async def say(self, text: str, key: str | None = None) -> None:
+        await self.ws.send_json({"action": "send", "message": text, "idempotency_key": key or text})
+
+    async def read_until(self, predicate, timeout: float = 15) -> None:
+        deadline = time.monotonic() + timeout
+        while not predicate(self.page):
+            frame = await self.ws.receive(timeout=max(deadline - time.monotonic(), 0.01))
+            self.page.apply(frame.data)
+
+    async def close(self) -> None:
+        await self.ws.close()
+        await self.session.close()
+
+    async def __aenter__(self) -> "LiveSocket":
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc_info) -> None:
+        await self.close()
