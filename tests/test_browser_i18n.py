@@ -8,10 +8,9 @@ from playwright.sync_api import expect
 from tests.conftest import save_screenshot
 from tests.factories import ChatModelFactory, ConversationFactory
 from tests.fake_provider import Reply
+from tests.test_browser import LAST_REPLY, open_chat, send
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
-
-LAST_REPLY = "#messages [data-role=assistant]:last-child"
 
 
 @pytest.fixture
@@ -32,21 +31,6 @@ def chinese_browser(browser):
     yield _context
     for context in contexts:
         context.close()
-
-
-def open_chat(login, user, conversation, live_server_url, page):
-    login(user, page)
-    page.goto(f"{live_server_url}/c/{conversation.uuid}/")
-    page.wait_for_function("() => document.querySelector('[ws-connect]') !== null")
-    expect(page.locator("body")).not_to_have_class(re.compile("is-offline"))
-    page.wait_for_timeout(150)  # let the socket open and sync
-    return page
-
-
-def send(page, text: str) -> None:
-    box = page.locator("form#composer textarea[name=message]")
-    box.fill(text)
-    box.press("Enter")
 
 
 def streamed_reply(fake_provider, page, text: str) -> None:
