@@ -150,6 +150,27 @@ def test_one_statement_saves_the_text_of_every_streaming_reply(
     assert first.heartbeat_at is not None and ended.content != "late text"
 
 
+def test_saved_partials_keep_every_character_of_their_text(conversation):
+    # The texts travel as arrays: quotes, braces, commas and backslashes are array syntax.
+    texts = ['say "hi", {then} \\ leave', "NULL", "", "多字节 😀 , }{", "a\nb\tc'd"]
+    replies = [
+        MessageFactory(
+            conversation=ConversationFactory(owner=conversation.owner),
+            role=Role.ASSISTANT,
+            status=MessageStatus.STREAMING,
+        )
+        for _ in texts
+    ]
+    partials = [
+        services.Partial(reply.id, text, text[::-1])
+        for reply, text in zip(replies, texts, strict=True)
+    ]
+    assert services.replies_save_partial(partials=partials) == len(texts)
+    for reply, text in zip(replies, texts, strict=True):
+        reply.refresh_from_db()
+        assert (reply.content, reply.reasoning) == (text, text[::-1])
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_the_saver_writes_every_live_reply_in_one_call(conversation, monkeypatch):
     def replies():

@@ -22,18 +22,16 @@ from conversations.services.ledger import (
     usage_record_create,
     usage_records_for_retries,
 )
+from conversations.services.partials import Partial, replies_save_partial, reply_save_partial
 from conversations.services.replies import (
-    Partial,
     ReplyOutcome,
     SentMessage,
     message_send,
-    replies_save_partial,
     reply_cancel_orphan,
     reply_finish,
     reply_interrupt_orphan,
     reply_interrupt_stale,
     reply_retry,
-    reply_save_partial,
     reply_start,
 )
 from conversations.services.sidebar import (

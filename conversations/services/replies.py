@@ -11,8 +11,7 @@ from typing import NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Q, TextField
-from django.db.models.expressions import RawSQL
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
@@ -244,36 +243,6 @@ def reply_start(*, reply_id: int, context: dict) -> bool:
         status=MessageStatus.STREAMING, heartbeat_at=timezone.now(), context=context
     )
     return claimed == 1
-
-
-def reply_save_partial(*, reply_id: int, content: str, reasoning: str) -> bool:
-    """Persist the text so far; also the generator's heartbeat."""
-    return replies_save_partial(partials=[Partial(reply_id, content, reasoning)]) == 1
-
-
-class Partial(NamedTuple):
-    reply_id: int
-    content: str
-    reasoning: str
-
-
-def replies_save_partial(*, partials: list[Partial]) -> int:
-    """Persist the text so far of many streaming replies in one statement (also their
-    heartbeat); a reply that has meanwhile ended keeps its final text. Returns how many
-    were saved."""
-    if not partials:
-        return 0
-
-    def per_reply(field: str) -> RawSQL:
-        # CASE id WHEN ... written out: as ORM When() objects, compiling it for a few
-        # hundred replies cost more CPU than the update itself.
-        params = [value for p in partials for value in (p.reply_id, getattr(p, field))]
-        return RawSQL(f"CASE id {' WHEN %s THEN %s' * len(partials)} END", params, TextField())
-
-    ids = [p.reply_id for p in partials]
-    return Message.objects.filter(pk__in=ids, status=MessageStatus.STREAMING).update(
-        content=per_reply("content"), reasoning=per_reply("reasoning"), heartbeat_at=timezone.now()
-    )
 
 
 @dataclass

@@ -1,0 +1,61 @@
+"""Saving the text so far of streaming replies: each save is also the reply's heartbeat."""
+
+from typing import NamedTuple
+
+from django.db import connection
+from django.db.models import TextField
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from conversations.models import Message, MessageStatus
+
+
+def reply_save_partial(*, reply_id: int, content: str, reasoning: str) -> bool:
+    """Persist the text so far; also the generator's heartbeat."""
+    return replies_save_partial(partials=[Partial(reply_id, content, reasoning)]) == 1
+
+
+class Partial(NamedTuple):
+    reply_id: int
+    content: str
+    reasoning: str
+
+
+def replies_save_partial(*, partials: list[Partial]) -> int:
+    """Persist the text so far of many streaming replies in one statement (also their
+    heartbeat); a reply that has meanwhile ended keeps its final text. Returns how many
+    were saved."""
+    if not partials:
+        return 0
+    if connection.vendor == "postgresql":
+        return _save_partials_postgres(partials)
+
+    def per_reply(field: str) -> RawSQL:
+        # CASE id WHEN ... written out: as ORM When() objects, compiling it for a few
+        # hundred replies cost more CPU than the update itself.
+        params = [value for p in partials for value in (p.reply_id, getattr(p, field))]
+        return RawSQL(f"CASE id {' WHEN %s THEN %s' * len(partials)} END", params, TextField())
+
+    ids = [p.reply_id for p in partials]
+    return Message.objects.filter(pk__in=ids, status=MessageStatus.STREAMING).update(
+        content=per_reply("content"), reasoning=per_reply("reasoning"), heartbeat_at=timezone.now()
+    )
+
+
+# One statement text however many replies, their values passed as three arrays. psycopg
+# parses a statement's placeholders in Python unless it has the text cached: with the CASE
+# form, a save of 250 replies held the GIL ~30 ms, and every stream in the process waited.
+SAVE_PARTIALS_SQL = f"""
+UPDATE {Message._meta.db_table} AS m
+SET content = p.content, reasoning = p.reasoning, heartbeat_at = %s
+FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS p(id, content, reasoning)
+WHERE m.id = p.id AND m.status = %s
+"""
+
+
+def _save_partials_postgres(partials: list[Partial]) -> int:
+    ids, contents, reasonings = (list(column) for column in zip(*partials, strict=True))
+    params = [timezone.now(), ids, contents, reasonings, MessageStatus.STREAMING]
+    with connection.cursor() as cursor:
+        cursor.execute(SAVE_PARTIALS_SQL, params)
+        return cursor.rowcount
