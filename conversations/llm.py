@@ -11,6 +11,7 @@ line splitting through four nested async generators) was a fifth of a busy serve
 """
 
 import asyncio
+import contextlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -23,6 +24,7 @@ from django.utils.translation import gettext_noop
 from openai._vendor.httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from chatsite.logging import MASK, mask_secrets
+from conversations import stalls
 from conversations.errors import (
     REFUSED_WITH_DETAIL,
     UNREACHABLE,
@@ -192,7 +194,7 @@ async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
             async for payload in _sse_data(response.http_response):
                 if payload == b"[DONE]":
                     return
-                events = _parse_chunk(json.loads(payload))
+                events = _parse_chunk(json.loads(payload.decode()))
                 started = started or bool(events)
                 for event in events:
                     yield event
@@ -203,10 +205,12 @@ async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
 
 
 async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[bytes]:
-    """The payload of each `data:` line, as bytes (json.loads takes them as they are)."""
+    """The payload of each `data:` line, as bytes."""
     pending = b""
-    with map_aiohttp_exceptions():  # as the transport itself maps them: one error vocabulary
-        async for chunk in _body_chunks(http_response):
+    chunks, aiohttp_response = _body_chunks(http_response)
+    # As the transport itself maps aiohttp's errors: one error vocabulary.
+    with map_aiohttp_exceptions(), _watched(aiohttp_response):
+        async for chunk in chunks:
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()  # the start of a line the next chunk completes
             for line in lines:
@@ -216,16 +220,23 @@ async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[bytes]:
         yield pending[5:].strip()
 
 
-def _body_chunks(http_response: httpx2.Response) -> AsyncIterator[bytes]:
-    """The body as it arrives. An uncompressed body on the aiohttp transport is read from
-    aiohttp directly: httpx2's four wrapping async generators (aiter_bytes, aiter_raw, the
-    bound stream, the transport's stream) cost more per chunk than the parsing does."""
+def _body_chunks(http_response: httpx2.Response) -> tuple[AsyncIterator[bytes], object]:
+    """The body as it arrives, and the aiohttp response it is read from, if it is. An
+    uncompressed body on the aiohttp transport is read from aiohttp directly: httpx2's four
+    wrapping async generators (aiter_bytes, aiter_raw, the bound stream, the transport's
+    stream) cost more per chunk than the parsing does."""
     transport_stream = getattr(http_response.stream, "_stream", None)
     aiohttp_response = getattr(transport_stream, "_aiohttp_response", None)
     encoding = http_response.headers.get("content-encoding", "identity").lower()
     if aiohttp_response is None or encoding != "identity":
-        return http_response.aiter_bytes()  # the transport leaves decompression to httpx2
-    return aiohttp_response.content.iter_any()
+        return http_response.aiter_bytes(), None  # httpx2 decompresses; aiohttp's timer stays
+    return aiohttp_response.content.iter_any(), aiohttp_response
+
+
+def _watched(aiohttp_response) -> contextlib.AbstractContextManager:
+    if aiohttp_response is None:
+        return contextlib.nullcontext()
+    return stalls.watching(aiohttp_response, settings.PROVIDER_READ_TIMEOUT)
 
 
 def _provider_error(exc: Exception, request: ChatRequest, *, started: bool) -> ProviderError:

@@ -6,12 +6,13 @@ import socket
 
 import pytest
 
-from conversations import llm
+from conversations import llm, stalls
 from conversations.errors import (
     ProviderAuthFailed,
     ProviderConnectionLost,
     ProviderRateLimited,
     ProviderRejected,
+    ProviderTimeout,
     ProviderUnavailable,
 )
 from tests.fake_provider import Reply
@@ -111,6 +112,36 @@ async def test_provider_fields_go_into_the_body_next_to_the_messages(fake_provid
     body = fake_provider.chat_requests[0].json
     assert body["enable_thinking"] is False
     assert body["messages"] == [{"role": "user", "content": "Hi"}]
+
+
+# --- read timeouts: silence, not length -------------------------------------------------
+
+
+async def test_a_slow_stream_that_never_falls_silent_is_read_whole(fake_provider, settings):
+    settings.PROVIDER_READ_TIMEOUT = 0.4
+    tokens = [f"t{i} " for i in range(8)]  # 1.6 s in all, never 0.4 s without a byte
+    fake_provider.script(Reply(content=tokens, tokens_per_second=5))
+    events = await _drain(_request(fake_provider.base_url))
+    assert [e.text for e in events if isinstance(e, llm.ContentDelta)] == tokens
+
+
+async def test_a_body_that_falls_silent_times_out_within_about_the_read_timeout(
+    fake_provider, settings
+):
+    settings.PROVIDER_READ_TIMEOUT = 0.4
+    fake_provider.script(Reply(content=[f"t{i} " for i in range(8)], stall_after=3))
+    watched_while_streaming = []
+    started = asyncio.get_running_loop().time()
+    with pytest.raises(ProviderTimeout):
+        async for _ in llm.stream_chat(_request(fake_provider.base_url)):
+            watched_while_streaming.append(len(stalls.watch_of_loop()))
+    waited = asyncio.get_running_loop().time() - started
+    assert 0.4 <= waited < 1.5
+    # The body was the loop's watch's to time out, and is forgotten once it ended.
+    assert watched_while_streaming and set(watched_while_streaming) == {1}
+    assert len(stalls.watch_of_loop()) == 0
+    # The connection is closed, not pooled: the provider sees its client go.
+    await asyncio.to_thread(fake_provider.wait_for_disconnect, timeout=5)
 
 
 # --- SSE framing, byte by byte ---------------------------------------------------------
