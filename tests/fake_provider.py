@@ -188,6 +188,8 @@ class RecordedRequest:
     received_at: float
     """``time.monotonic()`` when the request body had been read."""
     body: bytes = b""
+    client_port: int = 0
+    """The client's TCP port: two requests on one port came over one kept-alive connection."""
 
     @property
     def api_key(self) -> str | None:
@@ -435,6 +437,7 @@ class FakeProvider:
             json=parsed,
             received_at=time.monotonic(),
             body=body,
+            client_port=(request.transport.get_extra_info("peername") or ("", 0))[1],
         )
         with self._cond:
             self._requests.append(recorded)

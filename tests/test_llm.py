@@ -114,6 +114,15 @@ async def test_provider_fields_go_into_the_body_next_to_the_messages(fake_provid
     assert body["messages"] == [{"role": "user", "content": "Hi"}]
 
 
+async def test_replies_one_after_another_reuse_one_connection(fake_provider):
+    fake_provider.script(Reply(content="One."), Reply(content="Two."), Reply(content="Three."))
+    for _ in range(3):
+        events = await _drain(_request(fake_provider.base_url))
+        assert isinstance(events[-1], llm.Usage)  # every reply whole
+    ports = {request.client_port for request in fake_provider.chat_requests}
+    assert len(fake_provider.chat_requests) == 3 and len(ports) == 1, ports
+
+
 # --- read timeouts: silence, not length -------------------------------------------------
 
 
