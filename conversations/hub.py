@@ -25,6 +25,9 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Protocol
 
+# At import, not at the first socket: importing the client (and the metrics modules it
+# loads) took ~100 ms on the event loop, a stall of every stream in the process.
+import redis.asyncio as redis
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -308,8 +311,6 @@ class Hub:
 
     def _redis_client(self):
         if self._redis is None:
-            import redis.asyncio as redis
-
             # Hundreds of sockets connecting at once must queue for a connection, not fail
             # with "Too many connections" as redis-py's default pool does past 100.
             pool = redis.BlockingConnectionPool.from_url(
