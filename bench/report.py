@@ -136,8 +136,13 @@ def _row(figure: str, value: float | str, unit: str, target: str, ok: bool | Non
 
 
 def _capacity(levels: dict) -> int:
-    held = [n for n, s in levels.items() if holds(s, 250)]
-    return max(held, default=0)
+    """The highest level held with every level below it held too."""
+    capacity = 0
+    for count in sorted(levels):
+        if not holds(levels[count], 250):
+            break
+        capacity = count
+    return capacity
 
 
 def table(r: dict) -> list[dict]:

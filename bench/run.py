@@ -26,11 +26,13 @@ LOAD_SECONDS = 20.0  # per level: 12 s of ramp (one reply's length), then 8 s me
 LEVELS = (100, 250, 400, 500, 750, 1000)
 RELAY_LEVELS = (250, 500, 750, 1000)
 DIRECT_LEVELS = (100, 500)
+TTFT_LEVEL = 500  # the added time to first token is reported at 1, 100 and this many streams
 SEND_HEAVY_TOKENS, SEND_HEAVY_SECONDS = 80, 12.0  # 4-second replies: 4 s ramp, 8 s measured
 SEND_HEAVY_LEVELS = (100, 150, 200, 300)
 IDLE_SOCKETS = 1000
 if os.environ.get("BENCH_QUICK"):  # a smoke run of every phase, for working on the bench
     LEVELS, RELAY_LEVELS, DIRECT_LEVELS, SEND_HEAVY_LEVELS = (10, 20), (10, 20), (10,), (10,)
+    TTFT_LEVEL = 20
     IDLE_SOCKETS, LOAD_TOKENS, LOAD_SECONDS = 50, 80, 6.0
 COUNT_TOKENS, COUNT_TPS = 1000, 100
 ADDED_P99_LIMIT_MS = 250
@@ -188,7 +190,9 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
 
     results["direct"] = {n: await level("direct", n) for n in DIRECT_LEVELS}
     results["relay"] = await ramp(level, results["direct"], "relay", RELAY_LEVELS)
-    results["chatsite"] = await ramp(level, results["direct"], "chatsite", LEVELS)
+    results["chatsite"] = await ramp(
+        level, results["direct"], "chatsite", LEVELS, run_through=TTFT_LEVEL
+    )
     results["send_heavy"] = await ramp(
         level,
         results["direct"],
@@ -251,13 +255,17 @@ async def count_statements(server: Proc, tabs, fixtures: Fixtures) -> dict:
     return report.statements(log, result, COUNT_TPS)
 
 
-async def ramp(level, direct: dict, kind: str, counts: tuple[int, ...], **workload) -> dict:
-    """Raise the load until the added p99 passes the limit or replies fail."""
+async def ramp(
+    level, direct: dict, kind: str, counts: tuple[int, ...], *, run_through: int = 0, **workload
+) -> dict:
+    """Raise the load until the added p99 passes the limit or replies fail. Levels up to
+    `run_through` run whatever happened below them: their time to first token is a figure
+    of its own."""
     levels = {}
     for count in counts:
         summary = report.added(await level(kind, count, **workload), report.nearest(direct, count))
         levels[count] = summary
-        if not report.holds(summary, ADDED_P99_LIMIT_MS):
+        if count >= run_through and not report.holds(summary, ADDED_P99_LIMIT_MS):
             break
     return levels
 
