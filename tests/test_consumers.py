@@ -7,12 +7,11 @@ from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
 from django.contrib.sessions.models import Session
-from django.test import Client
 
 from chatsite.asgi import application
 from conversations.models import Message, MessageStatus, Role
 from tests.fake_provider import Reply
-from tests.wsclient import ChatSocket
+from tests.wsclient import ChatSocket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -42,12 +41,6 @@ async def test_socket_from_another_origin_is_refused(conversation):
     assert not connected
 
 
-def _session_cookie(user) -> str:
-    client = Client()
-    client.force_login(user)
-    return client.cookies[settings.SESSION_COOKIE_NAME].value
-
-
 async def _connects_through_the_site_stack(conversation, cookie: str | None) -> bool:
     headers = [(b"origin", b"http://127.0.0.1"), (b"host", b"127.0.0.1")]
     if cookie is not None:
@@ -59,8 +52,8 @@ async def _connects_through_the_site_stack(conversation, cookie: str | None) -> 
 
 
 async def test_the_session_cookie_says_whose_socket_it_is(conversation, other_user):
-    owner_cookie = await database_sync_to_async(_session_cookie)(conversation.owner)
-    stranger_cookie = await database_sync_to_async(_session_cookie)(other_user)
+    owner_cookie = await database_sync_to_async(session_cookie)(conversation.owner)
+    stranger_cookie = await database_sync_to_async(session_cookie)(other_user)
     assert await _connects_through_the_site_stack(conversation, owner_cookie)
     assert not await _connects_through_the_site_stack(conversation, stranger_cookie)
     assert not await _connects_through_the_site_stack(conversation, None)

@@ -6,6 +6,7 @@ import time
 import aiohttp
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
+from django.conf import settings
 from django.test import Client
 
 from conversations.routing import websocket_urlpatterns
@@ -62,21 +63,26 @@ class ChatSocket:
         await self.communicator.disconnect()
 
 
+def session_cookie(user) -> str:
+    """The value of a session cookie signed in as `user`, as the browser would hold it."""
+    client = Client()
+    client.force_login(user)
+    return client.cookies[settings.SESSION_COOKIE_NAME].value
+
+
 class LiveSocket:
     """A chat socket on a running daphne, opened as a browser on the site opens it: the
     owner's session cookie and the site's Origin. Keeps the page it would show."""
 
     def __init__(self, server, conversation, *, autoping: bool = True) -> None:
-        client = Client()
-        client.force_login(conversation.owner)
-        self.cookie = client.cookies["sessionid"].value
+        self.cookie = session_cookie(conversation.owner)
         self.url = f"ws://127.0.0.1:{server.port}/ws/c/{conversation.uuid}/"
         self.origin = server.url
         self.autoping = autoping
         self.page = PageModel()
 
     async def open(self) -> None:
-        self.session = aiohttp.ClientSession(cookies={"sessionid": self.cookie})
+        self.session = aiohttp.ClientSession(cookies={settings.SESSION_COOKIE_NAME: self.cookie})
         self.ws = await self.session.ws_connect(
             self.url, origin=self.origin, max_msg_size=0, autoping=self.autoping
         )
