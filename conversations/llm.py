@@ -11,7 +11,6 @@ line splitting through four nested async generators) was a fifth of a busy serve
 """
 
 import asyncio
-import contextlib
 import json
 import weakref
 from collections.abc import AsyncIterator
@@ -226,8 +225,9 @@ async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[bytes]:
     """The payload of each `data:` line, as bytes."""
     pending = b""
     chunks, aiohttp_response = _body_chunks(http_response)
-    # As the transport itself maps aiohttp's errors: one error vocabulary.
-    with map_aiohttp_exceptions(), _watched(aiohttp_response):
+    watched = stalls.watching(aiohttp_response, settings.PROVIDER_READ_TIMEOUT)
+    # aiohttp's errors mapped as the transport itself maps them: one error vocabulary.
+    with map_aiohttp_exceptions(), watched:
         async for chunk in chunks:
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()  # the start of a line the next chunk completes
@@ -249,12 +249,6 @@ def _body_chunks(http_response: httpx2.Response) -> tuple[AsyncIterator[bytes], 
     if aiohttp_response is None or encoding != "identity":
         return http_response.aiter_bytes(), None  # httpx2 decompresses; aiohttp's timer stays
     return aiohttp_response.content.iter_any(), aiohttp_response
-
-
-def _watched(aiohttp_response) -> contextlib.AbstractContextManager:
-    if aiohttp_response is None:
-        return contextlib.nullcontext()
-    return stalls.watching(aiohttp_response, settings.PROVIDER_READ_TIMEOUT)
 
 
 def _provider_error(exc: Exception, request: ChatRequest, *, started: bool) -> ProviderError:

@@ -82,10 +82,11 @@ def watch_of_loop() -> StallWatch:
 
 
 @contextmanager
-def watching(response: ClientResponse, timeout: float) -> Iterator[None]:
+def watching(response: ClientResponse | None, timeout: float) -> Iterator[None]:
     """While the body of `response` is read: this loop's watch times it out, not a timer
-    re-armed per chunk. Without a connection (the body already read) nothing changes."""
-    connection = response.connection
+    re-armed per chunk. Without an aiohttp response (a body httpx2 decompresses) or a
+    connection (the body already read), aiohttp's own timer stays."""
+    connection = response.connection if response is not None else None
     protocol = connection.protocol if connection is not None else None
     if protocol is None:
         yield
