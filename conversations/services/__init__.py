@@ -22,7 +22,7 @@ from conversations.services.ledger import (
     usage_record_create,
     usage_records_for_retries,
 )
-from conversations.services.partials import Partial, replies_save_partial, reply_save_partial
+from conversations.services.partials import Partial, replies_save_partial
 from conversations.services.replies import (
     ReplyOutcome,
     SentMessage,
@@ -89,7 +89,6 @@ __all__ = [
     "reply_interrupt_stale",
     "reply_retry",
     "replies_save_partial",
-    "reply_save_partial",
     "reply_start",
     "usage_cost",
     "usage_record_create",

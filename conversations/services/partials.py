@@ -10,11 +10,6 @@ from django.utils import timezone
 from conversations.models import Message, MessageStatus
 
 
-def reply_save_partial(*, reply_id: int, content: str, reasoning: str) -> bool:
-    """Persist the text so far; also the generator's heartbeat."""
-    return replies_save_partial(partials=[Partial(reply_id, content, reasoning)]) == 1
-
-
 class Partial(NamedTuple):
     reply_id: int
     content: str
