@@ -23,6 +23,7 @@ from channels.sessions import (  # noqa: E402
     SessionMiddleware,
 )
 
+from chatsite import direct_writes  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -66,3 +67,5 @@ def _settle_for_long_running() -> None:
 
 
 _settle_for_long_running()
+# Under daphne, websocket frames go to the socket at once (see the module).
+direct_writes.install()
