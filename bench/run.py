@@ -165,9 +165,10 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
             await asyncio.sleep(0.5)  # let the syncs land before the clock starts
         meter = CpuMeter([p for group in procs.values() for p in group])
         meter.start()
-        outcome = await load.hold(
-            clients, tokens=tokens, tps=TPS, seconds=seconds, sequential=sequential
-        )
+        with load.collector_paused():
+            outcome = await load.hold(
+                clients, tokens=tokens, tps=TPS, seconds=seconds, sequential=sequential
+            )
         cpu = meter.stop()
         await asyncio.gather(*(c.close() for c in clients))
         summary = report.summarise(outcome) | {"cpu_cores": cpu}
