@@ -1,5 +1,6 @@
 """The processes a bench run starts: provider, raw relays, daphne servers, and their readings."""
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -17,11 +18,17 @@ def free_port() -> int:
 
 
 class Proc:
-    def __init__(self, name: str, args: list[str], env: dict, logs: Path, port: int) -> None:
+    def __init__(
+        self, name: str, args: list[str], env: dict, logs: Path, port: int, *, nice: int = 0
+    ) -> None:
         self.name, self.port = name, port
         self.log = open(logs / f"{name}.log", "w")  # noqa: SIM115 (closed in stop())
         self.popen = subprocess.Popen(
-            [sys.executable, *args], env=env, stdout=self.log, stderr=subprocess.STDOUT
+            [sys.executable, *args],
+            env=env,
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            preexec_fn=(lambda: os.nice(nice)) if nice else None,
         )
 
     @property
@@ -55,6 +62,15 @@ class Proc:
                 self.popen.kill()
                 self.popen.wait()
         self.log.close()
+
+
+def raise_own_priority(by: int) -> int:
+    """Lower this process's nice value by `by` if allowed (root, CAP_SYS_NICE); the nice
+    value it runs at."""
+    current = os.getpriority(os.PRIO_PROCESS, 0)
+    with contextlib.suppress(PermissionError):
+        os.setpriority(os.PRIO_PROCESS, 0, current - by)
+    return os.getpriority(os.PRIO_PROCESS, 0)
 
 
 def _status_kb(pid: int | str, field: str) -> int:
