@@ -34,4 +34,8 @@ def catalogue_add_discovered(*, provider: Provider, names: list[str]) -> list[Ch
 
 
 def provider_remember_stream_usage(*, provider_id: int, supported: bool) -> None:
-    Provider.objects.filter(pk=provider_id).update(stream_usage_supported=supported)
+    # Written only where it changes: hundreds of replies that started before the first one
+    # finished all learn the same answer, and each write would queue on the one row's lock.
+    Provider.objects.filter(pk=provider_id).exclude(stream_usage_supported=supported).update(
+        stream_usage_supported=supported
+    )
