@@ -199,10 +199,9 @@ class Message(models.Model):
         indexes = [
             # messages_for_page / context_for_reply: a conversation's messages by id.
             models.Index(fields=["conversation", "id"], name="message_conv_id"),
-            # reply_interrupt_stale: the few replies still in flight.
-            models.Index(
-                fields=["heartbeat_at"], condition=Q(status__in=IN_FLIGHT), name="message_in_flight"
-            ),
+            # No index holds heartbeat_at (nor, on Postgres, content: migration 0007), so a
+            # streaming reply's partial saves are HOT updates. reply_interrupt_stale finds the
+            # few replies in flight through one_reply_in_flight_per_conversation.
         ]
 
     def __str__(self) -> str:

@@ -2,8 +2,10 @@
 
 On Postgres, message text is matched by full-text search with the 'simple' configuration
 (no stemming, no stop words) and websearch syntax: `fox den` (both words), `"red fox"`
-(the phrase), `fox -den` (without den), `fox or wolf`. The expression is exactly the one
-the `message_content_fts` GIN index (migration 0006) is built on, so the index is used.
+(the phrase), `fox -den` (without den), `fox or wolf`. Message text is matched through its
+stored `search_vector` (migration 0007), which the `message_search_vector` GIN index holds;
+a reply still streaming has none yet, so it is found once it settles. Titles are parsed as
+they are read (a user's own conversations only, and no index).
 On SQLite (`make run`'s default) the same syntax is approximated with case-insensitive
 substring matching: every word or phrase must appear, `-word` must not.
 
@@ -22,7 +24,8 @@ from uuid import UUID
 from django.contrib.auth.models import AbstractBaseUser
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db import connection
-from django.db.models import F, Func, Q, QuerySet
+from django.db.models import Expression, F, Func, Q, QuerySet
+from django.db.models.expressions import Col
 from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
@@ -32,7 +35,7 @@ from conversations.models import Conversation, Message, Role
 QUERY_MAX_CHARS = 200
 RESULT_LIMIT = 20
 # Matching messages ranked per search: the newest ones, so a very common word costs a
-# bounded amount of ranking work (ts_rank re-parses each candidate's text).
+# bounded amount of ranking work (ts_rank reads each candidate's stored vector).
 CANDIDATES = 300
 # Characters of context kept before the first hit and in the whole snippet.
 SNIPPET_BEFORE = 40
@@ -118,14 +121,33 @@ def _postgres() -> bool:
 
 
 class _SimpleVector(Func):
-    """to_tsvector('simple', <column>) exactly as the message_content_fts index is built.
+    """to_tsvector('simple', <column>), the parse the message trigger stores.
 
-    Not SearchVector: that wraps the column in COALESCE(..., ''), an expression the index
-    does not cover, and Postgres would read every row instead."""
+    Not SearchVector: that wraps the column in COALESCE(..., '')."""
 
     function = "to_tsvector"
     template = "%(function)s('simple'::regconfig, %(expressions)s)"
     output_field = SearchVectorField()
+
+
+_STORED_VECTOR = SearchVectorField()
+_STORED_VECTOR.set_attributes_from_name("search_vector")
+
+
+class _StoredVector(Expression):
+    """A message's `search_vector` column, in whatever alias the query gives its table. The
+    column is Postgres's alone (a trigger writes it), so the model does not declare it:
+    every read of a message would otherwise carry its parsed text along."""
+
+    output_field = SearchVectorField()
+
+    def resolve_expression(self, query=None, allow_joins=True, reuse=None, *args, **kwargs):
+        content = F("content").resolve_expression(query, allow_joins, reuse, *args, **kwargs)
+        return Col(content.alias, _STORED_VECTOR)
+
+
+def _vector(field: str) -> Expression:
+    return _StoredVector() if field == "content" else _SimpleVector(F(field))
 
 
 def _tsquery(q: str) -> SearchQuery:
@@ -152,10 +174,8 @@ def _text_match(queryset: QuerySet, field: str, q: str, terms: Terms) -> QuerySe
     if not _postgres():
         return queryset.filter(_substring_match(field, terms))
     if not has_cjk(q):
-        return queryset.alias(search_vector=_SimpleVector(F(field))).filter(
-            search_vector=_tsquery(q)
-        )
-    matches_text = queryset.model.objects.alias(search_vector=_SimpleVector(F(field))).filter(
+        return queryset.alias(search_vector=_vector(field)).filter(search_vector=_tsquery(q))
+    matches_text = queryset.model.objects.alias(search_vector=_vector(field)).filter(
         search_vector=_tsquery(q)
     )
     # Chinese (and Japanese) is written without spaces, so the 'simple' parser keeps a whole
@@ -193,7 +213,7 @@ def _ranked_messages(
     candidates = message_candidates(user, q, exclude_conversations=exclude_conversations)
     ranked = Message.objects.filter(pk__in=candidates.values("pk")).select_related("conversation")
     if _postgres():
-        rank = SearchRank(_SimpleVector(F("content")), _tsquery(q))
+        rank = SearchRank(_StoredVector(), _tsquery(q))
         return list(ranked.annotate(rank=rank).order_by("-rank", "-id"))
     return list(ranked.order_by("-id"))
 

@@ -206,7 +206,7 @@ def test_search_requires_login(client):
 
 @postgres_only
 def test_message_search_uses_the_full_text_index_on_a_large_table(user, chat_model):
-    """EXPLAIN on 30,000 messages: a rare word is looked up in message_content_fts."""
+    """EXPLAIN on 30,000 messages: a rare word is looked up in message_search_vector."""
     conversations = [
         ConversationFactory(owner=user, chat_model=chat_model, title=f"C{n}") for n in range(30)
     ]
@@ -225,5 +225,67 @@ def test_message_search_uses_the_full_text_index_on_a_large_table(user, chat_mod
     with connection.cursor() as cursor:
         cursor.execute("ANALYZE conversations_message")
     plan = search.message_candidates(user, "xylophone").explain()
-    assert "message_content_fts" in plan, plan
+    assert "message_search_vector" in plan, plan
     assert [hit.title for hit in search.search_for_user(user, "xylophone")] == ["C3"]
+
+
+@postgres_only
+def test_a_streaming_reply_is_found_once_it_settles(user, untitled):
+    from conversations import services
+    from conversations.models import MessageStatus
+
+    (question,) = thread(untitled, "Tell me about sea mammals")
+    reply = MessageFactory(
+        conversation=untitled, parent=question, role=Role.ASSISTANT, status=MessageStatus.STREAMING
+    )
+    services.replies_save_partial(partials=[services.Partial(reply.id, "The narwhal", "")])
+    assert search.search_for_user(user, "narwhal") == [], "a reply in flight is not indexed yet"
+
+    outcome = services.ReplyOutcome(status=MessageStatus.COMPLETE, content="The narwhal dives.")
+    assert services.reply_finish(reply_id=reply.id, outcome=outcome)
+    assert found(user, "narwhal") == {("Notes", reply.uuid)}
+
+
+@postgres_only
+def test_edited_text_is_searched_as_it_now_reads(user, untitled):
+    (message,) = thread(untitled, "a walrus on the ice")
+    message.content = "a seal on the ice"
+    message.save()
+    assert search.search_for_user(user, "walrus") == []
+    assert found(user, "seal") == {("Notes", message.uuid)}
+
+
+@postgres_only
+def test_partial_saves_of_a_streaming_reply_are_in_place_updates(user, untitled):
+    """No indexed column changes while a reply streams, so Postgres rewrites the row on its
+    own page without touching the table's ten indexes (a HOT update)."""
+    from conversations import services
+    from conversations.models import MessageStatus
+
+    replies = [
+        MessageFactory(
+            conversation=ConversationFactory(owner=user, chat_model=untitled.chat_model),
+            role=Role.ASSISTANT,
+            status=MessageStatus.STREAMING,
+        )
+        for _ in range(3)
+    ]
+
+    def updates() -> tuple[int, int]:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT pg_stat_get_xact_tuples_updated(c.oid),"
+                " pg_stat_get_xact_tuples_hot_updated(c.oid)"
+                " FROM pg_class c WHERE c.relname = 'conversations_message'"
+            )
+            return cursor.fetchone()
+
+    before = updates()
+    text = ""
+    for word in ["one", "two", "three", "four", "five"]:
+        text += f"{word} "
+        partials = [services.Partial(reply.id, text, "") for reply in replies]
+        assert services.replies_save_partial(partials=partials) == 3
+    after = updates()
+    assert after[0] - before[0] == 15
+    assert after[1] - before[1] == 15, "every partial save was a HOT update"
