@@ -122,6 +122,7 @@ elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
     # connection first spends a statement setting it. A TimeZone given in the URL still wins.
     db_options = DATABASES["default"].setdefault("OPTIONS", {})
     db_options["options"] = f"-c TimeZone=UTC {db_options.get('options', '')}".strip()
+    db_options.setdefault("server_side_binding", True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_url("REDIS_URL", schemes={"redis", "rediss", "unix"})

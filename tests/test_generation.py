@@ -273,3 +273,32 @@ async def test_a_reply_whose_conversation_is_deleted_mid_stream_ends_quietly(
     await tab.close()
     assert "failed unexpectedly" not in caplog.text
     assert not await database_sync_to_async(Message.objects.filter(pk=live.reply_id).exists)()
+
+
+async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
+    conversation, fake_provider, monkeypatch
+):
+    """Each trip to a worker thread costs the event loop a hand-over of the GIL: the send
+    claims its reply in its own trip, so the generator streams without a trip to claim."""
+    from conversations import generation
+
+    claims, generator_trips = [], []
+    original_claim, original_db = generation._claim, generation._db
+
+    def recording_claim(reply):
+        claims.append(reply.id)
+        return original_claim(reply)
+
+    def recording_db(fn):
+        generator_trips.append(getattr(fn, "__name__", repr(fn)))
+        return original_db(fn)
+
+    monkeypatch.setattr(generation, "_claim", recording_claim)
+    monkeypatch.setattr(generation, "_db", recording_db)
+    page, reply = await _chat(
+        conversation, Reply(content="Claimed."), fake_provider=fake_provider, expect="complete"
+    )
+    assert reply.content == "Claimed."
+    assert claims == [reply.id]
+    assert "recording_claim" not in generator_trips and "_claim" not in generator_trips
+    assert "_finish_and_render" in generator_trips
