@@ -13,6 +13,7 @@ from django.utils import translation
 from django.utils.translation import gettext as _
 
 from conversations import events, generation, pages, presenters, selectors, services
+from conversations.context import ReplyContext
 from conversations.errors import ValidationFailed
 from conversations.hub import hub
 from conversations.models import Conversation, Message
@@ -25,7 +26,7 @@ async def send_message(
     idempotency_key: str | None,
     attachment_ids: list[str] | None = None,
 ) -> services.SentMessage:
-    def _send() -> tuple[services.SentMessage, str]:
+    def _send() -> tuple[services.SentMessage, str, ReplyContext | None]:
         # Fresh: a socket's copy is as old as the socket, and the settings may have changed.
         # The same query answers the budget, in-flight and idempotency checks.
         current = selectors.conversation_for_send(conversation, idempotency_key=idempotency_key)
@@ -36,18 +37,19 @@ async def send_message(
             attachment_ids=attachment_ids,
         )
         if not sent.created:
-            return sent, ""
+            return sent, "", None
         if not attachment_ids:
             sent.user_message.loaded_images = []  # nothing attached: no query to find out
-        return sent, presenters.render_messages_appended([sent.user_message, sent.reply])
+        html = presenters.render_messages_appended([sent.user_message, sent.reply])
+        return sent, html, generation.claim_on_send(sent.reply)
 
     # On the thread pool, not the one thread that thread-sensitive calls share: under load,
     # sends queued there behind one another for seconds.
-    sent, html = await database_sync_to_async(_send, thread_sensitive=False)()
+    sent, html, claimed = await database_sync_to_async(_send, thread_sensitive=False)()
     if sent.created:
         messages = [sent.user_message, sent.reply]
         await hub.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
-        _start(conversation, sent.reply)
+        _start(conversation, sent.reply, claimed)
     return sent
 
 
@@ -93,12 +95,13 @@ async def _replace_thread(conversation: Conversation) -> None:
     await hub.publish_messages(str(conversation.uuid), html, [*uuids, f"thread:{uuid4()}"])
 
 
-def _start(conversation: Conversation, reply: Message) -> None:
+def _start(conversation: Conversation, reply: Message, claimed: ReplyContext | None = None) -> None:
     generation.start_reply(
         reply_id=reply.id,
         reply_uuid=str(reply.uuid),
         conversation_uuid=str(conversation.uuid),
         reply=reply,
+        claimed=claimed,
     )
 
 

@@ -44,10 +44,14 @@ def _db(fn):
 class ReplyRun:
     """One reply's generation: stream events in, fragments and saves out."""
 
-    def __init__(self, live: LiveReply, reply: Message | None = None) -> None:
+    def __init__(
+        self, live: LiveReply, reply: Message | None = None, claimed: ReplyContext | None = None
+    ) -> None:
         self.live = live
         # The reply as the sender saved it, with its conversation and model: no reload.
         self.reply = reply
+        # Its context, when the sender claimed the reply already (claim_on_send).
+        self.claimed = claimed
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.finish_reason = ""
@@ -71,10 +75,10 @@ class ReplyRun:
             await self._finish(reply, outcome)
 
     async def _generate(self, reply: Message) -> services.ReplyOutcome | None:
-        credentials = reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
+        credentials = _credentials(reply)
         if not credentials:
             return self._failure(ProviderNotConfigured(), called_upstream=False)
-        context = await _db(_claim)(reply)
+        context = self.claimed or await _db(_claim)(reply)
         if context is None:
             return None  # another generator claimed it first
         self.prompt_estimate = context.estimated_tokens
@@ -192,6 +196,21 @@ class ReplyRun:
         reply, self.live.final_html = finished
         self.live.status = reply.status
         await hub.publish_reply(self.live)
+
+
+def _credentials(reply: Message) -> selectors.Credentials | None:
+    return reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
+
+
+def claim_on_send(reply: Message) -> ReplyContext | None:
+    """The generator's first step, for a sender already on a worker thread: the reply's
+    context, and the reply claimed with it. Each trip to a worker thread costs the event loop
+    a hand-over of the GIL, and a send made three (the send, this claim, the final save).
+    None when the generator must take this step itself (it records a missing provider
+    configuration as the reply's failure)."""
+    if not _credentials(reply):
+        return None
+    return _claim(reply)
 
 
 def _claim(reply: Message) -> ReplyContext | None:
@@ -324,12 +343,18 @@ def _estimate_usage(outcome: services.ReplyOutcome, live: LiveReply, prompt_esti
 
 
 def start_reply(
-    *, reply_id: int, reply_uuid: str, conversation_uuid: str, reply: Message | None = None
+    *,
+    reply_id: int,
+    reply_uuid: str,
+    conversation_uuid: str,
+    reply: Message | None = None,
+    claimed: ReplyContext | None = None,
 ) -> LiveReply:
     """Begin generating a pending reply in this process; returns at once.
 
     `reply`, when the caller has it, should carry its conversation and chat model (with
-    provider) loaded, which saves the generator a query."""
+    provider) loaded, which saves the generator a query; `claimed` is what claim_on_send
+    returned for it."""
     from conversations import runtime  # runtime imports this module
 
     runtime.ensure_started()
@@ -340,14 +365,14 @@ def start_reply(
     hub.register(live)
     # A fresh context: a task started from an HTTP request must not inherit that request's
     # asgiref executor, which is gone once the response is sent.
-    run = _run(live, reply)
+    run = _run(live, reply, claimed)
     live.task = asyncio.get_running_loop().create_task(run, context=contextvars.Context())
     return live
 
 
-async def _run(live: LiveReply, reply: Message | None) -> None:
+async def _run(live: LiveReply, reply: Message | None, claimed: ReplyContext | None) -> None:
     try:
-        await ReplyRun(live, reply).run()
+        await ReplyRun(live, reply, claimed).run()
     except asyncio.CancelledError:
         pass
     except Exception:
