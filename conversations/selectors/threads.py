@@ -1,30 +1,18 @@
-"""Every read in chatsite. Ownership is checked here, once."""
+"""Reads of messages and the thread on screen: its leaf, its path from the root, backward
+walks in batches, the page of messages shown and what a page is missing, the versions of a
+turn (siblings), images loaded onto messages, and the reply in flight."""
 
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 from uuid import UUID
 
 from django.conf import settings
-from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db.models import BigIntegerField, Count, Exists, F, OuterRef, Q, QuerySet, Subquery
-from django.db.models.expressions import RawSQL
+from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from conversations import limits, usage
-from conversations.models import (
-    IN_FLIGHT,
-    Attachment,
-    ChatModel,
-    Conversation,
-    ConversationSummary,
-    Message,
-    Persona,
-    Provider,
-    Role,
-)
+from conversations.models import IN_FLIGHT, Attachment, Conversation, Message, Role
 
 # How many messages one backward step through a thread loads; a thread is walked newest
 # first and only as far as the caller needs, so a 10,000-message history costs no more than
@@ -32,161 +20,6 @@ from conversations.models import (
 THREAD_BATCH = 200
 # How many of the newest messages a conversation page shows at first.
 PAGE_SIZE = 50
-
-
-# --- Providers and models --------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Credentials:
-    api_key: str
-    base_url: str
-
-
-def provider_credentials(provider: Provider) -> Credentials | None:
-    """The key and endpoint from the environment; None when the provider is not enabled."""
-    configured = settings.PROVIDER_CREDENTIALS.get(provider.slug)
-    if configured is None:
-        prefix = provider.slug.upper().replace("-", "_")
-        configured = {
-            "api_key": os.environ.get(f"{prefix}_API_KEY", ""),
-            "base_url": os.environ.get(f"{prefix}_BASE_URL", ""),
-        }
-    api_key, base_url = configured["api_key"], configured["base_url"]
-    if provider.slug == "local":
-        # A local server usually needs no key; setting its URL is what enables it.
-        return Credentials(api_key or "not-needed", base_url) if base_url else None
-    return Credentials(api_key, base_url or provider.base_url) if api_key else None
-
-
-def enabled_providers() -> list[Provider]:
-    return [p for p in Provider.objects.all() if provider_credentials(p) is not None]
-
-
-def chat_models_available() -> list[ChatModel]:
-    enabled = [p.pk for p in enabled_providers()]
-    return list(
-        ChatModel.objects.filter(provider_id__in=enabled, is_active=True).select_related("provider")
-    )
-
-
-def default_chat_model() -> ChatModel | None:
-    available = chat_models_available()
-    return available[0] if available else None
-
-
-def chat_model_get_available(pk: int | str | None) -> ChatModel | None:
-    return next((m for m in chat_models_available() if str(m.pk) == str(pk)), None)
-
-
-# --- Personas --------------------------------------------------------------------------
-
-
-def persona_list_for_user(user: AbstractBaseUser) -> list[Persona]:
-    return list(Persona.objects.filter(owner=user))
-
-
-def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Persona | None:
-    """One of the user's own personas; None for anyone else's or none at all."""
-    if not pk:
-        return None
-    return Persona.objects.filter(owner=user, pk=pk).first()
-
-
-# --- Conversations ---------------------------------------------------------------------
-
-
-def conversation_list_for_user(user: AbstractBaseUser, *, limit: int = 200) -> list[Conversation]:
-    return list(
-        Conversation.objects.filter(owner=user, archived=False).order_by("-updated_at")[:limit]
-    )
-
-
-def conversation_list_archived_for_user(
-    user: AbstractBaseUser, *, limit: int = 200
-) -> list[Conversation]:
-    """The user's archived conversations, most recently active first."""
-    return list(
-        Conversation.objects.filter(owner=user, archived=True).order_by("-updated_at")[:limit]
-    )
-
-
-# The sidebar's date groups, in the order shown; the template gives each its label.
-DATE_GROUPS = ("today", "yesterday", "previous_7_days", "older")
-
-
-@dataclass(frozen=True)
-class ConversationGroup:
-    key: str  # one of DATE_GROUPS
-    conversations: list[Conversation]
-
-
-def _date_group(day, today) -> str:
-    days_ago = (today - day).days
-    if days_ago <= 0:  # today, or a clock a little ahead
-        return "today"
-    if days_ago == 1:
-        return "yesterday"
-    return "previous_7_days" if days_ago <= 7 else "older"
-
-
-def conversation_groups(
-    conversations: list[Conversation], *, now: datetime | None = None
-) -> list[ConversationGroup]:
-    """`conversations` (as conversation_list_for_user orders them) under Today, Yesterday,
-    Previous 7 days and Older, by the calendar day of `updated_at` in the current time zone
-    (TIME_ZONE, or whichever zone the request activated). Empty groups are left out."""
-    today = timezone.localdate(now or timezone.now())
-    grouped: dict[str, list[Conversation]] = {key: [] for key in DATE_GROUPS}
-    for conversation in conversations:
-        day = timezone.localdate(conversation.updated_at)
-        grouped[_date_group(day, today)].append(conversation)
-    return [ConversationGroup(key, items) for key, items in grouped.items() if items]
-
-
-def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
-    """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
-    if not user.is_authenticated:
-        raise Conversation.DoesNotExist
-    return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
-
-
-def conversation_fresh(conversation: Conversation) -> Conversation:
-    """The conversation as the database has it now, with its model and provider."""
-    return Conversation.objects.select_related("chat_model__provider").get(pk=conversation.pk)
-
-
-# Hand-written, like the other checks of a send: as an ORM subquery it cost a millisecond
-# of CPU to compile on every send.
-_EARLIER_SEND = (
-    f"SELECT m.id FROM {Message._meta.db_table} AS m"
-    f" WHERE m.conversation_id = {Conversation._meta.db_table}.id"
-    " AND m.idempotency_key = %s LIMIT 1"
-)
-
-
-def conversation_for_send(
-    conversation: Conversation, *, idempotency_key: str | None
-) -> Conversation:
-    """conversation_fresh plus, in the same query, everything message_send checks: the
-    owner's budget use and replies in flight, and the message `idempotency_key` already
-    sent (`earlier_send_id`, for that key only: `earlier_send_key`)."""
-    fresh = Conversation.objects.select_related("chat_model__provider")
-    fresh = limits.with_replies_in_flight(usage.with_budget_use(fresh))
-    if idempotency_key:
-        earlier = RawSQL(_EARLIER_SEND, [idempotency_key], output_field=BigIntegerField())
-        fresh = fresh.annotate(earlier_send_id=earlier)
-    current = fresh.get(pk=conversation.pk)
-    current.earlier_send_key = idempotency_key
-    return current
-
-
-def attachment_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Attachment:
-    """One of the user's own images; anyone else's raises DoesNotExist like a missing one."""
-    return Attachment.objects.get(owner_id=user.pk, uuid=uuid)
-
-
-# --- Messages and threads --------------------------------------------------------------
 
 
 def message_by_idempotency_key(conversation: Conversation, key: str) -> Message | None:
@@ -430,69 +263,3 @@ def thread_messages_after(
         return None
     newer.reverse()
     return newer
-
-
-# --- Export and the REST API -----------------------------------------------------------
-
-
-def conversation_search_for_user(
-    user: AbstractBaseUser, *, updated_since: datetime | None = None, q: str = ""
-) -> QuerySet[Conversation]:
-    """Every conversation of `user` (archived too), most recently active first, unevaluated
-    so the caller can paginate. `q` matches the title or any message's text."""
-    conversations = Conversation.objects.filter(owner=user).select_related("chat_model__provider")
-    if updated_since is not None:
-        conversations = conversations.filter(updated_at__gte=updated_since)
-    if q:
-        in_messages = Message.objects.filter(conversation=OuterRef("pk"), content__icontains=q)
-        conversations = conversations.filter(Q(title__icontains=q) | Exists(in_messages))
-    return conversations.annotate(message_count=Count("messages")).order_by("-updated_at", "-id")
-
-
-def conversations_for_export(user: AbstractBaseUser) -> QuerySet[Conversation]:
-    """All of a user's conversations in creation order; iterate with `.iterator()`."""
-    return (
-        Conversation.objects.filter(owner=user)
-        .select_related("chat_model__provider")
-        .order_by("id")
-    )
-
-
-def conversation_messages(
-    conversation: Conversation, *, with_models: bool = True
-) -> QuerySet[Message]:
-    """Every message of the tree (all branches), oldest first, so parents come before
-    children, each with `parent_uuid`; iterate with `.iterator()`. Without `with_models`
-    the chat model is not joined (an export names it from a few cached rows instead of
-    building two more objects per message)."""
-    messages = Message.objects.filter(conversation=conversation)
-    if with_models:
-        messages = messages.select_related("chat_model__provider")
-    return messages.annotate(parent_uuid=F("parent__uuid")).order_by("id")
-
-
-def chat_model_with_provider(pk: int) -> ChatModel | None:
-    return ChatModel.objects.select_related("provider").filter(pk=pk).first()
-
-
-def conversation_thread_ids(conversation: Conversation) -> set[int]:
-    """Ids of the thread on screen (root to its current leaf). The conversation as loaded
-    for export carries `current_leaf_id`: one query per conversation."""
-    if conversation.current_leaf_id is None:
-        return set(thread_path_ids(conversation))
-    return set(thread_path_ids(conversation, leaf_id=conversation.current_leaf_id))
-
-
-def conversation_summaries(conversation: Conversation) -> QuerySet[ConversationSummary]:
-    return (
-        ConversationSummary.objects.filter(conversation=conversation)
-        .select_related("covers_through", "previous__covers_through")
-        .order_by("id")
-    )
-
-
-def chat_model_by_name(provider_slug: str, name: str) -> ChatModel | None:
-    """The catalogue row for provider/name, active or not; None when not in the catalogue."""
-    if not provider_slug or not name:
-        return None
-    return ChatModel.objects.filter(provider__slug=provider_slug, name=name).first()

@@ -1,0 +1,115 @@
+"""Every read in chatsite. Ownership is checked here, once.
+
+One module a subject: `providers` (the provider and model catalogue), `conversations` (what
+a user owns), `threads` (messages and the thread on screen) and `export` (reads for export and
+the REST API). Callers import the package and use the names re-exported below
+(`selectors.thread_messages(...)`), so where a read lives is this package's own business.
+"""
+
+from conversations.selectors.conversations import (
+    DATE_GROUPS,
+    ConversationGroup,
+    attachment_get_for_user,
+    conversation_for_send,
+    conversation_fresh,
+    conversation_get_for_user,
+    conversation_groups,
+    conversation_list_archived_for_user,
+    conversation_list_for_user,
+    persona_get_for_user,
+    persona_list_for_user,
+)
+from conversations.selectors.export import (
+    conversation_messages,
+    conversation_search_for_user,
+    conversation_summaries,
+    conversation_thread_ids,
+    conversations_for_export,
+)
+from conversations.selectors.providers import (
+    Credentials,
+    chat_model_by_name,
+    chat_model_get_available,
+    chat_model_with_provider,
+    chat_models_available,
+    default_chat_model,
+    enabled_providers,
+    provider_credentials,
+)
+from conversations.selectors.threads import (
+    NO_SIBLINGS,
+    PAGE_SIZE,
+    THREAD_BATCH,
+    Siblings,
+    attach_images,
+    branch_leaf_of,
+    conversation_in_flight_reply,
+    dropped_turns_of_latest_reply,
+    message_by_idempotency_key,
+    message_get_in_conversation,
+    message_images,
+    message_in_conversation_or_none,
+    message_uuid,
+    messages_by_ids,
+    newest_message_id,
+    reply_is_stale,
+    siblings_of,
+    thread_backwards,
+    thread_leaf,
+    thread_messages,
+    thread_messages_after,
+    thread_path_ids,
+)
+
+__all__ = [
+    # providers
+    "Credentials",
+    "provider_credentials",
+    "enabled_providers",
+    "chat_models_available",
+    "default_chat_model",
+    "chat_model_get_available",
+    "chat_model_with_provider",
+    "chat_model_by_name",
+    # conversations
+    "persona_list_for_user",
+    "persona_get_for_user",
+    "conversation_list_for_user",
+    "conversation_list_archived_for_user",
+    "DATE_GROUPS",
+    "ConversationGroup",
+    "conversation_groups",
+    "conversation_get_for_user",
+    "conversation_fresh",
+    "conversation_for_send",
+    "attachment_get_for_user",
+    # threads
+    "THREAD_BATCH",
+    "PAGE_SIZE",
+    "message_by_idempotency_key",
+    "message_get_in_conversation",
+    "message_in_conversation_or_none",
+    "newest_message_id",
+    "thread_leaf",
+    "branch_leaf_of",
+    "Siblings",
+    "NO_SIBLINGS",
+    "siblings_of",
+    "thread_path_ids",
+    "message_uuid",
+    "messages_by_ids",
+    "attach_images",
+    "message_images",
+    "thread_backwards",
+    "thread_messages",
+    "conversation_in_flight_reply",
+    "dropped_turns_of_latest_reply",
+    "reply_is_stale",
+    "thread_messages_after",
+    # export
+    "conversation_search_for_user",
+    "conversations_for_export",
+    "conversation_messages",
+    "conversation_thread_ids",
+    "conversation_summaries",
+]

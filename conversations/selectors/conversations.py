@@ -1,0 +1,121 @@
+"""Reads of what a user owns: personas, conversations (listed, grouped by date for the
+sidebar, loaded for a page or for a send) and image attachments. The reads that take a user
+check ownership here, so that other users' objects answer as missing ones do."""
+
+from dataclasses import dataclass
+from datetime import datetime
+from uuid import UUID
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import BigIntegerField
+from django.db.models.expressions import RawSQL
+from django.utils import timezone
+
+from conversations import limits, usage
+from conversations.models import Attachment, Conversation, Message, Persona
+
+# --- Personas --------------------------------------------------------------------------
+
+
+def persona_list_for_user(user: AbstractBaseUser) -> list[Persona]:
+    return list(Persona.objects.filter(owner=user))
+
+
+def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Persona | None:
+    """One of the user's own personas; None for anyone else's or none at all."""
+    if not pk:
+        return None
+    return Persona.objects.filter(owner=user, pk=pk).first()
+
+
+# --- Conversations ---------------------------------------------------------------------
+
+
+def conversation_list_for_user(user: AbstractBaseUser, *, limit: int = 200) -> list[Conversation]:
+    return list(
+        Conversation.objects.filter(owner=user, archived=False).order_by("-updated_at")[:limit]
+    )
+
+
+def conversation_list_archived_for_user(
+    user: AbstractBaseUser, *, limit: int = 200
+) -> list[Conversation]:
+    """The user's archived conversations, most recently active first."""
+    return list(
+        Conversation.objects.filter(owner=user, archived=True).order_by("-updated_at")[:limit]
+    )
+
+
+# The sidebar's date groups, in the order shown; the template gives each its label.
+DATE_GROUPS = ("today", "yesterday", "previous_7_days", "older")
+
+
+@dataclass(frozen=True)
+class ConversationGroup:
+    key: str  # one of DATE_GROUPS
+    conversations: list[Conversation]
+
+
+def _date_group(day, today) -> str:
+    days_ago = (today - day).days
+    if days_ago <= 0:  # today, or a clock a little ahead
+        return "today"
+    if days_ago == 1:
+        return "yesterday"
+    return "previous_7_days" if days_ago <= 7 else "older"
+
+
+def conversation_groups(
+    conversations: list[Conversation], *, now: datetime | None = None
+) -> list[ConversationGroup]:
+    """`conversations` (as conversation_list_for_user orders them) under Today, Yesterday,
+    Previous 7 days and Older, by the calendar day of `updated_at` in the current time zone
+    (TIME_ZONE, or whichever zone the request activated). Empty groups are left out."""
+    today = timezone.localdate(now or timezone.now())
+    grouped: dict[str, list[Conversation]] = {key: [] for key in DATE_GROUPS}
+    for conversation in conversations:
+        day = timezone.localdate(conversation.updated_at)
+        grouped[_date_group(day, today)].append(conversation)
+    return [ConversationGroup(key, items) for key, items in grouped.items() if items]
+
+
+def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
+    """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
+    if not user.is_authenticated:
+        raise Conversation.DoesNotExist
+    return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
+
+
+def conversation_fresh(conversation: Conversation) -> Conversation:
+    """The conversation as the database has it now, with its model and provider."""
+    return Conversation.objects.select_related("chat_model__provider").get(pk=conversation.pk)
+
+
+# Hand-written, like the other checks of a send: as an ORM subquery it cost a millisecond
+# of CPU to compile on every send.
+_EARLIER_SEND = (
+    f"SELECT m.id FROM {Message._meta.db_table} AS m"
+    f" WHERE m.conversation_id = {Conversation._meta.db_table}.id"
+    " AND m.idempotency_key = %s LIMIT 1"
+)
+
+
+def conversation_for_send(
+    conversation: Conversation, *, idempotency_key: str | None
+) -> Conversation:
+    """conversation_fresh plus, in the same query, everything message_send checks: the
+    owner's budget use and replies in flight, and the message `idempotency_key` already
+    sent (`earlier_send_id`, for that key only: `earlier_send_key`)."""
+    fresh = Conversation.objects.select_related("chat_model__provider")
+    fresh = limits.with_replies_in_flight(usage.with_budget_use(fresh))
+    if idempotency_key:
+        earlier = RawSQL(_EARLIER_SEND, [idempotency_key], output_field=BigIntegerField())
+        fresh = fresh.annotate(earlier_send_id=earlier)
+    current = fresh.get(pk=conversation.pk)
+    current.earlier_send_key = idempotency_key
+    return current
+
+
+def attachment_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Attachment:
+    """One of the user's own images; anyone else's raises DoesNotExist like a missing one."""
+    return Attachment.objects.get(owner_id=user.pk, uuid=uuid)
