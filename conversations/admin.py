@@ -1,6 +1,6 @@
 """Admin for every model. Read-mostly: history is not edited by hand.
 
-The figures (message counts, tokens, cost) come from `usage.py` annotations, so a changelist
+The figures (message counts, tokens, cost) come from `usage` annotations, so a changelist
 is a fixed number of queries however many rows it shows. Money is shown per currency.
 """
 

@@ -1,0 +1,71 @@
+"""Reads about usage, cost and budgets (a selector package, like `selectors`).
+
+Money is summed per currency and never added across currencies: every figure that holds
+money is a `{currency: amount}` mapping. Months are calendar months in the site's time zone.
+
+One module a subject: `months` (the period figures are counted over), `totals` (sums and the
+"My usage" month), `budgets` (limits and their use) and `costs` (per message and per
+conversation). Callers import the package and use the names re-exported below
+(`usage.budget_status(...)`).
+"""
+
+from conversations.usage.budgets import (
+    BUDGET_WARNING_AT,
+    BudgetStatus,
+    budget_for_user,
+    budget_status,
+    budget_status_of_owner,
+    budgets_near_or_over,
+    with_budget_use,
+)
+from conversations.usage.costs import (
+    TOKENS,
+    conversations_with_usage,
+    cost_by_message,
+    messages_with_usage,
+)
+from conversations.usage.months import month_after, month_of, month_start, records_in_month
+from conversations.usage.totals import (
+    CHART_BAR_STEP,
+    CHART_BAR_WIDTH,
+    CHART_HEIGHT,
+    ZERO,
+    DayBar,
+    MonthUsage,
+    Totals,
+    totals_of,
+    usage_month_for_user,
+    usage_totals_by,
+)
+
+__all__ = [
+    # months
+    "month_start",
+    "month_after",
+    "month_of",
+    "records_in_month",
+    # totals
+    "ZERO",
+    "usage_totals_by",
+    "Totals",
+    "totals_of",
+    "DayBar",
+    "MonthUsage",
+    "CHART_HEIGHT",
+    "CHART_BAR_STEP",
+    "CHART_BAR_WIDTH",
+    "usage_month_for_user",
+    # budgets
+    "BUDGET_WARNING_AT",
+    "budget_for_user",
+    "BudgetStatus",
+    "budget_status",
+    "with_budget_use",
+    "budget_status_of_owner",
+    "budgets_near_or_over",
+    # costs
+    "cost_by_message",
+    "TOKENS",
+    "conversations_with_usage",
+    "messages_with_usage",
+]
