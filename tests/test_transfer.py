@@ -1,4 +1,4 @@
-"""Export (conversations/transfer.py) and import (conversations/services/transfer.py)."""
+"""Export (conversations/transfer.py) and import (conversations/services/transfer/)."""
 
 import json
 import tracemalloc

@@ -1,0 +1,103 @@
+"""Reading chatsite's own JSON export (the format `conversations/transfer.py` writes) into a
+plan: the conversation's fields and parameters, every message of the tree with its parent,
+and the summaries, each checked against the messages before it."""
+
+from conversations import transfer
+from conversations.models import IN_FLIGHT, MessageStatus, Role
+from conversations.services.transfer.plans import (
+    _ConversationPlan,
+    _Fields,
+    _MessagePlan,
+    _ModelLookup,
+    _SummaryPlan,
+)
+
+
+def _plan_chatsite(raw, models: _ModelLookup) -> _ConversationPlan:
+    conversation = _Fields(raw, "the conversation")
+    parameters = _Fields(conversation.mapping("parameters"), "parameters")
+    stop = parameters.items("stop")
+    if not all(isinstance(item, str) for item in stop):
+        parameters.fail("stop must be a list of texts")
+    plan = _ConversationPlan(
+        fields={
+            "title": conversation.text("title", limit=200),
+            "title_from_user": conversation.flag("title_from_user"),
+            "archived": conversation.flag("archived"),
+            "chat_model": models.named(conversation.mapping("model"), "the conversation's"),
+            "system_prompt": parameters.text("system_prompt"),
+            "temperature": parameters.number("temperature"),
+            "top_p": parameters.number("top_p"),
+            "max_tokens": parameters.count("max_tokens"),
+            "stop": stop,
+            "thinking_enabled": parameters.flag("thinking_enabled"),
+            "thinking_budget": parameters.count("thinking_budget"),
+            "json_mode": parameters.flag("json_mode"),
+        },
+        created_at=conversation.time("created_at"),
+        updated_at=conversation.time("updated_at"),
+    )
+    keys: set[str] = set()
+    for position, raw_message in enumerate(conversation.items("messages"), start=1):
+        message = _chatsite_message(_Fields(raw_message, f"message {position}"), keys, models)
+        keys.add(message.key)
+        plan.messages.append(message)
+    covered: set[str] = set()
+    for position, raw_summary in enumerate(conversation.items("summaries"), start=1):
+        summary = _chatsite_summary(_Fields(raw_summary, f"summary {position}"), keys, covered)
+        covered.add(summary.covers_through)
+        plan.summaries.append(summary)
+    return plan
+
+
+def _chatsite_message(message: _Fields, keys: set[str], models: _ModelLookup) -> _MessagePlan:
+    key = message.text("id")
+    if not key or key in keys:
+        message.fail("needs an id of its own")
+    parent = message.text("parent") or None
+    if parent is not None and parent not in keys:
+        message.fail(f"names parent {parent[:40]!r}, which does not come before it")
+    status = message.choice("status", MessageStatus.values, MessageStatus.COMPLETE)
+    # Nobody is generating an imported reply: one that was in flight is kept as interrupted.
+    if status in IN_FLIGHT:
+        status = MessageStatus.INTERRUPTED
+    usage = _Fields(message.mapping("usage"), f"{message.where} usage")
+    chat_model = models.named(message.mapping("model"), message.where)
+    return _MessagePlan(
+        key=key,
+        parent=parent,
+        created_at=message.time("created_at"),
+        fields={
+            "role": message.choice("role", Role.values),
+            "content": message.text("content"),
+            "reasoning": message.text("reasoning"),
+            "status": status,
+            "finish_reason": message.text("finish_reason", limit=40),
+            "error_code": message.text("error_code", limit=40),
+            "error_text": message.text("error_text"),
+            "chat_model": chat_model,
+            "model_name": message.text("model_name", limit=120),
+            "context": message.mapping("context"),
+            "completed_at": message.time("completed_at"),
+            **{name: usage.count(name) for name in transfer.USAGE_FIELDS},
+        },
+    )
+
+
+def _chatsite_summary(summary: _Fields, keys: set[str], covered: set[str]) -> _SummaryPlan:
+    covers_through = summary.text("covers_through")
+    if covers_through not in keys or covers_through in covered:
+        summary.fail("must cover through a message of the conversation, once")
+    previous = summary.text("previous") or None
+    if previous is not None and previous not in covered:
+        summary.fail("names a previous summary that does not come before it")
+    return _SummaryPlan(
+        covers_through=covers_through,
+        previous=previous,
+        created_at=summary.time("created_at"),
+        fields={
+            "text": summary.text("text"),
+            "token_count": summary.count("token_count") or 0,
+            "model_name": summary.text("model_name", limit=120),
+        },
+    )

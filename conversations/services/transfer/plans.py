@@ -1,0 +1,154 @@
+"""What a conversation in an import file is read into before anything is written (a plan of
+its fields, messages and summaries), and the tools the format readers build plans with: typed
+reads from a JSON object that fail with a sentence naming the bad field, and catalogue models
+looked up once per import."""
+
+import math
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+from django.utils import timezone
+
+from conversations import selectors
+from conversations.errors import ValidationFailed
+from conversations.models import ChatModel
+
+# PositiveIntegerField's ceiling in PostgreSQL.
+MAX_COUNT = 2**31 - 1
+
+
+@dataclass
+class _MessagePlan:
+    key: str  # the message's id in the file, only used to link parents
+    parent: str | None
+    fields: dict
+    created_at: datetime | None
+
+
+@dataclass
+class _SummaryPlan:
+    covers_through: str
+    previous: str | None
+    fields: dict
+    created_at: datetime | None
+
+
+@dataclass
+class _ConversationPlan:
+    fields: dict
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+    messages: list[_MessagePlan] = field(default_factory=list)
+    summaries: list[_SummaryPlan] = field(default_factory=list)
+
+
+# --- Reading fields with clear errors --------------------------------------------------
+
+
+class _Fields:
+    """Typed reads from one JSON object; a wrong value raises ValidationFailed naming it."""
+
+    def __init__(self, data, where: str) -> None:
+        self.where = where
+        if not isinstance(data, dict):
+            self.fail("must be a JSON object")
+        self.data = data
+
+    def fail(self, problem: str):
+        sentence = f"{self.where} {problem}.".strip()
+        raise ValidationFailed(sentence[:1].upper() + sentence[1:])
+
+    def text(self, name: str, *, limit: int | None = None) -> str:
+        value = self.data.get(name)
+        if value is None:
+            return ""
+        if not isinstance(value, str):
+            self.fail(f"{name} must be text")
+        # PostgreSQL text cannot hold NUL.
+        value = value.replace("\x00", "")
+        return value[:limit] if limit else value
+
+    def count(self, name: str) -> int | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= MAX_COUNT:
+            self.fail(f"{name} must be a whole number from 0 to {MAX_COUNT}")
+        return value
+
+    def number(self, name: str) -> float | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+        ):
+            self.fail(f"{name} must be a number")
+        return float(value)
+
+    def flag(self, name: str) -> bool:
+        value = self.data.get(name, False)
+        if not isinstance(value, bool):
+            self.fail(f"{name} must be true or false")
+        return value
+
+    def choice(self, name: str, choices: list[str], default: str | None = None) -> str:
+        value = self.data.get(name, default)
+        if value not in choices:
+            self.fail(f"{name} must be one of {', '.join(choices)}")
+        return value
+
+    def mapping(self, name: str) -> dict:
+        value = self.data.get(name)
+        if value is None:
+            return {}
+        if not isinstance(value, dict):
+            self.fail(f"{name} must be an object")
+        return value
+
+    def items(self, name: str) -> list:
+        value = self.data.get(name)
+        if value is None:
+            return []
+        if not isinstance(value, list):
+            self.fail(f"{name} must be a list")
+        return value
+
+    def time(self, name: str) -> datetime | None:
+        value = self.data.get(name)
+        if value is None:
+            return None
+        try:
+            moment = datetime.fromisoformat(value)
+        except (TypeError, ValueError):
+            self.fail(f"{name} must be an ISO 8601 date and time")
+        return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
+
+    def epoch(self, name: str) -> datetime | None:
+        """ChatGPT's timestamps: seconds since 1970 as a number."""
+        seconds = self.number(name)
+        if seconds is None:
+            return None
+        try:
+            return datetime.fromtimestamp(seconds, tz=UTC)
+        except (OverflowError, OSError, ValueError):
+            self.fail(f"{name} is not a valid timestamp")
+
+
+class _ModelLookup:
+    """Catalogue rows by provider slug and model name, each looked up once per import."""
+
+    def __init__(self) -> None:
+        self._found: dict[tuple[str, str], ChatModel | None] = {}
+
+    def get(self, provider: str, name: str) -> ChatModel | None:
+        key = (provider, name)
+        if key not in self._found:
+            self._found[key] = selectors.chat_model_by_name(provider, name)
+        return self._found[key]
+
+    def named(self, reference: dict, where: str) -> ChatModel | None:
+        fields = _Fields(reference, f"{where} model")
+        return self.get(fields.text("provider"), fields.text("name"))
