@@ -1,0 +1,72 @@
+"""Reads that decide what a request carries: the context window, summaries and their plan.
+
+A request is: the system prompt (with the latest summary on the thread, framed as a summary
+of the earlier conversation), then every sendable message after the summary's last covered
+message, verbatim and once each, as far as the budget allows. When turns do not fit (a
+summary is late or failed) the oldest are dropped and counted: the window never overflows.
+The thread is walked newest first and only as far as needed, so the cost follows the size of
+the context, not of the history.
+
+`window` holds the budget and what a message costs and sends, `request` builds a reply's
+request, and `summaries` places, schedules and plans summaries. Callers import the names
+re-exported below (`from conversations.context import context_for_reply`).
+"""
+
+from conversations.context.request import (
+    SUMMARY_HEADING,
+    ReplyContext,
+    RequestThread,
+    context_for_reply,
+)
+from conversations.context.summaries import (
+    SummaryPlacement,
+    SummaryPlan,
+    summary_boundaries,
+    summary_chat_model,
+    summary_covering,
+    summary_due_after,
+    summary_for_page,
+    summary_latest,
+    summary_plan,
+    summary_thresholds_passed,
+)
+from conversations.context.window import (
+    CONTEXT_SAFETY_MARGIN,
+    IMAGE_OMITTED,
+    IMAGE_TOKENS,
+    REUSABLE_REPLY_STATUSES,
+    context_budget,
+    message_content,
+    message_tokens,
+    reply_max_output,
+    sendable,
+)
+
+__all__ = [
+    # window
+    "REUSABLE_REPLY_STATUSES",
+    "CONTEXT_SAFETY_MARGIN",
+    "reply_max_output",
+    "context_budget",
+    "sendable",
+    "IMAGE_TOKENS",
+    "IMAGE_OMITTED",
+    "message_tokens",
+    "message_content",
+    # request
+    "SUMMARY_HEADING",
+    "ReplyContext",
+    "context_for_reply",
+    "RequestThread",
+    # summaries
+    "summary_boundaries",
+    "SummaryPlacement",
+    "summary_for_page",
+    "summary_latest",
+    "summary_covering",
+    "summary_chat_model",
+    "summary_thresholds_passed",
+    "summary_due_after",
+    "SummaryPlan",
+    "summary_plan",
+]

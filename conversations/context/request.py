@@ -1,0 +1,219 @@
+"""Building a reply's request: the system prompt with the latest summary on the thread, then
+the newest sendable turns that fit the budget, read by `RequestThread`, a walk up the thread
+that loads only what a request uses and learns in the same queries where summaries end."""
+
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
+from django.db.models.expressions import RawSQL
+
+from conversations import providers
+from conversations.context.window import (
+    REUSABLE_REPLY_STATUSES,
+    _ratio,
+    context_budget,
+    message_content,
+    message_tokens,
+    sendable,
+)
+from conversations.models import Attachment, Conversation, ConversationSummary, Message, Role
+from conversations.selectors import attach_images
+from conversations.tokens import PER_MESSAGE_OVERHEAD
+
+SUMMARY_HEADING = "Summary of the earlier conversation (the messages below continue from it):"
+
+
+@dataclass
+class ReplyContext:
+    messages: list[dict] = field(default_factory=list)
+    estimated_tokens: int = 0
+    # The same estimate before calibration: what calibration compares with reported usage.
+    raw_estimated_tokens: int = 0
+    dropped_turns: int = 0
+    budget: int = 0
+    summary: ConversationSummary | None = None
+    first_message_id: int | None = None
+    # Messages after the summary boundary (sent or dropped) and the tokens of those sent.
+    uncovered_turns: int = 0
+    uncovered_tokens: int = 0
+    # The reply is asked for a JSON object (response_format json_object).
+    json_mode: bool = False
+
+    def meta(self) -> dict:
+        """What the reply records about its request (shown in admin)."""
+        return {
+            "messages": len(self.messages),
+            "estimated_tokens": self.estimated_tokens,
+            "raw_estimated_tokens": self.raw_estimated_tokens,
+            "dropped_turns": self.dropped_turns,
+            "budget": self.budget,
+            "summary_id": self.summary.pk if self.summary else None,
+            "summary_through_id": self.summary.covers_through_id if self.summary else None,
+            "first_message_id": self.first_message_id,
+            "uncovered_turns": self.uncovered_turns,
+            "uncovered_tokens": self.uncovered_tokens,
+            "json_mode": self.json_mode,
+        }
+
+
+def _system_message(conversation: Conversation, summary: ConversationSummary | None) -> str:
+    parts = [conversation.system_prompt.strip()]
+    if summary is not None:
+        parts.append(f"{SUMMARY_HEADING}\n{summary.text}")
+    return "\n\n".join(p for p in parts if p)
+
+
+def context_for_reply(reply: Message) -> ReplyContext:
+    conversation = reply.conversation
+    ratio = _ratio(conversation)
+    context = ReplyContext(budget=context_budget(conversation))
+    walk = RequestThread(conversation, reply.parent_id or reply.id)
+    # Keep room for a summary we may only find at the end of the walk.
+    reserve = settings.SUMMARY_MAX_TOKENS + PER_MESSAGE_OVERHEAD if walk.has_summaries else 0
+    base = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
+    used, turns, boundary = base, [], None
+    for message in walk:
+        if message.summary_id is not None:
+            boundary = message
+            break
+        if message.id == reply.id or not sendable(message):
+            continue
+        cost = message_tokens(message, ratio)
+        if used + reserve + cost > context.budget and turns:
+            context.dropped_turns, boundary = _dropped(conversation, message, walk)
+            break
+        turns.append(message)
+        used += cost
+    turns.reverse()
+    context.summary = _summary_ending_at(boundary) if boundary else None
+    system = _system_message(conversation, context.summary)
+    # Only `content` is sent: a reply's reasoning stays in the database.
+    vision = bool(conversation.chat_model and conversation.chat_model.supports_vision)
+    context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + [
+        {"role": m.role, "content": message_content(m, vision=vision)} for m in turns
+    ]
+    if reply.chat_model and providers.uses_json_mode(reply.chat_model, conversation):
+        context.json_mode = True
+        context.messages = providers.with_json_instruction(context.messages)
+    summary_tokens = message_tokens(Message(role=Role.SYSTEM, content=system), ratio) - base
+    context.estimated_tokens = used + max(summary_tokens, 0)
+    context.raw_estimated_tokens = int(context.estimated_tokens / ratio)
+    context.first_message_id = turns[0].id if turns else None
+    context.uncovered_turns = len(turns) + context.dropped_turns
+    context.uncovered_tokens = used - base
+    return context
+
+
+def _summary_ending_at(message: Message) -> ConversationSummary:
+    """The summary the walk found, from the columns it read with the message."""
+    return ConversationSummary(
+        pk=message.summary_id,
+        conversation_id=message.conversation_id,
+        covers_through_id=message.id,
+        text=message.summary_text,
+    )
+
+
+def _dropped(conversation, first_dropped: Message, walk) -> tuple[int, Message | None]:
+    """How many sendable turns did not fit, and the message a summary ends at below them
+    if any."""
+    if not walk.has_summaries:
+        # No summary to find: count with one query instead of walking the whole history
+        # (exact for a linear thread; edits and retries on old branches count too).
+        older = Message.objects.filter(conversation=conversation, id__lte=first_dropped.id)
+        reusable = Q(role=Role.ASSISTANT, status__in=REUSABLE_REPLY_STATUSES) & ~Q(content="")
+        counted = older.aggregate(n=Count("id", filter=Q(role=Role.USER) | reusable))
+        return counted["n"], None
+    dropped = 1
+    for message in walk:
+        if message.summary_id is not None:
+            return dropped, message
+        dropped += sendable(message)
+    return dropped, None
+
+
+class RequestThread:
+    """The thread a request is built from: the path from `leaf_id` to the root, newest
+    first, read in batches that start small and grow, as far as the caller iterates.
+
+    Each query loads only what a request uses of a message, and answers in the same
+    statement which summary ends at it (`summary_id`, `summary_text`), whether it has
+    images (loaded onto it only then, as `loaded_images`) and whether the conversation has
+    any summary (`has_summaries`, known from the first batch): one query where it took
+    four, with rows a fraction of the size. A summarised conversation is usually read in
+    one batch: its newest summary ends 30 to 60 turns back.
+    """
+
+    FIRST_BATCH = 64
+    MAX_BATCH = 512
+    FIELDS = ("id", "conversation_id", "parent_id", "role", "status", "content")
+
+    def __init__(self, conversation: Conversation, leaf_id: int) -> None:
+        self.conversation = conversation
+        self._wanted: int | None = leaf_id
+        self._size = self.FIRST_BATCH
+        self._take(self._load(leaf_id, self._size))
+        first = next(iter(self._batch.values()), None)
+        self.has_summaries = bool(first and first.has_summaries)
+
+    def __iter__(self) -> Iterator[Message]:
+        # Resumable: _dropped carries on from the message after the one that did not fit.
+        while self._wanted is not None:
+            message = self._batch.get(self._wanted)
+            if message is None:
+                if not self._take_next():
+                    return
+                continue
+            self._wanted = message.parent_id
+            yield message
+
+    def _take(self, batch: list[Message]) -> None:
+        self._batch = {m.id: m for m in batch}
+        self._lowest = batch[-1].id if batch else None
+
+    def _take_next(self) -> bool:
+        """Load the batch below the current one; False when there is nothing more to find."""
+        if self._lowest is None or self._wanted >= self._lowest:
+            return False  # the history ended, or the parent is missing (a broken tree)
+        self._size = min(self._size * 2, self.MAX_BATCH)
+        self._take(self._load(self._lowest - 1, self._size))
+        return bool(self._batch)
+
+    def _load(self, upper: int, size: int) -> list[Message]:
+        rows = (
+            Message.objects.filter(conversation_id=self.conversation.pk, id__lte=upper)
+            .order_by("-id")
+            .only(*self.FIELDS)
+            .annotate(
+                summary_id=RawSQL(_SUMMARY_ENDING_HERE.format("s.id"), [], BigIntegerField()),
+                summary_text=RawSQL(_SUMMARY_ENDING_HERE.format("s.text"), [], TextField()),
+                has_images=RawSQL(_HAS_IMAGES, [], output_field=BooleanField()),
+                has_summaries=RawSQL(
+                    _HAS_SUMMARIES, [self.conversation.pk], output_field=BooleanField()
+                ),
+            )
+        )
+        batch = list(rows[:size])
+        with_images = [m for m in batch if m.has_images]
+        attach_images(with_images)
+        for message in batch:
+            if not message.has_images:
+                message.loaded_images = []
+        return batch
+
+
+# Hand-written subqueries: as ORM expressions they cost more CPU to compile than they take
+# to run, on every reply.
+_MESSAGE = Message._meta.db_table
+_SUMMARY_ENDING_HERE = (
+    f"SELECT {{}} FROM {ConversationSummary._meta.db_table} AS s"
+    f" WHERE s.covers_through_id = {_MESSAGE}.id"
+)
+_HAS_IMAGES = (
+    f"EXISTS (SELECT 1 FROM {Attachment._meta.db_table} AS a WHERE a.message_id = {_MESSAGE}.id)"
+)
+_HAS_SUMMARIES = (
+    f"EXISTS (SELECT 1 FROM {ConversationSummary._meta.db_table} AS s WHERE s.conversation_id = %s)"
+)
