@@ -33,6 +33,26 @@ def test_the_counter_counts_from_one_and_expires_with_its_window(redis_cache):
     assert 0 < ttl <= 60, "a counter without an expiry would limit the user for ever"
 
 
+def test_counting_from_many_sockets_opens_one_redis_connection(redis_cache, monkeypatch):
+    """Each socket runs in an async context of its own; the counter must not build a
+    connection pool (and keep a Redis connection) per socket."""
+    import contextvars
+
+    from redis import ConnectionPool
+
+    made = []
+    original = ConnectionPool.make_connection
+
+    def counting(pool):
+        made.append(pool)
+        return original(pool)
+
+    monkeypatch.setattr(ConnectionPool, "make_connection", counting)
+    counts = [contextvars.Context().run(limits._count, "limits:count", window=60) for _ in range(5)]
+    assert counts == [1, 2, 3, 4, 5]
+    assert len(made) <= 1
+
+
 def test_sends_over_the_minute_allowance_are_refused(redis_cache, settings):
     settings.SEND_RATE_LIMIT_PER_MINUTE = 2
     assert [limits.send_allowed(987_654) for _ in range(3)] == [True, True, False]
