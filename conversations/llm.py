@@ -334,6 +334,14 @@ async def complete_chat(request: ChatRequest) -> Completion:
             data = json.loads(response.text)
         except (openai.APIError, httpx2.TransportError) as exc:
             raise _provider_error(exc, request, started=False) from None
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            # A provider error like any other, so the attempt is still a ledger record
+            # (the endpoint may have billed it) and the job's retry policy applies.
+            raise ProviderRejected(
+                gettext_noop("The provider sent a malformed response.")
+            ) from None
+    if not isinstance(data, dict):
+        raise ProviderRejected(gettext_noop("The provider sent a malformed response."))
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
     return Completion(

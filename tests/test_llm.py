@@ -205,6 +205,16 @@ async def test_lines_split_across_chunks_and_crlf_endings_are_read_whole():
     ]
 
 
+@pytest.mark.parametrize("body", [b"data: {}\n\n", b"<html>Bad gateway</html>", b"[1, 2]"])
+async def test_a_completion_that_is_not_a_json_object_is_a_clear_error(body):
+    request = _request("", include_usage=False)
+    async with RawSSEServer([body]) as base_url:
+        request.base_url = base_url
+        with pytest.raises(ProviderRejected, match="malformed response"):
+            await llm.complete_chat(request)
+    assert request.attempts == 1  # counted: the ledger records it
+
+
 async def test_a_stream_of_invalid_utf8_is_a_clear_error():
     pieces = [_data({"content": "ok"}), b'data: {"choices": [{"delta": {"content": "\xff"}}]}\n\n']
     async with RawSSEServer(pieces) as base_url:
