@@ -5,6 +5,7 @@ tests/fake_provider.py scripts replies for tests and records everything under a 
 wire format, but a token's text is `time.monotonic()` at the moment it was written, so any
 client on this machine (CLOCK_MONOTONIC is system-wide) measures emit -> receive latency
 without talking to the provider. The last user message says what to stream: "n=80 tps=20".
+Non-streamed calls (the summaries the app asks for as conversations grow) get a short reply.
 """
 
 import argparse
@@ -34,8 +35,31 @@ def _params(body: dict) -> tuple[int, float]:
     return 20, 0.0
 
 
+def _completion(body: dict) -> web.Response:
+    """A whole reply, for the app's non-streamed calls (summaries): short and at once."""
+    text = f"Summary of {len(body.get('messages') or [])} messages."
+    return web.json_response(
+        {
+            "id": "chatcmpl-bench",
+            "object": "chat.completion",
+            "created": 0,
+            "model": body.get("model") or "fake-model",
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text},
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
+        }
+    )
+
+
 async def chat(request: web.Request) -> web.StreamResponse:
     body = json.loads(await request.read())
+    if not body.get("stream"):
+        return _completion(body)
     count, tps = _params(body)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
