@@ -189,6 +189,10 @@ class ReplyRun:
         return outcome
 
     async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
+        # Text waiting for the next tick goes out now, not with the final state: under load
+        # the final save can wait for a worker thread for a second, and those last words
+        # with it.
+        await hub.flush_reply(self.live)
         finished = await _db(_finish_and_render)(reply, outcome, self.raw_prompt_estimate)
         if finished is None:
             log.info("reply %s was deleted with its conversation while streaming", reply.uuid)

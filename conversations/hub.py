@@ -264,8 +264,13 @@ class Hub:
             await asyncio.sleep(next_tick - time.monotonic())
             due, self._due = self._due, []
             for live in due:
-                live.due = False
-                await self.publish_reply(live)
+                await self.flush_reply(live)
+
+    async def flush_reply(self, live: LiveReply) -> None:
+        """Publish the text `live` has waiting for the next tick, if any, now."""
+        if live.due:
+            live.due = False
+            await self.publish_reply(live)
 
     async def publish_reply(self, live: LiveReply) -> None:
         live.published_at = time.monotonic()

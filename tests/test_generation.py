@@ -1,11 +1,12 @@
 """How a generation ends, for every way a provider can fail, and how often it writes."""
 
 import asyncio
+import time
 
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations import services
+from conversations import generation, services
 from conversations.models import Message, MessageStatus, Provider, Role, UsageRecord
 from tests.fake_provider import Reply
 from tests.wsclient import ChatSocket
@@ -207,6 +208,32 @@ async def test_fragments_and_database_writes_are_coalesced(
     assert len(deltas) < len(tokens) / 3
     assert 1 <= len(saves) <= duration / 0.5 + 2
     assert page.last().text.strip() == "".join(tokens).strip()
+    await tab.close()
+
+
+async def test_the_last_words_reach_the_page_before_the_final_save(
+    conversation, fake_provider, settings, monkeypatch
+):
+    # Text after the first fragment waits for a tick two seconds away; the final save
+    # takes as long (a loaded worker pool). The last words must not wait for either.
+    settings.STREAM_FRAGMENT_INTERVAL = 2.0
+    slow_save = generation._finish_and_render
+
+    def finish_slowly(*args):
+        time.sleep(2.5)
+        return slow_save(*args)
+
+    monkeypatch.setattr(generation, "_finish_and_render", finish_slowly)
+    fake_provider.script(Reply(content=["First ", "second ", "last."], tokens_per_second=20))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Three words", "k1")
+    started = time.monotonic()
+    page = await tab.read_until(lambda p: "last." in (p.last().text if p.last() else ""), 1.5)
+    assert page.last().status == "streaming", "the text came before the final state"
+    assert time.monotonic() - started < 1.5
+    page = await tab.read_until_reply("complete", timeout=10)
+    assert page.last().text.strip() == "First second last."
     await tab.close()
 
 
