@@ -335,12 +335,10 @@ async def complete_chat(request: ChatRequest) -> Completion:
         except (openai.APIError, httpx2.TransportError) as exc:
             raise _provider_error(exc, request, started=False) from None
         except (json.JSONDecodeError, UnicodeDecodeError):
-            # A provider error like any other, so the attempt is still a ledger record
-            # (the endpoint may have billed it) and the job's retry policy applies.
-            raise ProviderRejected(
-                gettext_noop("The provider sent a malformed response.")
-            ) from None
+            data = None
     if not isinstance(data, dict):
+        # A provider error like any other, so the attempt is still a ledger record (the
+        # endpoint may have billed it) and the job's retry policy applies.
         raise ProviderRejected(gettext_noop("The provider sent a malformed response."))
     choice = (data.get("choices") or [{}])[0]
     message = choice.get("message") or {}
