@@ -307,8 +307,6 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
 ):
     """Each trip to a worker thread costs the event loop a hand-over of the GIL: the send
     claims its reply in its own trip, so the generator streams without a trip to claim."""
-    from conversations import generation
-
     claims, generator_trips = [], []
     original_claim, original_db = generation._claim, generation._db
 
