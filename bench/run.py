@@ -23,8 +23,8 @@ TPS = 20
 # figure, where the cost of a send rather than of a token sets the limit.
 LOAD_TOKENS = 240
 LOAD_SECONDS = 20.0  # per level: 12 s of ramp (one reply's length), then 8 s measured
-LEVELS = (100, 250, 400, 500, 750, 1000)
-RELAY_LEVELS = (250, 500, 750, 1000, 1250, 1500)
+LEVELS = (100, 250, 400, 500, 750, 1000, 1500)
+RELAY_LEVELS = (500, 1000, 2000, 3000, 4000, 5000, 6000)
 DIRECT_LEVELS = (100, 500)
 TTFT_LEVEL = 500  # the added time to first token is reported at 1, 100 and this many streams
 SEND_HEAVY_TOKENS, SEND_HEAVY_SECONDS = 80, 12.0  # 4-second replies: 4 s ramp, 8 s measured
@@ -266,15 +266,22 @@ async def count_statements(server: Proc, tabs, fixtures: Fixtures) -> dict:
 async def ramp(
     level, direct: dict, kind: str, counts: tuple[int, ...], *, run_through: int = 0, **workload
 ) -> dict:
-    """Raise the load until the added p99 passes the limit or replies fail. Levels up to
+    """Raise the load until the added p99 passes the limit or replies fail, then try once
+    halfway between the last level held and the first one missed. Levels up to
     `run_through` run whatever happened below them: their time to first token is a figure
     of its own."""
-    levels = {}
+
+    async def measure(count: int) -> None:
+        summary = await level(kind, count, **workload)
+        levels[count] = report.added(summary, report.nearest(direct, count))
+
+    levels: dict = {}
     for count in counts:
-        summary = report.added(await level(kind, count, **workload), report.nearest(direct, count))
-        levels[count] = summary
-        if count >= run_through and not report.holds(summary, report.ADDED_P99_LIMIT_MS):
+        await measure(count)
+        if count >= run_through and not report.holds(levels[count], report.ADDED_P99_LIMIT_MS):
             break
+    if (between := report.halfway_to_first_miss(levels)) is not None:
+        await measure(between)
     return levels
 
 
