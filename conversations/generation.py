@@ -72,6 +72,7 @@ class ReplyRun:
             outcome = self._outcome(MessageStatus.CANCELLED)
             outcome.called_upstream = False
         if outcome is not None:
+            self.live.ending = True
             await self._finish(reply, outcome)
 
     async def _generate(self, reply: Message) -> services.ReplyOutcome | None:
@@ -111,6 +112,8 @@ class ReplyRun:
             return self._failure(exc)
         except ProviderError as exc:
             return self._failure(exc)
+        # The stream is over: what follows is bookkeeping that a stop must not cut short.
+        self.live.ending = True
         if request.include_usage and reply.chat_model.provider.stream_usage_supported is None:
             # Learn once whether this endpoint honours stream_options.include_usage.
             await _db(services.provider_remember_stream_usage)(
@@ -387,9 +390,12 @@ async def _run(live: LiveReply, reply: Message | None, claimed: ReplyContext | N
 
 
 def cancel_local(reply_uuid: str) -> bool:
-    """Stop a reply generated in this process; the text so far is kept."""
+    """Stop a reply generated in this process; the text so far is kept. True when this
+    process has it: a reply already ending (its stream over, its final state being saved) is
+    left to end as it is."""
     live = hub.live_reply(reply_uuid)
     if live is None or live.task is None or live.task.done():
         return False
-    live.task.cancel()
+    if not live.ending:
+        live.task.cancel()
     return True

@@ -60,6 +60,9 @@ class LiveReply:
     # Set once the reply has its final state; the HTML every socket swaps in.
     final_html: str | None = None
     task: asyncio.Task | None = None
+    # Set once the stream is over and the reply is saving its final state: a stop then has
+    # nothing left to stop, and cancelling the task would lose that save.
+    ending: bool = False
     # Sockets in other processes watch this conversation (refreshed by the saver).
     remote_watchers: bool = False
     # time.monotonic() of the first reasoning token and of the first answer token after it.

@@ -1,6 +1,7 @@
 """How a generation ends, for every way a provider can fail, and how often it writes."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -327,3 +328,30 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
     assert claims == [reply.id]
     assert "recording_claim" not in generator_trips and "_claim" not in generator_trips
     assert "_finish_and_render" in generator_trips
+
+
+async def test_a_stop_during_the_final_save_keeps_the_finished_reply(
+    conversation, fake_provider, monkeypatch
+):
+    # A stop that lands as a reply ends (the Stop button a moment late, or a second click)
+    # finds it saving its final state: it must neither lose that save nor the page's update.
+    saving = threading.Event()
+    save = generation._finish_and_render
+
+    def finish_slowly(*args):
+        saving.set()
+        time.sleep(1.0)
+        return save(*args)
+
+    monkeypatch.setattr(generation, "_finish_and_render", finish_slowly)
+    fake_provider.script(Reply(content=["All ", "of ", "it."], tokens_per_second=50))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say("Three words", "k1")
+    await asyncio.get_running_loop().run_in_executor(None, saving.wait, 5)
+    await tab.send(action="stop")
+    page = await tab.read_until_reply("complete", timeout=5)
+    assert page.last().text.strip() == "All of it."
+    reply = await database_sync_to_async(Message.objects.get)(uuid=page.last().uuid)
+    assert (reply.status, reply.content) == (MessageStatus.COMPLETE, "All of it.")
+    await tab.close()
