@@ -178,6 +178,8 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
             )
         cpu = meter.stop()
         await asyncio.gather(*(c.close() for c in clients))
+        if kind == "chatsite":
+            await replies_settled()
         summary = report.summarise(outcome) | {"cpu_cores": cpu}
         print(report.level_line(kind, summary), flush=True)
         return summary
@@ -211,6 +213,21 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
     )
     await session.close()
     return results
+
+
+async def replies_settled(timeout: float = 30.0) -> None:
+    """Wait until the replies stopped at a level's end have ended. The next level sends on
+    the same conversations, and a send there while the last reply still ends is refused
+    (one reply in flight per conversation): under load a stop can take over a second, and
+    each refused client sat out the whole next level, lowering its token rate."""
+    from conversations.models import IN_FLIGHT, Message
+
+    def in_flight() -> int:
+        return Message.objects.filter(status__in=IN_FLIGHT).count()
+
+    deadline = time.monotonic() + timeout
+    while await asyncio.to_thread(in_flight) and time.monotonic() < deadline:
+        await asyncio.sleep(0.25)
 
 
 async def idle_memory(server: Proc, tabs, level) -> dict:
