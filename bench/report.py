@@ -292,10 +292,11 @@ def _capacity_rows(r: dict) -> list[dict]:
     ]
     if heavy := r.get("send_heavy"):
         held = _capacity(heavy)
+        held_top = more if held == max(heavy) else ""
         rows.append(
             _row(
                 f"Concurrent streams, {r['send_heavy_tokens']}-token replies (a send every 4 s)",
-                f"{held:,} ({held // servers:,} per process)",
+                f"{held:,} ({held // servers:,} per process){held_top}",
                 "",
                 "info: send-heavy",
                 None,

@@ -23,8 +23,8 @@ TPS = 20
 # figure, where the cost of a send rather than of a token sets the limit.
 LOAD_TOKENS = 240
 LOAD_SECONDS = 20.0  # per level: 12 s of ramp (one reply's length), then 8 s measured
-LEVELS = (100, 250, 400, 500, 750, 1000, 1500)
-RELAY_LEVELS = (500, 1000, 2000, 3000, 4000, 5000, 6000)
+LEVELS = (100, 250, 500, 750, 1000, 1500)
+RELAY_LEVELS = (1000, 2000, 3000, 4000, 5000, 6000)
 DIRECT_LEVELS = (100, 500)
 TTFT_LEVEL = 500  # the added time to first token is reported at 1, 100 and this many streams
 SEND_HEAVY_TOKENS, SEND_HEAVY_SECONDS = 80, 12.0  # 4-second replies: 4 s ramp, 8 s measured
