@@ -30,15 +30,34 @@ def text(rng: random.Random, words: int = 40) -> str:
     return " ".join(rng.choice(WORDS) for _ in range(words))
 
 
-def setup_catalogue_and_user(username: str):
-    from django.contrib.auth import get_user_model
-
+def bench_chat_model():
     from conversations.models import ChatModel, Provider
 
     provider = Provider.objects.get(slug="local")
     chat_model, _ = ChatModel.objects.get_or_create(provider=provider, name="fake-model")
+    return chat_model
+
+
+def setup_catalogue_and_user(username: str):
+    from django.contrib.auth import get_user_model
+
     user = get_user_model().objects.create_user(username=username, password="bench-password")
-    return chat_model, user
+    return bench_chat_model(), user
+
+
+def users(prefix: str, count: int) -> list:
+    """`count` users, each signed in (`session_key`): the load's streams come from many
+    people, as in the product, where one account holds at most MAX_REPLIES_IN_FLIGHT."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.hashers import make_password
+
+    user_model = get_user_model()
+    password = make_password("bench-password")  # hashing is slow by design: once for all
+    rows = [user_model(username=f"{prefix}-{i}", password=password) for i in range(count)]
+    made = user_model.objects.bulk_create(rows, batch_size=1000)
+    for user in made:
+        user.session_key = session_cookie(user)
+    return made
 
 
 def session_cookie(user) -> str:
@@ -53,10 +72,11 @@ def session_cookie(user) -> str:
     return session.session_key
 
 
-def conversations(user, chat_model, count: int) -> list[str]:
+def conversations(owners: list, chat_model) -> list[str]:
+    """One conversation for each of `owners`, in their order."""
     from conversations.models import Conversation
 
-    rows = [Conversation(owner=user, chat_model=chat_model) for _ in range(count)]
+    rows = [Conversation(owner=owner, chat_model=chat_model) for owner in owners]
     uuids = [str(c.uuid) for c in Conversation.objects.bulk_create(rows, batch_size=1000)]
     analyze()
     return uuids

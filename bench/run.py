@@ -60,10 +60,11 @@ def configure_env(provider_port: int) -> None:
         CHANNELS_PREFIX="chatsite-bench",
         LOCAL_BASE_URL=f"http://127.0.0.1:{provider_port}/v1",
         LOCAL_API_KEY="",
-        # One bench user drives every stream: lift the per-user abuse limits, and keep
-        # titles (an extra upstream call per first exchange) out of the figures.
+        # Each stream is a user of its own (one reply in flight, the default limit being
+        # 3), but the single-stream phase sends a message every half second: lift the
+        # send rate limit. Titles (an extra upstream call per first exchange) are kept out
+        # of the figures.
         SEND_RATE_LIMIT_PER_MINUTE="1000000",
-        MAX_REPLIES_IN_FLIGHT="1000000",
         TITLES_ENABLED="false",
     )
 
@@ -122,15 +123,17 @@ def start_processes(provider_port: int, logs: Path) -> dict[str, list[Proc]]:
 
 
 class Fixtures:
-    """Users, conversations and the session cookie, made before the event loop starts."""
+    """Users, their conversations and session cookies, made before the event loop starts."""
 
     def __init__(self) -> None:
         from bench import data
 
-        chat_model, user = data.setup_catalogue_and_user("bench-load")
-        self.cookie = data.session_cookie(user)
+        chat_model = data.bench_chat_model()
         most = max(IDLE_SOCKETS, *LEVELS, *SEND_HEAVY_LEVELS)
-        self.conversations = data.conversations(user, chat_model, most + 1)
+        owners = data.users("bench-load", most + 1)
+        # Conversation i is its owner's only one, and the socket to it signs in as them.
+        self.conversations = data.conversations(owners, chat_model)
+        self.cookies = [owner.session_key for owner in owners]
 
 
 async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
@@ -153,7 +156,8 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
             else:
                 uuid = fixtures.conversations[first + i]
                 url = f"ws://127.0.0.1:{server.port}/ws/c/{uuid}/"
-                headers = {"Origin": origin, "Cookie": f"sessionid={fixtures.cookie}"}
+                cookie = fixtures.cookies[first + i]
+                headers = {"Origin": origin, "Cookie": f"sessionid={cookie}"}
             clients.append(load.TabClient(session, url, headers))
         return clients
 
