@@ -212,19 +212,28 @@ async def test_fragments_and_database_writes_are_coalesced(
     await tab.close()
 
 
+def _slow_final_save(monkeypatch, *, seconds: float) -> threading.Event:
+    """A reply's final save that takes `seconds` (a loaded worker pool); the event is set
+    when it starts."""
+    started = threading.Event()
+    save = generation._finish_and_render
+
+    def finish_slowly(*args):
+        started.set()
+        time.sleep(seconds)
+        return save(*args)
+
+    monkeypatch.setattr(generation, "_finish_and_render", finish_slowly)
+    return started
+
+
 async def test_the_last_words_reach_the_page_before_the_final_save(
     conversation, fake_provider, settings, monkeypatch
 ):
     # Text after the first fragment waits for a tick two seconds away; the final save
     # takes as long (a loaded worker pool). The last words must not wait for either.
     settings.STREAM_FRAGMENT_INTERVAL = 2.0
-    slow_save = generation._finish_and_render
-
-    def finish_slowly(*args):
-        time.sleep(2.5)
-        return slow_save(*args)
-
-    monkeypatch.setattr(generation, "_finish_and_render", finish_slowly)
+    _slow_final_save(monkeypatch, seconds=2.5)
     fake_provider.script(Reply(content=["First ", "second ", "last."], tokens_per_second=20))
     tab = ChatSocket(conversation, conversation.owner)
     await tab.connect()
@@ -335,15 +344,7 @@ async def test_a_stop_during_the_final_save_keeps_the_finished_reply(
 ):
     # A stop that lands as a reply ends (the Stop button a moment late, or a second click)
     # finds it saving its final state: it must neither lose that save nor the page's update.
-    saving = threading.Event()
-    save = generation._finish_and_render
-
-    def finish_slowly(*args):
-        saving.set()
-        time.sleep(1.0)
-        return save(*args)
-
-    monkeypatch.setattr(generation, "_finish_and_render", finish_slowly)
+    saving = _slow_final_save(monkeypatch, seconds=1.0)
     fake_provider.script(Reply(content=["All ", "of ", "it."], tokens_per_second=50))
     tab = ChatSocket(conversation, conversation.owner)
     await tab.connect()
