@@ -151,11 +151,11 @@ def halfway_to_first_miss(levels: dict) -> int | None:
     """The level halfway between the capacity and the first level missed above it, rounded
     to tens; None when no level above was missed or the two are too close to split."""
     capacity = _capacity(levels)
-    missed = [count for count in levels if count > capacity]
-    if not capacity or not missed:
+    first_missed = min((count for count in levels if count > capacity), default=None)
+    if not capacity or first_missed is None:
         return None
-    between = int(round((capacity + min(missed)) / 2, -1))
-    return between if capacity < between < min(missed) and between not in levels else None
+    between = int(round((capacity + first_missed) / 2, -1))
+    return between if capacity < between < first_missed and between not in levels else None
 
 
 def table(r: dict) -> list[dict]:
@@ -263,14 +263,17 @@ def _le(summary: dict, key: str, limit: float) -> bool:
     return summary[key] <= limit  # NaN (no samples) is never <=: a MISS
 
 
+def _or_more(figure: int, levels: dict) -> str:
+    """What to add to a capacity held at the top level tried: the load stopped there."""
+    return " (top level tried: or more)" if figure == max(levels) else ""
+
+
 def _capacity_rows(r: dict) -> list[dict]:
     capacity, floor = _capacity(r["chatsite"]), _capacity(r["relay"])
     servers = r["servers"]
     # Held at the top level tried, a figure is only a lower bound: the relay's makes the
     # fraction an upper bound, which cannot be said to meet its aim.
-    more = " (top level tried: or more)"
-    capacity_top = more if capacity == max(r["chatsite"]) else ""
-    floor_top = more if floor == max(r["relay"]) else ""
+    capacity_top, floor_top = _or_more(capacity, r["chatsite"]), _or_more(floor, r["relay"])
     fraction = capacity / floor if floor else 0.0
     shown = f"at most {fraction:.2f}" if floor_top else f"{fraction:.2f}"
     rows = [
@@ -292,7 +295,7 @@ def _capacity_rows(r: dict) -> list[dict]:
     ]
     if heavy := r.get("send_heavy"):
         held = _capacity(heavy)
-        held_top = more if held == max(heavy) else ""
+        held_top = _or_more(held, heavy)
         rows.append(
             _row(
                 f"Concurrent streams, {r['send_heavy_tokens']}-token replies (a send every 4 s)",
