@@ -78,3 +78,42 @@ def test_secret_key_is_required_when_debug_is_off():
     result = _start_settings(DEBUG="false", SECRET_KEY="")
     assert result.returncode != 0
     assert "SECRET_KEY must be set when DEBUG is off" in result.stderr
+
+
+def _prepare_threshold(**env) -> str:
+    code = (
+        "import django; django.setup(); from django.conf import settings; "
+        "print(settings.DATABASES['default']['OPTIONS'].get('prepare_threshold'))"
+    )
+    environment = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
+        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
+        **env,
+    }
+    result = subprocess.run(
+        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout.strip()
+
+
+def test_postgres_statements_are_prepared_unless_a_pooler_forbids_it():
+    assert _prepare_threshold() == "5"
+    assert _prepare_threshold(DATABASE_PREPARED_STATEMENTS="false") == "None"
+
+
+@pytest.mark.django_db
+def test_a_query_run_again_and_again_is_prepared_on_its_connection():
+    from django.db import connection
+
+    from conversations.models import Conversation
+
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are a Postgres connection's")
+    for _ in range(6):
+        list(Conversation.objects.filter(title="prepared?"))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT statement FROM pg_prepared_statements")
+        prepared = [row[0] for row in cursor.fetchall()]
+    assert any('"title" = $1' in statement for statement in prepared), prepared
