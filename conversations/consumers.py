@@ -10,6 +10,7 @@ import json
 import logging
 from types import SimpleNamespace
 
+from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
@@ -86,6 +87,17 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.channel_layer.group_discard(
                 events.conversation_group(self.conversation_uuid), self.channel_name
             )
+
+    async def dispatch(self, message: dict) -> None:
+        """Channels' dispatch without its close_old_connections before every message: that
+        is a trip to the one thread that thread-sensitive calls share, for each frame from
+        the browser and each event from another process, and under load sends queued there.
+        This consumer reaches the database only through database_sync_to_async, which
+        closes stale connections itself, before and after each call."""
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"No handler for message type {message['type']}")
+        await handler(message)
 
     # --- from the browser --------------------------------------------------------------
 

@@ -1,8 +1,10 @@
 """The chat socket: owner-only, streaming, reconnect, stop, two tabs, idempotent sends."""
 
 import asyncio
+import time
 
 import pytest
+from asgiref.sync import sync_to_async
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -81,6 +83,26 @@ async def test_reply_streams_progressively_and_is_saved(conversation, fake_provi
     assert tab.page.last().text.strip() == "".join(ANSWER)
     assert reply.finish_reason == "stop"
     assert reply.completion_tokens and reply.time_to_first_token_ms is not None
+    await tab.close()
+
+
+async def test_a_send_does_not_wait_for_the_thread_that_thread_sensitive_calls_share(
+    conversation, fake_provider
+):
+    fake_provider.script(Reply(content=ANSWER, tokens_per_second=40))
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.drain()
+    # Thread-sensitive calls all run on one thread; a busy one (a page render, a slow
+    # query elsewhere in the process) must not hold up a frame from the browser.
+    busy = asyncio.ensure_future(sync_to_async(time.sleep)(3))
+    await asyncio.sleep(0.05)
+    started = time.monotonic()
+    await tab.say("Still quick?", "key-1")
+    await tab.read_until(lambda page: page.last("user") is not None, timeout=2)
+    assert time.monotonic() - started < 1.5
+    await tab.read_until_reply("complete")
+    await busy
     await tab.close()
 
 
