@@ -147,8 +147,6 @@ class ReplyRun:
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
             await hub.publish_reply(live)
-            if self.finish_reason:
-                continue  # only the usage and the end of the body follow: read them now
             # From the publish's start: a slow publish does not stretch the interval.
             rest = live.published_at + hub.fragment_interval() - time.monotonic()
             if rest > 0:

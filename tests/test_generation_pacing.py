@@ -107,17 +107,3 @@ async def test_a_stop_while_resting_keeps_exactly_the_text_that_was_published(se
         await consuming
     assert len(tab.updates) >= 2
     assert run.live.content == tab.updates[-1][1], "no text was read and left unshown"
-
-
-async def test_the_last_text_with_the_finish_ends_the_reply_without_a_rest(settings):
-    settings.STREAM_FRAGMENT_INTERVAL = 0.5
-    run = await _watched_run(Recorder())
-
-    async def last_batch_then_end():
-        yield [llm.ContentDelta("Done."), llm.Finish("stop")]
-        yield [llm.Usage(prompt_tokens=3, completion_tokens=2)]
-
-    started = time.monotonic()
-    await run.consume(last_batch_then_end())
-    assert time.monotonic() - started < 0.2, "the final state does not wait an interval"
-    assert (run.finish_reason, run.usage.completion_tokens) == ("stop", 2)
