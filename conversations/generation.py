@@ -2,20 +2,20 @@
 
 A reply runs as an asyncio task of the server process that accepted the message. Sockets
 come and go (reload, second tab, lost connection); the task keeps the whole text in memory
-and publishes what it read through the hub, at most once per STREAM_FRAGMENT_INTERVAL
-(longer under load): between two publishes it rests, and its next read takes all the text
-that arrived meanwhile. One saver per process writes the partial text of every live reply
-to the database each STREAM_SAVE_INTERVAL, in one statement (it is also their heartbeat);
-each reply's final state is written once.
+and hands each delta to the hub, which coalesces fragments (at most one per reply per
+STREAM_FRAGMENT_INTERVAL, longer under load). One saver per process writes the partial text
+of every live reply to the database each STREAM_SAVE_INTERVAL, in one statement (it is also
+their heartbeat); each reply's final state is written once.
 """
 
 import asyncio
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator
+import weakref
 
 from channels.db import database_sync_to_async
+from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from conversations import llm, providers, selectors, services
@@ -30,7 +30,6 @@ from conversations.errors import (
 from conversations.hub import LiveReply, hub
 from conversations.models import Message, MessageStatus
 from conversations.presenters import render_message_html
-from conversations.saver import saver
 from conversations.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -98,13 +97,13 @@ class ReplyRun:
     async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.ReplyOutcome:
         try:
             try:
-                await self.consume(llm.stream_chat(request))
+                await self._consume(llm.stream_chat(request))
             except StreamOptionsUnsupported:
                 await _db(services.provider_remember_stream_usage)(
                     provider_id=reply.chat_model.provider_id, supported=False
                 )
                 request.include_usage = False
-                await self.consume(llm.stream_chat(request))
+                await self._consume(llm.stream_chat(request))
         except asyncio.CancelledError:
             return self._outcome(MessageStatus.CANCELLED)
         except (ProviderConnectionLost, ProviderTimeout) as exc:
@@ -122,35 +121,24 @@ class ReplyRun:
             )
         return self._completed()
 
-    async def consume(self, stream: AsyncIterator[list[llm.StreamEvent]]) -> None:
-        """Take the stream's events into the live reply, publishing each batch of new text
-        at once, then resting for the fragment interval: the next batch is all that arrived
-        meanwhile. A busy process thus wakes each reply once per interval, not per token,
-        and no text ever waits unpublished (a stop or the end keeps what was shown)."""
+    async def _consume(self, stream) -> None:
         live = self.live
-        async for events in stream:
-            grew = False
-            for event in events:
-                kind = type(event)
-                if kind is llm.ContentDelta:
-                    live.add_content(event.text)
-                    grew = True
-                elif kind is llm.ReasoningDelta:
-                    live.add_reasoning(event.text)
-                    grew = True
-                elif kind is llm.Finish:
-                    self.finish_reason = event.reason
-                else:
-                    self.usage = event
-            if not grew:
+        async for event in stream:
+            if isinstance(event, llm.ContentDelta):
+                live.add_content(event.text)
+            elif isinstance(event, llm.ReasoningDelta):
+                live.add_reasoning(event.text)
+            elif isinstance(event, llm.Finish):
+                self.finish_reason = event.reason
+                continue
+            else:
+                self.usage = event
                 continue
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
-            await hub.publish_reply(live)
-            # From the publish's start: a slow publish does not stretch the interval.
-            rest = live.published_at + hub.fragment_interval() - time.monotonic()
-            if rest > 0:
-                await asyncio.sleep(rest)
+                await hub.publish_reply(live)  # the first token never waits for a tick
+            else:
+                await hub.reply_grew(live)
 
     # --- outcomes ----------------------------------------------------------------------
 
@@ -204,6 +192,10 @@ class ReplyRun:
         return outcome
 
     async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
+        # Text waiting for the next tick goes out now, not with the final state: under load
+        # the final save can wait for a worker thread for a second, and those last words
+        # with it.
+        await hub.flush_reply(self.live)
         finished = await _db(_finish_and_render)(reply, outcome, self.raw_prompt_estimate)
         if finished is None:
             log.info("reply %s was deleted with its conversation while streaming", reply.uuid)
@@ -255,6 +247,56 @@ def _finish_and_render(
     except Exception:  # calibration, summary or title: never at the cost of the reply
         log.exception("work after reply %s failed", reply.uuid)
     return reply, html
+
+
+class Saver:
+    """The partial text of every live reply of this process, saved each
+    STREAM_SAVE_INTERVAL in one statement: a heartbeat per reply, but one database round
+    trip (and one Redis round trip to learn who watches from elsewhere) per process."""
+
+    def __init__(self) -> None:
+        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = self._tasks.get(loop)
+        if task is None or task.done():
+            self._tasks[loop] = loop.create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        while hub.live_count():
+            await asyncio.sleep(settings.STREAM_SAVE_INTERVAL)
+            try:
+                await self.save_all()
+            except Exception:  # the next round retries; the replies keep streaming
+                log.exception("saving partial replies failed")
+
+    async def save_all(self) -> None:
+        streaming = [live for live in hub.live_replies() if live.status == MessageStatus.STREAMING]
+        if not streaming:
+            return
+        watched = await hub.watched_elsewhere([live.conversation_uuid for live in streaming])
+        now = time.monotonic()
+        heartbeat_due = now - settings.STREAM_STALE_AFTER / 3
+        # A reply claimed (or saved) moments before this round waits for the next one.
+        too_recent = now - settings.STREAM_SAVE_INTERVAL / 2
+        partials, saved = [], []
+        for live in streaming:
+            live.remote_watchers = live.conversation_uuid in watched
+            lengths = (live.content_length, live.reasoning_length)
+            changed = lengths != live.saved_lengths and live.saved_at <= too_recent
+            if changed or live.saved_at <= heartbeat_due:
+                partials.append(services.Partial(live.reply_id, live.content, live.reasoning))
+                saved.append((live, lengths))
+        if partials:
+            await _db(services.replies_save_partial)(partials=partials)
+        for live, lengths in saved:
+            live.saved_lengths, live.saved_at = lengths, now
+
+
+saver = Saver()
 
 
 def _after_reply(reply: Message, outcome: services.ReplyOutcome, raw_estimate: int) -> None:

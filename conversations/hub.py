@@ -9,11 +9,11 @@ the set, misses no one: new messages and final states ask the set afresh, while 
 what the saver re-reads each STREAM_SAVE_INTERVAL (all of a process's live replies in one
 round trip); a tab that opens elsewhere mid-reply catches up with the next delta after that.
 
-Fragments are coalesced per reply: its generator publishes what it read, then rests for
-fragment_interval() before reading again (generation.py). The interval grows with the
-number of live replies (FRAGMENT_INTERVAL_PER_LIVE_REPLY, up to FRAGMENT_INTERVAL_CEILING):
-under load each socket gets fewer, larger frames, which is what keeps the added latency
-bounded.
+Fragments are coalesced per reply: a reply's first text (and any text after a quiet
+interval) goes out at once; text arriving sooner waits for the process-wide tick, which
+publishes every waiting reply together. The interval grows with the number of live replies
+(FRAGMENT_INTERVAL_PER_LIVE_REPLY, up to FRAGMENT_INTERVAL_CEILING): under load each socket
+gets fewer, larger frames, which is what keeps the added latency bounded.
 """
 
 import asyncio
@@ -68,8 +68,9 @@ class LiveReply:
     # time.monotonic() of the first reasoning token and of the first answer token after it.
     reasoning_started_at: float | None = None
     reasoning_ended_at: float | None = None
-    # time.monotonic() of the last publish: the generator rests an interval after it.
+    # time.monotonic() of the last publish, and whether text waits for the next tick.
     published_at: float = 0.0
+    due: bool = False
     # What the database holds: (content, reasoning) lengths saved, and when (the heartbeat).
     saved_lengths: tuple[int, int] = (0, 0)
     saved_at: float = field(default_factory=time.monotonic)
@@ -163,6 +164,9 @@ class Hub:
         self._live_by_conversation: dict[str, LiveReply] = {}
         self._live_by_uuid: dict[str, LiveReply] = {}
         self._redis = None
+        # Replies with text waiting for the next tick, and the task that ticks.
+        self._due: list[LiveReply] = []
+        self._ticker: asyncio.Task | None = None
         # Renews this process's entries in the watcher sets while sockets are open.
         self._keeper: asyncio.Task | None = None
         self._watched_script = None
@@ -236,6 +240,40 @@ class Hub:
         under_load = len(self._live_by_uuid) * FRAGMENT_INTERVAL_PER_LIVE_REPLY
         base = settings.STREAM_FRAGMENT_INTERVAL
         return max(base, min(under_load, FRAGMENT_INTERVAL_CEILING))
+
+    async def reply_grew(self, live: LiveReply) -> None:
+        """`live` has new text: publish it now if the reply has been quiet for an interval,
+        else with every other waiting reply on the next tick."""
+        if live.due:
+            return
+        if time.monotonic() - live.published_at >= self.fragment_interval():
+            await self.publish_reply(live)
+            return
+        live.due = True
+        self._due.append(live)
+        if self._ticker is None or self._ticker.done():
+            self._ticker = asyncio.get_running_loop().create_task(
+                self._tick(), context=contextvars.Context()
+            )
+
+    async def _tick(self) -> None:
+        """Publish the waiting replies once per interval, until none waits. Ticks keep their
+        cadence: with hundreds of replies, publishing a tick takes tens of milliseconds, and
+        sleeping a whole interval after it would add that to every token's wait."""
+        # The first tick is due one interval after the oldest waiting reply's last fragment.
+        next_tick = min(live.published_at for live in self._due)
+        while self._due:
+            next_tick = max(next_tick + self.fragment_interval(), time.monotonic())
+            await asyncio.sleep(next_tick - time.monotonic())
+            due, self._due = self._due, []
+            for live in due:
+                await self.flush_reply(live)
+
+    async def flush_reply(self, live: LiveReply) -> None:
+        """Publish the text `live` has waiting for the next tick, if any, now."""
+        if live.due:
+            live.due = False
+            await self.publish_reply(live)
 
     async def publish_reply(self, live: LiveReply) -> None:
         live.published_at = time.monotonic()
@@ -341,6 +379,8 @@ class Hub:
         self._live_by_uuid.clear()
         self._redis = None
         self._watched_script = None
+        self._due.clear()
+        self._ticker = None
         self._keeper = None
 
 

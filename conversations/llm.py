@@ -149,8 +149,8 @@ def _request_options(request: ChatRequest) -> dict:
     return options
 
 
-def _parse_chunk(data: dict, events: list[StreamEvent]) -> None:
-    """Append the events of one chunk of the stream to `events`."""
+def _parse_chunk(data: dict) -> list[StreamEvent]:
+    events: list[StreamEvent] = []
     for choice in data.get("choices") or []:
         delta = choice.get("delta") or {}
         # DeepSeek and DashScope send reasoning as delta.reasoning_content; some local
@@ -165,6 +165,7 @@ def _parse_chunk(data: dict, events: list[StreamEvent]) -> None:
             events.append(Finish(reason))
     if usage := data.get("usage"):
         events.append(_usage(usage))
+    return events
 
 
 def _usage(usage: dict) -> Usage:
@@ -180,11 +181,8 @@ def _usage(usage: dict) -> Usage:
     )
 
 
-async def stream_chat(request: ChatRequest) -> AsyncIterator[list[StreamEvent]]:
-    """Stream one reply as events, in the order the provider sent them, in batches: each
-    batch holds what arrived since the previous one was taken (never empty). A reader that
-    pauses between batches gets one wakeup per pause, not one per token. Raises a
-    ProviderError subclass on failure.
+async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
+    """Stream one reply as events. Raises a ProviderError subclass on failure.
 
     Closing the iterator (or cancelling the task reading it) closes the HTTP connection, so
     the provider sees the client go and stops generating.
@@ -196,42 +194,35 @@ async def stream_chat(request: ChatRequest) -> AsyncIterator[list[StreamEvent]]:
             **_request_options(request)
         ) as response:
             request.attempts += response.retries_taken + 1
-            reads = _sse_data(response.http_response)
-            async for payloads in reads:
-                events: list[StreamEvent] = []
-                done = False
-                for payload in payloads:
-                    if payload == b"[DONE]":
-                        done = True
-                        break
-                    _parse_chunk(json.loads(payload.decode()), events)
-                if events:
-                    started = True
-                    yield events
-                if done:
-                    await _read_to_the_end(reads)
+            payloads = _sse_data(response.http_response)
+            async for payload in payloads:
+                if payload == b"[DONE]":
+                    await _read_to_the_end(payloads)
                     return
+                events = _parse_chunk(json.loads(payload.decode()))
+                started = started or bool(events)
+                for event in events:
+                    yield event
     except (openai.APIError, httpx2.TransportError) as exc:
         raise _provider_error(exc, request, started=started) from None
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ProviderRejected(gettext_noop("The provider sent a malformed stream.")) from None
 
 
-async def _read_to_the_end(reads: AsyncIterator[list[bytes]]) -> None:
+async def _read_to_the_end(payloads: AsyncIterator[bytes]) -> None:
     """Read what follows [DONE] up to the end of the body, as the SDK does: a connection
     closed before its body's last bytes arrived cannot go back to the pool, and each reply
     would open a new one. The reply is whole already, so this is brief and never fails it."""
     try:
         async with asyncio.timeout(DRAIN_SECONDS):
-            async for _ in reads:
+            async for _ in payloads:
                 pass
     except Exception:  # a slow or broken end of body: the connection is closed instead
         pass
 
 
-async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[list[bytes]]:
-    """The payloads of the `data:` lines completed by each read of the body (all the bytes
-    that arrived since the last one), as bytes; reads that complete none are skipped."""
+async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[bytes]:
+    """The payload of each `data:` line, as bytes."""
     pending = b""
     chunks, aiohttp_response = _body_chunks(http_response)
     watched = stalls.watching(aiohttp_response, settings.PROVIDER_READ_TIMEOUT)
@@ -240,11 +231,11 @@ async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[list[bytes]
         async for chunk in chunks:
             lines = (pending + chunk).split(b"\n")
             pending = lines.pop()  # the start of a line the next chunk completes
-            payloads = [line[5:].strip() for line in lines if line.startswith(b"data:")]
-            if payloads:
-                yield payloads
+            for line in lines:
+                if line.startswith(b"data:"):
+                    yield line[5:].strip()
     if pending.startswith(b"data:"):  # a last line without its newline
-        yield [pending[5:].strip()]
+        yield pending[5:].strip()
 
 
 def _body_chunks(http_response: httpx2.Response) -> tuple[AsyncIterator[bytes], object]:

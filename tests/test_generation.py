@@ -230,9 +230,9 @@ def _slow_final_save(monkeypatch, *, seconds: float) -> threading.Event:
 async def test_the_last_words_reach_the_page_before_the_final_save(
     conversation, fake_provider, settings, monkeypatch
 ):
-    # The generator rests 0.3 s after the first fragment, and the stream ends meanwhile; the
-    # final save takes 2.5 s (a loaded worker pool). The last words must not wait for it.
-    settings.STREAM_FRAGMENT_INTERVAL = 0.3
+    # Text after the first fragment waits for a tick two seconds away; the final save
+    # takes as long (a loaded worker pool). The last words must not wait for either.
+    settings.STREAM_FRAGMENT_INTERVAL = 2.0
     _slow_final_save(monkeypatch, seconds=2.5)
     fake_provider.script(Reply(content=["First ", "second ", "last."], tokens_per_second=20))
     tab = ChatSocket(conversation, conversation.owner)

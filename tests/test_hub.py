@@ -1,5 +1,5 @@
-"""The hub and the saver: the fragment interval, one save for every live reply, and updates
-reaching tabs in other server processes, through the channel layer only then."""
+"""The hub and the saver: fragments coalesced per reply, one save for every live reply,
+and updates reaching tabs in other server processes, through the channel layer only then."""
 
 import asyncio
 import os
@@ -10,21 +10,85 @@ from channels.db import database_sync_to_async
 from django.db import connection
 
 from conversations import services
+from conversations.generation import saver
 from conversations.hub import FRAGMENT_INTERVAL_CEILING, LiveReply, hub
 from conversations.models import Message, MessageStatus, Role
-from conversations.saver import saver
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.live_server import DaphneServer
 from tests.page_model import PageModel
-from tests.recorders import Recorder
 from tests.wsclient import LiveSocket
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
 
 
+class Recorder:
+    """A subscriber that keeps what it was given, and when."""
+
+    def __init__(self) -> None:
+        self.updates: list[tuple[float, str]] = []
+        self.appended: list[list[str]] = []
+
+    async def reply_changed(self, state) -> None:
+        self.updates.append((time.monotonic(), state.content))
+
+    async def messages_appended(self, html: str, uuids: list[str]) -> None:
+        self.appended.append(uuids)
+
+
 def _live(number: int, conversation_uuid: str = "c") -> LiveReply:
     return LiveReply(reply_id=number, uuid=f"r{number}", conversation_uuid=conversation_uuid)
+
+
+async def test_a_growing_reply_gets_at_most_one_fragment_per_interval(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    tab, live = Recorder(), _live(1)
+    hub.register(live)
+    await hub.subscribe("c", tab)
+    started = time.monotonic()
+    for i in range(100):  # 200 tokens a second for half a second
+        live.add_content(f"{i} ")
+        await hub.reply_grew(live)
+        await asyncio.sleep(0.005)
+    await asyncio.sleep(0.1)
+    elapsed = time.monotonic() - started
+    assert len(tab.updates) <= elapsed / 0.05 + 2
+    assert tab.updates[-1][1] == "".join(f"{i} " for i in range(100)), "nothing is left behind"
+    gaps = [b[0] - a[0] for a, b in zip(tab.updates, tab.updates[1:], strict=False)]
+    assert min(gaps) > 0.03
+
+
+class SlowTab(Recorder):
+    """A tab whose every update costs 30 ms of the event loop, as hundreds of sockets do."""
+
+    async def reply_changed(self, state) -> None:
+        await super().reply_changed(state)
+        time.sleep(0.03)
+
+
+async def test_slow_publishing_does_not_stretch_the_interval_between_fragments(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    tab, live = SlowTab(), _live(1)
+    hub.register(live)
+    await hub.subscribe("c", tab)
+    for i in range(200):  # 200 tokens a second for a second
+        live.add_content(f"{i} ")
+        await hub.reply_grew(live)
+        await asyncio.sleep(0.005)
+    gaps = [b[0] - a[0] for a, b in zip(tab.updates[1:], tab.updates[2:], strict=False)]
+    # Sleeping a whole interval after each 30 ms publish would space them 80 ms apart.
+    assert sum(gaps) / len(gaps) < 0.065
+    assert min(gaps) > 0.03
+
+
+async def test_the_first_text_of_a_quiet_reply_goes_out_at_once(settings):
+    settings.STREAM_FRAGMENT_INTERVAL = 0.05
+    tab, live = Recorder(), _live(1)
+    hub.register(live)
+    await hub.subscribe("c", tab)
+    live.add_content("Hello")
+    await hub.reply_grew(live)
+    assert tab.updates == [(pytest.approx(time.monotonic(), abs=0.01), "Hello")]
 
 
 def test_fragments_grow_apart_as_more_replies_stream_in_the_process(settings):

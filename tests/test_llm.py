@@ -29,8 +29,7 @@ def _request(base_url: str, **fields) -> llm.ChatRequest:
 
 
 async def _drain(request: llm.ChatRequest) -> list:
-    """Every event of the stream, in order, out of its batches."""
-    return [event async for batch in llm.stream_chat(request) for event in batch]
+    return [event async for event in llm.stream_chat(request)]
 
 
 def _closed_port_url() -> str:
@@ -204,21 +203,6 @@ async def test_lines_split_across_chunks_and_crlf_endings_are_read_whole():
         llm.ContentDelta("世界"),
         llm.Finish("stop"),
     ]
-
-
-async def test_what_arrives_while_the_reader_rests_comes_as_one_batch():
-    words = [_data({"content": word}) for word in ("a", "b", "c", "d")]
-    pieces = [*words, _data({}, "stop"), b"data: [DONE]\n\n"]  # 10 ms apart
-    batches = []
-    async with RawSSEServer(pieces) as base_url:
-        async for batch in llm.stream_chat(_request(base_url, include_usage=False)):
-            batches.append(batch)
-            await asyncio.sleep(0.2)  # a generator resting between two fragments
-    assert [event for batch in batches for event in batch] == [
-        *(llm.ContentDelta(word) for word in ("a", "b", "c", "d")),
-        llm.Finish("stop"),
-    ]
-    assert len(batches) <= 2, "one read after the rest took all that had arrived"
 
 
 @pytest.mark.parametrize("body", [b"data: {}\n\n", b"<html>Bad gateway</html>", b"[1, 2]"])
