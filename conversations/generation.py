@@ -12,10 +12,8 @@ import asyncio
 import contextvars
 import logging
 import time
-import weakref
 
 from channels.db import database_sync_to_async
-from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from conversations import llm, providers, selectors, services
@@ -30,6 +28,7 @@ from conversations.errors import (
 from conversations.hub import LiveReply, hub
 from conversations.models import Message, MessageStatus
 from conversations.presenters import render_message_html
+from conversations.saver import saver
 from conversations.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -247,56 +246,6 @@ def _finish_and_render(
     except Exception:  # calibration, summary or title: never at the cost of the reply
         log.exception("work after reply %s failed", reply.uuid)
     return reply, html
-
-
-class Saver:
-    """The partial text of every live reply of this process, saved each
-    STREAM_SAVE_INTERVAL in one statement: a heartbeat per reply, but one database round
-    trip (and one Redis round trip to learn who watches from elsewhere) per process."""
-
-    def __init__(self) -> None:
-        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
-            weakref.WeakKeyDictionary()
-        )
-
-    def ensure_running(self) -> None:
-        loop = asyncio.get_running_loop()
-        task = self._tasks.get(loop)
-        if task is None or task.done():
-            self._tasks[loop] = loop.create_task(self._run(), context=contextvars.Context())
-
-    async def _run(self) -> None:
-        while hub.live_count():
-            await asyncio.sleep(settings.STREAM_SAVE_INTERVAL)
-            try:
-                await self.save_all()
-            except Exception:  # the next round retries; the replies keep streaming
-                log.exception("saving partial replies failed")
-
-    async def save_all(self) -> None:
-        streaming = [live for live in hub.live_replies() if live.status == MessageStatus.STREAMING]
-        if not streaming:
-            return
-        watched = await hub.watched_elsewhere([live.conversation_uuid for live in streaming])
-        now = time.monotonic()
-        heartbeat_due = now - settings.STREAM_STALE_AFTER / 3
-        # A reply claimed (or saved) moments before this round waits for the next one.
-        too_recent = now - settings.STREAM_SAVE_INTERVAL / 2
-        partials, saved = [], []
-        for live in streaming:
-            live.remote_watchers = live.conversation_uuid in watched
-            lengths = (live.content_length, live.reasoning_length)
-            changed = lengths != live.saved_lengths and live.saved_at <= too_recent
-            if changed or live.saved_at <= heartbeat_due:
-                partials.append(services.Partial(live.reply_id, live.content, live.reasoning))
-                saved.append((live, lengths))
-        if partials:
-            await _db(services.replies_save_partial)(partials=partials)
-        for live, lengths in saved:
-            live.saved_lengths, live.saved_at = lengths, now
-
-
-saver = Saver()
 
 
 def _after_reply(reply: Message, outcome: services.ReplyOutcome, raw_estimate: int) -> None:

@@ -10,9 +10,9 @@ from channels.db import database_sync_to_async
 from django.db import connection
 
 from conversations import services
-from conversations.generation import saver
 from conversations.hub import FRAGMENT_INTERVAL_CEILING, LiveReply, hub
 from conversations.models import Message, MessageStatus, Role
+from conversations.saver import saver
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.live_server import DaphneServer

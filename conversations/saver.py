@@ -1,0 +1,68 @@
+"""The partial text of a process's live replies, saved to the database together."""
+
+import asyncio
+import contextvars
+import logging
+import time
+import weakref
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from conversations import services
+from conversations.hub import hub
+from conversations.models import MessageStatus
+
+log = logging.getLogger(__name__)
+
+
+class Saver:
+    """The partial text of every live reply of this process, saved each
+    STREAM_SAVE_INTERVAL in one statement: a heartbeat per reply, but one database round
+    trip (and one Redis round trip to learn who watches from elsewhere) per process."""
+
+    def __init__(self) -> None:
+        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
+            weakref.WeakKeyDictionary()
+        )
+
+    def ensure_running(self) -> None:
+        loop = asyncio.get_running_loop()
+        task = self._tasks.get(loop)
+        if task is None or task.done():
+            self._tasks[loop] = loop.create_task(self._run(), context=contextvars.Context())
+
+    async def _run(self) -> None:
+        while hub.live_count():
+            await asyncio.sleep(settings.STREAM_SAVE_INTERVAL)
+            try:
+                await self.save_all()
+            except Exception:  # the next round retries; the replies keep streaming
+                log.exception("saving partial replies failed")
+
+    async def save_all(self) -> None:
+        streaming = [live for live in hub.live_replies() if live.status == MessageStatus.STREAMING]
+        if not streaming:
+            return
+        watched = await hub.watched_elsewhere([live.conversation_uuid for live in streaming])
+        now = time.monotonic()
+        heartbeat_due = now - settings.STREAM_STALE_AFTER / 3
+        # A reply claimed (or saved) moments before this round waits for the next one.
+        too_recent = now - settings.STREAM_SAVE_INTERVAL / 2
+        partials, saved = [], []
+        for live in streaming:
+            live.remote_watchers = live.conversation_uuid in watched
+            lengths = (live.content_length, live.reasoning_length)
+            changed = lengths != live.saved_lengths and live.saved_at <= too_recent
+            if changed or live.saved_at <= heartbeat_due:
+                partials.append(services.Partial(live.reply_id, live.content, live.reasoning))
+                saved.append((live, lengths))
+        if partials:
+            # On the thread pool, not the one thread that request handling shares.
+            save = database_sync_to_async(services.replies_save_partial, thread_sensitive=False)
+            await save(partials=partials)
+        for live, lengths in saved:
+            live.saved_lengths, live.saved_at = lengths, now
+
+
+saver = Saver()
