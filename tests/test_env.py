@@ -104,7 +104,7 @@ def test_postgres_statements_are_prepared_unless_a_pooler_forbids_it():
 
 
 @pytest.mark.django_db
-def test_a_query_run_again_and_again_is_prepared_on_its_connection():
+def test_a_query_run_again_and_again_is_prepared_but_planned_for_each_run():
     from django.db import connection
 
     from conversations.models import Conversation
@@ -117,3 +117,6 @@ def test_a_query_run_again_and_again_is_prepared_on_its_connection():
         cursor.execute("SELECT statement FROM pg_prepared_statements")
         prepared = [row[0] for row in cursor.fetchall()]
     assert any('"title" = $1' in statement for statement in prepared), prepared
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW plan_cache_mode")
+        assert cursor.fetchone()[0] == "force_custom_plan", "each run planned for its values"
