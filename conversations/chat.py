@@ -17,6 +17,7 @@ from conversations.context import ReplyContext
 from conversations.errors import ValidationFailed
 from conversations.hub import hub
 from conversations.models import Conversation, Message
+from conversations.worker_threads import on_worker_thread
 
 
 async def send_message(
@@ -43,9 +44,7 @@ async def send_message(
         html = presenters.render_messages_appended([sent.user_message, sent.reply])
         return sent, html, generation.claim_on_send(sent.reply)
 
-    # On the thread pool, not the one thread that thread-sensitive calls share: under load,
-    # sends queued there behind one another for seconds.
-    sent, html, claimed = await database_sync_to_async(_send, thread_sensitive=False)()
+    sent, html, claimed = await on_worker_thread(_send)()
     if sent.created:
         messages = [sent.user_message, sent.reply]
         await hub.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])

@@ -13,7 +13,6 @@ import contextvars
 import logging
 import time
 
-from channels.db import database_sync_to_async
 from django.utils.translation import gettext_noop
 
 from conversations import llm, providers, selectors, services
@@ -30,14 +29,13 @@ from conversations.models import Message, MessageStatus
 from conversations.presenters import render_message_html
 from conversations.saver import saver
 from conversations.tokens import estimate_tokens
+from conversations.worker_threads import on_worker_thread
 
 log = logging.getLogger(__name__)
 
 
-def _db(fn):
-    # Generators' queries run on the thread pool, not the single "sync" thread that
-    # request handling shares, so hundreds of streams do not queue behind one another.
-    return database_sync_to_async(fn, thread_sensitive=False)
+# Every trip of a generator to a worker thread goes through this one name.
+_db = on_worker_thread
 
 
 class ReplyRun:

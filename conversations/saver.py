@@ -6,12 +6,12 @@ import logging
 import time
 import weakref
 
-from channels.db import database_sync_to_async
 from django.conf import settings
 
 from conversations import services
 from conversations.hub import hub
 from conversations.models import MessageStatus
+from conversations.worker_threads import on_worker_thread
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,7 @@ class Saver:
                 partials.append(services.Partial(live.reply_id, live.content, live.reasoning))
                 saved.append((live, lengths))
         if partials:
-            # On the thread pool, not the one thread that request handling shares.
-            save = database_sync_to_async(services.replies_save_partial, thread_sensitive=False)
-            await save(partials=partials)
+            await on_worker_thread(services.replies_save_partial)(partials=partials)
         for live, lengths in saved:
             live.saved_lengths, live.saved_at = lengths, now
 
