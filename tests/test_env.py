@@ -57,10 +57,11 @@ def test_unknown_database_scheme_names_the_variable(monkeypatch):
         database_config("DATABASE_URL", "/tmp/x.sqlite3")
 
 
-def _start_settings(**env) -> subprocess.CompletedProcess:
+def _start_settings(code: str = "", **env) -> subprocess.CompletedProcess:
+    """Settings loaded in a fresh interpreter with `env`, then `code` run there."""
     environment = {**os.environ, "DJANGO_SETTINGS_MODULE": "chatsite.settings", **env}
     return subprocess.run(
-        [sys.executable, "-c", "import django; django.setup()"],
+        [sys.executable, "-c", f"import django; django.setup(); {code}"],
         env=environment,
         capture_output=True,
         text=True,
@@ -82,18 +83,11 @@ def test_secret_key_is_required_when_debug_is_off():
 
 def _prepare_threshold(**env) -> str:
     code = (
-        "import django; django.setup(); from django.conf import settings; "
+        "from django.conf import settings; "
         "print(settings.DATABASES['default']['OPTIONS'].get('prepare_threshold'))"
     )
-    environment = {
-        **os.environ,
-        "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-        "DATABASE_URL": "postgres://postgres@127.0.0.1:5432/postgres",
-        **env,
-    }
-    result = subprocess.run(
-        [sys.executable, "-c", code], env=environment, capture_output=True, text=True, timeout=60
-    )
+    postgres = "postgres://postgres@127.0.0.1:5432/postgres"
+    result = _start_settings(code, **{"DATABASE_URL": postgres, **env})
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()
 
