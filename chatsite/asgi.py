@@ -23,7 +23,7 @@ from channels.sessions import (  # noqa: E402
     SessionMiddleware,
 )
 
-from chatsite import direct_writes  # noqa: E402
+from chatsite import direct_writes, frame_logging  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -78,5 +78,7 @@ def _settle_for_long_running() -> None:
 
 
 _settle_for_long_running()
-# Under daphne, websocket frames go to the socket at once (see the module).
+# Under daphne, websocket frames go to the socket at once, and autobahn formats its debug
+# highlighting only for a debug line actually written (see the modules).
 direct_writes.install()
+frame_logging.install()

@@ -39,8 +39,13 @@ def test_models_and_migrations_agree():
 
 def test_the_asgi_entry_point_freezes_startup_objects_and_shortens_gil_switches():
     # A fresh interpreter, as daphne loads it: what the app loaded at start is out of the
-    # collector's way, and the event loop gets the GIL back from ORM threads within 0.5 ms.
-    probe = "import gc, sys, chatsite.asgi; print(gc.get_freeze_count(), sys.getswitchinterval())"
+    # collector's way, the event loop gets the GIL back from ORM threads within 0.5 ms, and
+    # autobahn's per-frame debug highlighting is deferred.
+    probe = (
+        "import gc, sys, chatsite.asgi; from autobahn.websocket import protocol;"
+        " print(gc.get_freeze_count(), sys.getswitchinterval(),"
+        " hasattr(protocol.hlval, '__wrapped__'))"
+    )
     result = subprocess.run(
         [sys.executable, "-c", probe],
         cwd=ROOT,
@@ -50,6 +55,7 @@ def test_the_asgi_entry_point_freezes_startup_objects_and_shortens_gil_switches(
         timeout=120,
     )
     assert result.returncode == 0, result.stderr
-    frozen, switch_interval = result.stdout.split()
+    frozen, switch_interval, highlighting_deferred = result.stdout.split()
+    assert highlighting_deferred == "True"
     assert int(frozen) > 50_000  # Django and the app, not a handful of objects
     assert float(switch_interval) == 0.0005
