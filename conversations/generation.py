@@ -34,10 +34,6 @@ from conversations.worker_threads import on_worker_thread
 log = logging.getLogger(__name__)
 
 
-# Every trip of a generator to a worker thread goes through this one name.
-_db = on_worker_thread
-
-
 class ReplyRun:
     """One reply's generation: stream events in, fragments and saves out."""
 
@@ -59,7 +55,7 @@ class ReplyRun:
     # --- the run -----------------------------------------------------------------------
 
     async def run(self) -> None:
-        reply = self.reply or await _db(_load_reply)(self.live.reply_id)
+        reply = self.reply or await on_worker_thread(_load_reply)(self.live.reply_id)
         if reply is None:
             return
         try:
@@ -76,7 +72,7 @@ class ReplyRun:
         credentials = _credentials(reply)
         if not credentials:
             return self._failure(ProviderNotConfigured(), called_upstream=False)
-        context = self.claimed or await _db(_claim)(reply)
+        context = self.claimed or await on_worker_thread(_claim)(reply)
         if context is None:
             return None  # another generator claimed it first
         self.prompt_estimate = context.estimated_tokens
@@ -96,7 +92,7 @@ class ReplyRun:
             try:
                 await self._consume(llm.stream_chat(request))
             except StreamOptionsUnsupported:
-                await _db(services.provider_remember_stream_usage)(
+                await on_worker_thread(services.provider_remember_stream_usage)(
                     provider_id=reply.chat_model.provider_id, supported=False
                 )
                 request.include_usage = False
@@ -113,7 +109,7 @@ class ReplyRun:
         self.live.ending = True
         if request.include_usage and reply.chat_model.provider.stream_usage_supported is None:
             # Learn once whether this endpoint honours stream_options.include_usage.
-            await _db(services.provider_remember_stream_usage)(
+            await on_worker_thread(services.provider_remember_stream_usage)(
                 provider_id=reply.chat_model.provider_id, supported=self.usage is not None
             )
         return self._completed()
@@ -193,7 +189,9 @@ class ReplyRun:
         # the final save can wait for a worker thread for a second, and those last words
         # with it.
         await hub.flush_reply(self.live)
-        finished = await _db(_finish_and_render)(reply, outcome, self.raw_prompt_estimate)
+        finished = await on_worker_thread(_finish_and_render)(
+            reply, outcome, self.raw_prompt_estimate
+        )
         if finished is None:
             log.info("reply %s was deleted with its conversation while streaming", reply.uuid)
             return
@@ -331,7 +329,7 @@ async def _run(live: LiveReply, reply: Message | None, claimed: ReplyContext | N
         pass
     except Exception:
         log.exception("reply %s failed unexpectedly", live.uuid)
-        await _db(services.reply_interrupt_orphan)(reply_id=live.reply_id)
+        await on_worker_thread(services.reply_interrupt_orphan)(reply_id=live.reply_id)
     finally:
         hub.unregister(live)
 

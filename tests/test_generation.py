@@ -318,7 +318,7 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
     """Each trip to a worker thread costs the event loop a hand-over of the GIL: the send
     claims its reply in its own trip, so the generator streams without a trip to claim."""
     claims, generator_trips = [], []
-    original_claim, original_db = generation._claim, generation._db
+    original_claim, original_db = generation._claim, generation.on_worker_thread
 
     def recording_claim(reply):
         claims.append(reply.id)
@@ -329,7 +329,7 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
         return original_db(fn)
 
     monkeypatch.setattr(generation, "_claim", recording_claim)
-    monkeypatch.setattr(generation, "_db", recording_db)
+    monkeypatch.setattr(generation, "on_worker_thread", recording_db)
     page, reply = await _chat(
         conversation, Reply(content="Claimed."), fake_provider=fake_provider, expect="complete"
     )
