@@ -15,3 +15,8 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         # Built-in providers and models exist after every migrate (and test database flush).
         post_migrate.connect(_sync_catalogue, sender=self)
+        # Replies in flight carry their final HTML; the presentation layer renders it.
+        from conversations import presenters
+        from conversations.live import rendering
+
+        rendering.use_renderer(presenters.render_message_html)

@@ -18,9 +18,12 @@ from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from conversations import chat, events, pages, presenters, runtime, selectors
+from conversations import chat_actions, pages, presenters, selectors
 from conversations.errors import ChatError
-from conversations.hub import PROCESS_ID, LiveReply, ReplyState, hub
+from conversations.live import process
+from conversations.live.fanout import fanout
+from conversations.live.presence import PROCESS_ID
+from conversations.live.registry import LiveReply, ReplyState
 from conversations.models import Conversation, Message
 
 log = logging.getLogger(__name__)
@@ -73,20 +76,12 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Events that arrive while the socket is catching up wait here, in order.
         self.backlog: list | None = None
         await self.accept()
-        runtime.ensure_started()
-        if settings.REDIS_URL:
-            await self.channel_layer.group_add(
-                events.conversation_group(self.conversation_uuid), self.channel_name
-            )
+        process.start()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "conversation", None) is None:
             return
-        await hub.unsubscribe(self.conversation_uuid, self)
-        if settings.REDIS_URL:
-            await self.channel_layer.group_discard(
-                events.conversation_group(self.conversation_uuid), self.channel_name
-            )
+        await fanout.unsubscribe(self.conversation_uuid, self)
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch without its close_old_connections before every message: that
@@ -122,7 +117,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if action == "sync":
             await self.sync(str(data.get("last") or ""))
         elif action == "send":
-            await chat.send_message(
+            await chat_actions.send_message(
                 conversation=self.conversation,
                 content=str(data.get("message") or ""),
                 idempotency_key=str(data.get("idempotency_key") or "") or None,
@@ -130,19 +125,19 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
             await self.notify("")
         elif action == "stop":
-            await chat.stop_reply(conversation=self.conversation)
+            await chat_actions.stop_reply(conversation=self.conversation)
         elif action == "retry":
-            await chat.retry_reply(
+            await chat_actions.retry_reply(
                 conversation=self.conversation, reply_uuid=str(data.get("reply") or "")
             )
         elif action == "edit":
-            await chat.edit_message(
+            await chat_actions.edit_message(
                 conversation=self.conversation,
                 message_uuid=str(data.get("edited") or ""),
                 content=str(data.get("message") or ""),
             )
         elif action == "branch":
-            await chat.switch_branch(
+            await chat_actions.switch_branch(
                 conversation=self.conversation, message_uuid=str(data.get("version") or "")
             )
         else:
@@ -151,7 +146,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def sync(self, last_uuid: str) -> None:
         """Bring the page up to date after (re)connecting, then go live."""
         self.backlog = []
-        live = await hub.subscribe(self.conversation_uuid, self)
+        live = await fanout.subscribe(self.conversation_uuid, self)
         self.subscribed = True
         missing = await database_sync_to_async(self._render_missing)(last_uuid)
         for uuid, status, content, reasoning, html in missing:
@@ -193,7 +188,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def notify(self, text: str) -> None:
         await self.send(text_data=presenters.render_notice(text))
 
-    # --- to the browser (called by the hub in this process) ----------------------------
+    # --- to the browser (called by the fan-out in this process) ----------------------------
 
     async def reply_changed(self, state: LiveReply | ReplyState) -> None:
         if self.backlog is not None:

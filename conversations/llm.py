@@ -23,7 +23,6 @@ from django.utils.translation import gettext_noop
 from openai._vendor.httpx_aiohttp.transport import map_aiohttp_exceptions
 
 from chatsite.logging import MASK, mask_secrets
-from conversations import stalls
 from conversations.errors import (
     REFUSED_WITH_DETAIL,
     UNREACHABLE,
@@ -37,6 +36,7 @@ from conversations.errors import (
     ProviderUnavailable,
     StreamOptionsUnsupported,
 )
+from conversations.providers import timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,7 @@ class ChatRequest:
     stop: list[str] = field(default_factory=list)
     json_mode: bool = False
     # Provider-specific body fields (thinking switch, max_completion_tokens), from
-    # conversations.providers; sent as they are.
+    # conversations.providers.profiles; sent as they are.
     body_fields: dict = field(default_factory=dict)
     include_usage: bool = True
     # HTTP requests sent for this request so far, the SDK's retries included; written by
@@ -225,7 +225,7 @@ async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[bytes]:
     """The payload of each `data:` line, as bytes."""
     pending = b""
     chunks, aiohttp_response = _body_chunks(http_response)
-    watched = stalls.watching(aiohttp_response, settings.PROVIDER_READ_TIMEOUT)
+    watched = timeouts.watching(aiohttp_response, settings.PROVIDER_READ_TIMEOUT)
     # aiohttp's errors mapped as the transport itself maps them: one error vocabulary.
     with map_aiohttp_exceptions(), watched:
         async for chunk in chunks:

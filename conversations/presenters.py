@@ -13,7 +13,7 @@ from django.template.loader import render_to_string
 from django.utils.translation import gettext_lazy as _
 
 from conversations import errors, usage
-from conversations.hub import LiveReply, ReplyState
+from conversations.live.registry import LiveReply, ReplyState
 from conversations.models import Message, MessageStatus, Role
 from conversations.rendering import is_json, render_json, render_markdown
 from conversations.selectors import (
@@ -227,13 +227,3 @@ def render_delta(reply_uuid: str, content: str, reasoning: str) -> str:
 
 def render_notice(text: str, *, level: str = "error") -> str:
     return render_to_string("conversations/_notice.html", {"text": text, "level": level})
-
-
-def final_state(message: Message, html: str) -> ReplyState:
-    return ReplyState(
-        uuid=str(message.uuid),
-        status=message.status,
-        content=message.content,
-        reasoning=message.reasoning,
-        final_html=html,
-    )

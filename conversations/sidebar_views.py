@@ -18,7 +18,7 @@ from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import chat, search, selectors, services
+from conversations import chat_actions, search, selectors, services
 from conversations.errors import ChatError
 from conversations.models import Conversation
 from conversations.views import _app_context
@@ -113,7 +113,7 @@ async def _stop_reply(conversation: Conversation) -> None:
     """Stop a reply in flight, wherever it is generated, and wait briefly until it is saved:
     the call it made is then in the ledger before its conversation goes. A generator that
     does not answer in time (a dead process) is not waited for."""
-    await chat.stop_reply(conversation=conversation)
+    await chat_actions.stop_reply(conversation=conversation)
     in_flight = sync_to_async(selectors.conversation_in_flight_reply)
     deadline = time.monotonic() + STOP_WAIT_SECONDS
     while await in_flight(conversation) is not None and time.monotonic() < deadline:

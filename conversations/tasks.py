@@ -2,11 +2,12 @@
 
 from celery import shared_task
 
-from conversations import services
+from conversations import background_jobs, services
 from conversations.errors import ProviderError
 
 
 @shared_task(
+    name=background_jobs.SUMMARISE_CONVERSATION,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -25,6 +26,7 @@ def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id:
 
 
 @shared_task(
+    name=background_jobs.TITLE_CONVERSATION,
     acks_late=True,
     reject_on_worker_lost=True,
     autoretry_for=(ProviderError,),

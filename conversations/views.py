@@ -12,7 +12,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import limits, pages, presenters, selectors, services, usage
+from conversations import chat_actions, limits, pages, presenters, selectors, services, usage
 from conversations.context import summary_latest
 from conversations.errors import ChatError
 from conversations.forms import (
@@ -215,8 +215,6 @@ def _settings_response(request, conversation, *, error: str, saved: bool) -> Htt
 @login_required
 async def conversation_new(request: HttpRequest) -> HttpResponse:
     """Start a conversation with the chosen model and, if given, its first message."""
-    from conversations import chat
-
     form = NewConversationForm(request.POST)
     user = await request.auser()
     if not form.is_valid():
@@ -225,7 +223,7 @@ async def conversation_new(request: HttpRequest) -> HttpResponse:
         )
         return redirect("home")
     try:
-        conversation = await chat.start_conversation(
+        conversation = await chat_actions.start_conversation(
             owner=user,
             chat_model_id=form.cleaned_data["model"],
             first_message=form.cleaned_data["message"],

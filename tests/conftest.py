@@ -6,7 +6,7 @@ from pathlib import Path
 import pytest
 from channels.layers import channel_layers
 
-from conversations.hub import hub
+from conversations.live import process
 from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import FakeProvider
 
@@ -63,12 +63,12 @@ def _fresh_cache(settings, request):
 
 
 @pytest.fixture(autouse=True)
-def _fresh_hub():
+def _fresh_live_state():
     """Each test has its own event loop: drop everything bound to the previous one."""
-    hub.reset()
+    process.reset()
     channel_layers.backends.clear()
     yield
-    hub.reset()
+    process.reset()
     channel_layers.backends.clear()
 
 

@@ -53,7 +53,7 @@ def test_switching_version_shows_that_branch_to_its_newest_end(conversation):
     edited = services.message_edit(message=messages[0], content="Q edited")
     services.reply_finish(
         reply_id=edited.reply.id,
-        outcome=services.ReplyOutcome(status=MessageStatus.COMPLETE, content="B1"),
+        outcome=services.CallOutcome(status=MessageStatus.COMPLETE, content="B1"),
     )
     assert contents(conversation) == ["Q edited", "B1"]
     leaf = services.conversation_switch_branch(conversation=conversation, message=messages[0])

@@ -7,7 +7,9 @@ import time
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations import generation, services
+from conversations import chat_actions, services
+from conversations.live import process, run
+from conversations.live.registry import registry
 from conversations.models import Message, MessageStatus, Provider, Role, UsageRecord
 from tests.fake_provider import Reply
 from tests.wsclient import ChatSocket
@@ -216,14 +218,14 @@ def _slow_final_save(monkeypatch, *, seconds: float) -> threading.Event:
     """A reply's final save that takes `seconds` (a loaded worker pool); the event is set
     when it starts."""
     started = threading.Event()
-    save = generation._finish_and_render
+    save = run._finish_and_render
 
     def finish_slowly(*args):
         started.set()
         time.sleep(seconds)
         return save(*args)
 
-    monkeypatch.setattr(generation, "_finish_and_render", finish_slowly)
+    monkeypatch.setattr(run, "_finish_and_render", finish_slowly)
     return started
 
 
@@ -252,7 +254,6 @@ async def test_sweep_ends_replies_nobody_generates_and_tells_the_page(conversati
 
     from django.utils import timezone
 
-    from conversations import runtime
     from tests.factories import MessageFactory
 
     old = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER * 3)
@@ -271,19 +272,19 @@ async def test_sweep_ends_replies_nobody_generates_and_tells_the_page(conversati
     page = await tab.read_until_reply("interrupted")
     assert page.last().text.strip() == "half"
     assert "interrupted" in page.last().html and "Retry" in page.last().html
-    assert await runtime.sweep() == 0, "a second sweep finds nothing left"
+    assert await process.sweep() == 0, "a second sweep finds nothing left"
     await tab.close()
 
 
 async def test_start_up_sweep_spares_replies_this_process_is_generating(
     conversation, fake_provider, settings
 ):
-    from conversations import chat, runtime
-
     settings.REDIS_URL = ""  # alone: the first sweep ends everything not live here
     fake_provider.script(Reply(content=[f"x{i} " for i in range(20)], tokens_per_second=50))
-    sent = await chat.send_message(conversation=conversation, content="Hi", idempotency_key="k")
-    await runtime.sweep(everything=True)
+    sent = await chat_actions.send_message(
+        conversation=conversation, content="Hi", idempotency_key="k"
+    )
+    await process.sweep(everything=True)
     for _ in range(100):
         reply = await database_sync_to_async(Message.objects.get)(pk=sent.reply.pk)
         if reply.status not in ("pending", "streaming"):
@@ -295,7 +296,6 @@ async def test_start_up_sweep_spares_replies_this_process_is_generating(
 async def test_a_reply_whose_conversation_is_deleted_mid_stream_ends_quietly(
     conversation, fake_provider, caplog
 ):
-    from conversations.hub import hub
     from conversations.models import Conversation
 
     fake_provider.script(Reply(content=[f"w{i} " for i in range(60)], tokens_per_second=40))
@@ -303,7 +303,7 @@ async def test_a_reply_whose_conversation_is_deleted_mid_stream_ends_quietly(
     await tab.connect()
     await tab.say("Question", "k1")
     await tab.read_until(lambda page: page.last() is not None and len(page.last().text) > 6)
-    live = hub.live_reply(tab.page.last().uuid)
+    live = registry.live_reply(tab.page.last().uuid)
     # Deleted under the generator (a delete that did not wait for the stop).
     await database_sync_to_async(Conversation.objects.filter(pk=conversation.pk).delete)()
     await asyncio.wait_for(live.task, timeout=15)
@@ -318,7 +318,7 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
     """Each trip to a worker thread costs the event loop a hand-over of the GIL: the send
     claims its reply in its own trip, so the generator streams without a trip to claim."""
     claims, generator_trips = [], []
-    original_claim, original_db = generation._claim, generation.on_worker_thread
+    original_claim, original_db = run._claim, run.on_worker_thread
 
     def recording_claim(reply):
         claims.append(reply.id)
@@ -328,8 +328,8 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
         generator_trips.append(getattr(fn, "__name__", repr(fn)))
         return original_db(fn)
 
-    monkeypatch.setattr(generation, "_claim", recording_claim)
-    monkeypatch.setattr(generation, "on_worker_thread", recording_db)
+    monkeypatch.setattr(run, "_claim", recording_claim)
+    monkeypatch.setattr(run, "on_worker_thread", recording_db)
     page, reply = await _chat(
         conversation, Reply(content="Claimed."), fake_provider=fake_provider, expect="complete"
     )

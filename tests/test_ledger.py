@@ -158,7 +158,7 @@ def test_cost_counts_cached_prompt_tokens_at_the_cached_price(chat_model):
 
 def test_a_record_keeps_the_price_of_its_moment(conversation):
     chat_model = conversation.chat_model
-    outcome = services.ReplyOutcome(
+    outcome = services.CallOutcome(
         status="complete", content="x", prompt_tokens=1_000_000, completion_tokens=0
     )
     first = services.usage_record_create(
@@ -186,7 +186,7 @@ def test_a_cny_provider_records_cost_in_cny(user):
         cached_input_price=Decimal("0.16"),
         output_price=Decimal("2"),
     )
-    outcome = services.ReplyOutcome(
+    outcome = services.CallOutcome(
         status="complete",
         content="x",
         prompt_tokens=2000,
@@ -223,7 +223,7 @@ def test_a_page_of_messages_reads_costs_and_versions_in_two_queries(
     conversation, django_assert_num_queries
 ):
     messages = thread(conversation, *[f"m{i}" for i in range(20)])
-    outcome = services.ReplyOutcome(status="complete", content="x", prompt_tokens=10)
+    outcome = services.CallOutcome(status="complete", content="x", prompt_tokens=10)
     for message in messages[1::2]:
         services.usage_record_create(
             user_id=conversation.owner_id,

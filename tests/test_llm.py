@@ -6,7 +6,7 @@ import socket
 
 import pytest
 
-from conversations import llm, stalls
+from conversations import llm
 from conversations.errors import (
     ProviderAuthFailed,
     ProviderConnectionLost,
@@ -15,6 +15,7 @@ from conversations.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
+from conversations.providers import timeouts
 from tests.fake_provider import Reply
 
 
@@ -139,16 +140,20 @@ async def test_a_body_that_falls_silent_times_out_within_about_the_read_timeout(
 ):
     settings.PROVIDER_READ_TIMEOUT = 0.4
     fake_provider.script(Reply(content=[f"t{i} " for i in range(8)], stall_after=3))
+    # A serving process's supervisor runs the watch; here the test runs it.
+    watch = asyncio.create_task(timeouts.watch_of_loop().run())
+    await asyncio.sleep(0)
     watched_while_streaming = []
     started = asyncio.get_running_loop().time()
     with pytest.raises(ProviderTimeout):
         async for _ in llm.stream_chat(_request(fake_provider.base_url)):
-            watched_while_streaming.append(len(stalls.watch_of_loop()))
+            watched_while_streaming.append(len(timeouts.watch_of_loop()))
     waited = asyncio.get_running_loop().time() - started
     assert 0.4 <= waited < 1.5
     # The body was the loop's watch's to time out, and is forgotten once it ended.
     assert watched_while_streaming and set(watched_while_streaming) == {1}
-    assert len(stalls.watch_of_loop()) == 0
+    assert len(timeouts.watch_of_loop()) == 0
+    watch.cancel()
     # The connection is closed, not pooled: the provider sees its client go.
     await asyncio.to_thread(fake_provider.wait_for_disconnect, timeout=5)
 

@@ -6,9 +6,9 @@ import json
 import pytest
 from channels.db import database_sync_to_async
 
-from conversations import providers
 from conversations.models import ChatModel, Message, Provider, Role, UsageRecord
 from conversations.presenters import render_message_html
+from conversations.providers import profiles
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory
 from tests.fake_provider import Reply
 from tests.wsclient import ChatSocket
@@ -57,7 +57,7 @@ async def test_dashscope_thinking_on_sends_enable_thinking_with_a_budget(on_prof
     conversation = await on_profile("dashscope", "qwen-plus", thinking_enabled=True)
     body, _ = await _ask(conversation, fake_provider, Reply(reasoning="Hmm. ", content="Hi."))
     assert body["enable_thinking"] is True
-    assert body["thinking_budget"] == providers.DEFAULT_THINKING_BUDGET
+    assert body["thinking_budget"] == profiles.DEFAULT_THINKING_BUDGET
 
 
 async def test_dashscope_budget_is_the_conversations_own(on_profile, fake_provider):
@@ -171,7 +171,7 @@ async def test_json_mode_asks_for_an_object_and_makes_the_messages_mention_json(
     assert body["response_format"] == {"type": "json_object"}
     assert body["messages"][0] == {
         "role": "system",
-        "content": f"Be brief.\n\n{providers.JSON_INSTRUCTION}",
+        "content": f"Be brief.\n\n{profiles.JSON_INSTRUCTION}",
     }
     html = page.last().html
     assert "json-reply" in html and "Invalid JSON" not in html
@@ -196,7 +196,7 @@ async def test_json_mode_is_not_sent_to_a_model_without_it(on_profile, fake_prov
     conversation = await on_profile("deepseek", "deepseek-reasoner", json_mode=True)
     body, _ = await _ask(conversation, fake_provider, Reply(content="Plain."))
     assert "response_format" not in body
-    assert providers.JSON_INSTRUCTION not in json.dumps(body)
+    assert profiles.JSON_INSTRUCTION not in json.dumps(body)
 
 
 # --- Usage in streams --------------------------------------------------------------------
@@ -239,7 +239,7 @@ def test_valid_json_reply_is_pretty_printed(db, conversation):
 
 
 def test_live_reply_times_the_reasoning_until_the_first_answer_token():
-    from conversations.hub import LiveReply
+    from conversations.live.registry import LiveReply
 
     live = LiveReply(reply_id=1, uuid="u", conversation_uuid="c")
     assert live.reasoning_ms is None

@@ -241,7 +241,7 @@ def test_a_streaming_reply_is_found_once_it_settles(user, untitled):
     services.replies_save_partial(partials=[services.Partial(reply.id, "The narwhal", "")])
     assert search.search_for_user(user, "narwhal") == [], "a reply in flight is not indexed yet"
 
-    outcome = services.ReplyOutcome(status=MessageStatus.COMPLETE, content="The narwhal dives.")
+    outcome = services.CallOutcome(status=MessageStatus.COMPLETE, content="The narwhal dives.")
     assert services.reply_finish(reply_id=reply.id, outcome=outcome)
     assert found(user, "narwhal") == {("Notes", reply.uuid)}
 

@@ -61,7 +61,7 @@ def test_new_message_continues_the_thread(conversation):
     first = services.message_send(conversation=conversation, content="one")
     services.reply_finish(
         reply_id=first.reply.id,
-        outcome=services.ReplyOutcome(status=MessageStatus.COMPLETE, content="answer"),
+        outcome=services.CallOutcome(status=MessageStatus.COMPLETE, content="answer"),
     )
     second = services.message_send(conversation=conversation, content="two")
     assert second.user_message.parent_id == first.reply.id
@@ -77,7 +77,7 @@ def test_reply_claimed_twice_starts_once(conversation):
 @pytest.mark.django_db
 def test_reply_finished_twice_writes_one_usage_record(conversation):
     sent = services.message_send(conversation=conversation, content="Hi")
-    outcome = services.ReplyOutcome(
+    outcome = services.CallOutcome(
         status=MessageStatus.COMPLETE, content="Hello", prompt_tokens=10, completion_tokens=5
     )
     assert services.reply_finish(reply_id=sent.reply.id, outcome=outcome)
@@ -105,7 +105,7 @@ def test_usage_record_snapshots_price_and_currency(conversation):
     sent = services.message_send(conversation=conversation, content="Hi")
     services.reply_finish(
         reply_id=sent.reply.id,
-        outcome=services.ReplyOutcome(
+        outcome=services.CallOutcome(
             status=MessageStatus.COMPLETE,
             content="Hello",
             prompt_tokens=1000,
@@ -156,7 +156,7 @@ def test_retry_adds_a_sibling_reply_and_keeps_the_failed_one(conversation):
     sent = services.message_send(conversation=conversation, content="Hi")
     services.reply_finish(
         reply_id=sent.reply.id,
-        outcome=services.ReplyOutcome(status=MessageStatus.FAILED, content="", error_text="x"),
+        outcome=services.CallOutcome(status=MessageStatus.FAILED, content="", error_text="x"),
     )
     sent.reply.refresh_from_db()
     retry = services.reply_retry(reply=sent.reply)

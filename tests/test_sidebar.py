@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from conversations import selectors, services
 from conversations.errors import ValidationFailed
-from conversations.hub import hub
+from conversations.live.registry import registry
 from conversations.models import (
     Attachment,
     Conversation,
@@ -356,10 +356,10 @@ async def test_deleting_while_a_reply_streams_stops_it_and_leaves_nothing_behind
     )
     assert response.status_code == 200
     for _ in range(100):
-        if hub.live_in_conversation(str(conversation.uuid)) is None:
+        if registry.live_in_conversation(str(conversation.uuid)) is None:
             break
         await asyncio.sleep(0.05)
-    assert hub.live_in_conversation(str(conversation.uuid)) is None, "the generator ended"
+    assert registry.live_in_conversation(str(conversation.uuid)) is None, "the generator ended"
     stream = fake_provider.wait_for_disconnect(timeout=5)
     assert not stream.finished, "the provider was stopped, not left to stream on"
     await tab.close()

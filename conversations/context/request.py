@@ -9,7 +9,6 @@ from django.conf import settings
 from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
 from django.db.models.expressions import RawSQL
 
-from conversations import providers
 from conversations.context.window import (
     REUSABLE_REPLY_STATUSES,
     _ratio,
@@ -19,6 +18,7 @@ from conversations.context.window import (
     sendable,
 )
 from conversations.models import Attachment, Conversation, ConversationSummary, Message, Role
+from conversations.providers import profiles
 from conversations.selectors import attach_images
 from conversations.tokens import PER_MESSAGE_OVERHEAD
 
@@ -94,9 +94,9 @@ def context_for_reply(reply: Message) -> ReplyContext:
     context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + [
         {"role": m.role, "content": message_content(m, vision=vision)} for m in turns
     ]
-    if reply.chat_model and providers.uses_json_mode(reply.chat_model, conversation):
+    if reply.chat_model and profiles.uses_json_mode(reply.chat_model, conversation):
         context.json_mode = True
-        context.messages = providers.with_json_instruction(context.messages)
+        context.messages = profiles.with_json_instruction(context.messages)
     summary_tokens = message_tokens(Message(role=Role.SYSTEM, content=system), ratio) - base
     context.estimated_tokens = used + max(summary_tokens, 0)
     context.raw_estimated_tokens = int(context.estimated_tokens / ratio)

@@ -18,13 +18,13 @@ from conversations.services.conversations import (
     persona_save,
 )
 from conversations.services.ledger import (
+    CallOutcome,
     usage_cost,
     usage_record_create,
     usage_records_for_retries,
 )
 from conversations.services.partials import Partial, replies_save_partial
 from conversations.services.replies import (
-    ReplyOutcome,
     SentMessage,
     message_send,
     reply_cancel_orphan,
@@ -69,7 +69,7 @@ __all__ = [
     "ImportRejected",
     "ImportResult",
     "Partial",
-    "ReplyOutcome",
+    "CallOutcome",
     "SentMessage",
     "catalogue_add_discovered",
     "catalogue_sync_presets",

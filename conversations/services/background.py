@@ -9,7 +9,11 @@ import asyncio
 from conversations import llm, selectors
 from conversations.errors import ProviderError
 from conversations.models import ChatModel, Conversation
-from conversations.services.ledger import usage_record_create, usage_records_for_retries
+from conversations.services.ledger import (
+    CallOutcome,
+    usage_record_create,
+    usage_records_for_retries,
+)
 from conversations.tokens import estimate_tokens
 
 
@@ -28,12 +32,10 @@ def _request(chat_model: ChatModel, messages: list[dict], max_tokens: int) -> ll
     )
 
 
-def _usage_outcome(messages: list[dict], done: llm.Completion):
+def _usage_outcome(messages: list[dict], done: llm.Completion) -> CallOutcome:
     """The call's usage as a ledger outcome: reported, or estimated when absent."""
-    from conversations.services.replies import ReplyOutcome
-
     usage = done.usage
-    outcome = ReplyOutcome(status="complete", content=done.text, usage_reported=usage is not None)
+    outcome = CallOutcome(status="complete", content=done.text, usage_reported=usage is not None)
     if usage is not None:
         outcome.prompt_tokens = usage.prompt_tokens
         outcome.completion_tokens = usage.completion_tokens

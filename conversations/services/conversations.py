@@ -6,9 +6,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.translation import gettext
 
-from conversations import providers, selectors
+from conversations import selectors
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel, Conversation, Persona
+from conversations.providers import profiles
 
 
 def conversation_create(
@@ -50,25 +51,25 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
     """The settings this model can take; a clear refusal for anything out of its range.
     Switches the model cannot honour (thinking, JSON mode) are turned off, not refused:
     the form does not offer them for such a model."""
-    _check_range(gettext("Temperature"), params.temperature, *providers.TEMPERATURE_RANGE)
-    _check_range(gettext("Top p"), params.top_p, *providers.TOP_P_RANGE)
+    _check_range(gettext("Temperature"), params.temperature, *profiles.TEMPERATURE_RANGE)
+    _check_range(gettext("Top p"), params.top_p, *profiles.TOP_P_RANGE)
     _check_range(gettext("Max tokens"), params.max_tokens, 1, chat_model.max_output)
     stop = [s for s in params.stop if s]
-    if len(stop) > providers.MAX_STOP_SEQUENCES:
+    if len(stop) > profiles.MAX_STOP_SEQUENCES:
         raise ValidationFailed(
             gettext("Use at most %(limit)s stop sequences (got %(count)s).")
-            % {"limit": providers.MAX_STOP_SEQUENCES, "count": len(stop)}
+            % {"limit": profiles.MAX_STOP_SEQUENCES, "count": len(stop)}
         )
-    if any(len(s) > providers.MAX_STOP_LENGTH for s in stop):
+    if any(len(s) > profiles.MAX_STOP_LENGTH for s in stop):
         raise ValidationFailed(
             gettext("A stop sequence can be at most %(limit)s characters long.")
-            % {"limit": providers.MAX_STOP_LENGTH}
+            % {"limit": profiles.MAX_STOP_LENGTH}
         )
     if chat_model.supports_thinking:
         _check_range(
             gettext("Thinking budget"),
             params.thinking_budget,
-            providers.MIN_THINKING_BUDGET,
+            profiles.MIN_THINKING_BUDGET,
             chat_model.max_output,
         )
     return GenerationSettings(
@@ -76,7 +77,7 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
         top_p=params.top_p,
         max_tokens=params.max_tokens,
         stop=stop,
-        thinking_enabled=params.thinking_enabled and providers.can_toggle_thinking(chat_model),
+        thinking_enabled=params.thinking_enabled and profiles.can_toggle_thinking(chat_model),
         thinking_budget=params.thinking_budget if chat_model.supports_thinking else None,
         json_mode=params.json_mode and chat_model.supports_json,
     )

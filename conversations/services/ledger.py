@@ -1,7 +1,7 @@
 """The usage ledger: one record per upstream call, priced at that moment."""
 
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from conversations.models import (
     ChatModel,
@@ -11,9 +11,6 @@ from conversations.models import (
     MessageStatus,
     UsageRecord,
 )
-
-if TYPE_CHECKING:
-    from conversations.services.replies import ReplyOutcome
 
 MILLION = Decimal(1_000_000)
 # Errors raised before any stream began: the provider answered with an error status (or
@@ -28,6 +25,33 @@ REFUSED_ERROR_CODES = frozenset(
         "stream_options_unsupported",
     }
 )
+
+
+@dataclass
+class CallOutcome:
+    """How one upstream call ended (a reply's stream, a summary, a title): what the ledger
+    records of it, and for a reply, its final state."""
+
+    status: str
+    content: str
+    reasoning: str = ""
+    finish_reason: str = ""
+    error_code: str = ""
+    error_text: str = ""
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    reasoning_tokens: int | None = None
+    cached_tokens: int | None = None
+    # False when the provider sent no usage and the token counts are our estimate.
+    usage_reported: bool = True
+    # False when no request reached the provider (nothing to put in the ledger).
+    called_upstream: bool = True
+    # HTTP requests made for this reply; all but the last failed and were sent again.
+    upstream_attempts: int = 1
+    time_to_first_token_ms: int | None = None
+    duration_ms: int | None = None
+    # How long the model reasoned before answering (None: it did not reason).
+    reasoning_ms: int | None = None
 
 
 def usage_cost(
@@ -45,7 +69,7 @@ def usage_cost(
     return (total / MILLION).quantize(Decimal("0.00000001"))
 
 
-def _refused(outcome: "ReplyOutcome") -> bool:
+def _refused(outcome: CallOutcome) -> bool:
     return (
         outcome.status == MessageStatus.FAILED
         and not outcome.usage_reported
@@ -79,7 +103,7 @@ def usage_record_create(
     chat_model: ChatModel | None,
     model_name: str,
     kind: str,
-    outcome: "ReplyOutcome",
+    outcome: CallOutcome,
 ) -> UsageRecord:
     """The record of the call that produced (or failed to produce) `outcome`.
 

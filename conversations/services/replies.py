@@ -5,7 +5,6 @@ the current status, so a second claim (a duplicate task, a late stop) changes no
 """
 
 import uuid
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import NamedTuple
 
@@ -33,7 +32,11 @@ from conversations.models import (
     Role,
     UsageKind,
 )
-from conversations.services.ledger import usage_record_create, usage_records_for_retries
+from conversations.services.ledger import (
+    CallOutcome,
+    usage_record_create,
+    usage_records_for_retries,
+)
 
 # Constants, in English; each raise words them in the active language.
 NO_VISION = gettext_noop(
@@ -245,34 +248,8 @@ def reply_start(*, reply_id: int, context: dict) -> bool:
     return claimed == 1
 
 
-@dataclass
-class ReplyOutcome:
-    """How a generation ended, as the streaming runtime observed it."""
-
-    status: str
-    content: str
-    reasoning: str = ""
-    finish_reason: str = ""
-    error_code: str = ""
-    error_text: str = ""
-    prompt_tokens: int | None = None
-    completion_tokens: int | None = None
-    reasoning_tokens: int | None = None
-    cached_tokens: int | None = None
-    # False when the provider sent no usage and the token counts are our estimate.
-    usage_reported: bool = True
-    # False when no request reached the provider (nothing to put in the ledger).
-    called_upstream: bool = True
-    # HTTP requests made for this reply; all but the last failed and were sent again.
-    upstream_attempts: int = 1
-    time_to_first_token_ms: int | None = None
-    duration_ms: int | None = None
-    # How long the model reasoned before answering (None: it did not reason).
-    reasoning_ms: int | None = None
-
-
 @transaction.atomic
-def reply_finish(*, reply_id: int, outcome: ReplyOutcome, reply: Message | None = None) -> bool:
+def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None = None) -> bool:
     """Give an in-flight reply its final state and write its usage record, once.
 
     A `reply` instance passed in (with conversation and chat model loaded) receives the same

@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils.translation import gettext
 
-from conversations import context, jobs, selectors
+from conversations import background_jobs, context, selectors
 from conversations.errors import ProviderError, ValidationFailed
 from conversations.models import ChatModel, Conversation, ConversationSummary, Message, UsageKind
 from conversations.services.background import background_complete
@@ -127,9 +127,12 @@ def summary_schedule_if_due(*, reply: Message) -> bool:
     """After a reply is saved: queue a summary when the uncovered turns pass a threshold."""
     if not context.summary_due_after(reply):
         return False
-    from conversations.tasks import summarise_conversation
-
-    jobs.enqueue(summarise_conversation, reply.conversation_id, reply.id)
+    background_jobs.enqueue(
+        background_jobs.SUMMARISE_CONVERSATION,
+        summary_create,
+        conversation_id=reply.conversation_id,
+        leaf_id=reply.id,
+    )
     return True
 
 
@@ -140,11 +143,15 @@ def summary_regenerate(*, summary: ConversationSummary) -> None:
         raise ValidationFailed(gettext("Only the newest summary can be regenerated."))
     leaf = selectors.thread_leaf(summary.conversation)
     through_id = summary.covers_through_id
-    from conversations.tasks import summarise_conversation
-
     with transaction.atomic():
         summary.delete()
-        jobs.enqueue(summarise_conversation, summary.conversation_id, leaf.id, through_id)
+        background_jobs.enqueue(
+            background_jobs.SUMMARISE_CONVERSATION,
+            summary_create,
+            conversation_id=summary.conversation_id,
+            leaf_id=leaf.id,
+            through_id=through_id,
+        )
 
 
 def chat_model_calibrate(*, chat_model: ChatModel, estimated: int, reported: int) -> None:

@@ -6,7 +6,7 @@ has no user-given title, checked again at the moment of writing.
 
 from django.conf import settings
 
-from conversations import context
+from conversations import background_jobs, context
 from conversations.models import Conversation, Message, MessageStatus, Role, UsageKind
 from conversations.services.background import background_complete
 
@@ -67,9 +67,6 @@ def title_generate(*, conversation_id: int) -> str | None:
 
 def title_schedule_if_due(*, reply: Message) -> bool:
     """After the first reply of a conversation completes, queue its title."""
-    from conversations import jobs
-    from conversations.tasks import title_conversation
-
     conversation = reply.conversation
     if not settings.TITLES_ENABLED or conversation.title_from_user:
         return False
@@ -77,5 +74,7 @@ def title_schedule_if_due(*, reply: Message) -> bool:
         return False
     if reply.parent.parent_id is not None:
         return False  # not the first exchange
-    jobs.enqueue(title_conversation, conversation.pk)
+    background_jobs.enqueue(
+        background_jobs.TITLE_CONVERSATION, title_generate, conversation_id=conversation.pk
+    )
     return True

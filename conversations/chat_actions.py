@@ -1,23 +1,22 @@
-"""Async entry points shared by the websocket consumer and the views.
+"""What a user does to a conversation, for the websocket consumer and the views alike.
 
-Each call is one service call plus what must follow it in this process: tell every open
-socket, start or stop the generator.
+Each call is one service call plus what must follow it in this process: the HTML every open
+socket shows (rendered here, by the presentation layer), and the reply started or stopped
+(conversations.live).
 """
 
 from uuid import uuid4
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
-from django.conf import settings
-from django.utils import translation
 from django.utils.translation import gettext as _
 
-from conversations import events, generation, pages, presenters, selectors, services
+from conversations import pages, presenters, selectors, services
 from conversations.context import ReplyContext
 from conversations.errors import ValidationFailed
-from conversations.hub import hub
+from conversations.live import run, stops
+from conversations.live.fanout import fanout
+from conversations.live.threads import on_worker_thread
 from conversations.models import Conversation, Message
-from conversations.worker_threads import on_worker_thread
 
 
 async def send_message(
@@ -42,12 +41,12 @@ async def send_message(
         if not attachment_ids:
             sent.user_message.loaded_images = []  # nothing attached: no query to find out
         html = presenters.render_messages_appended([sent.user_message, sent.reply])
-        return sent, html, generation.claim_on_send(sent.reply)
+        return sent, html, run.claim_on_send(sent.reply)
 
     sent, html, claimed = await on_worker_thread(_send)()
     if sent.created:
         messages = [sent.user_message, sent.reply]
-        await hub.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
+        await fanout.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
         _start(conversation, sent.reply, claimed)
     return sent
 
@@ -91,11 +90,11 @@ async def _replace_thread(conversation: Conversation) -> None:
     html, uuids = await database_sync_to_async(_render)()
     # A token of its own: a socket that has seen every one of these messages (paging back
     # to a version it showed before) must still swap the thread.
-    await hub.publish_messages(str(conversation.uuid), html, [*uuids, f"thread:{uuid4()}"])
+    await fanout.publish_messages(str(conversation.uuid), html, [*uuids, f"thread:{uuid4()}"])
 
 
 def _start(conversation: Conversation, reply: Message, claimed: ReplyContext | None = None) -> None:
-    generation.start_reply(
+    run.start_reply(
         reply_id=reply.id,
         reply_uuid=str(reply.uuid),
         conversation_uuid=str(conversation.uuid),
@@ -144,32 +143,4 @@ async def switch_branch(*, conversation: Conversation, message_uuid: str) -> Non
 
 async def stop_reply(*, conversation: Conversation) -> None:
     """Stop whatever reply is in flight in `conversation`, wherever it is generated."""
-    live = hub.live_in_conversation(str(conversation.uuid))
-    if live is not None and generation.cancel_local(live.uuid):
-        return
-    reply = await database_sync_to_async(selectors.conversation_in_flight_reply)(conversation)
-    if reply is None:
-        return
-    if settings.REDIS_URL and not await database_sync_to_async(selectors.reply_is_stale)(reply):
-        # Another process owns it: its control listener cancels the task there.
-        await get_channel_layer().group_send(
-            events.GENERATORS_GROUP, {"type": events.REPLY_CANCEL, "reply": str(reply.uuid)}
-        )
-        return
-    ended = await database_sync_to_async(services.reply_cancel_orphan)(reply=reply)
-    if ended is not None:
-        await publish_final(ended)
-
-
-async def publish_final(reply: Message) -> None:
-    """Tell every socket that a reply ended outside a generator (a sweep, an orphan stop)."""
-
-    def _render() -> tuple[str, presenters.ReplyState]:
-        # Shared final HTML is in the site's language, as a generator's is: sockets in
-        # another language render their own (consumers.py), whoever stopped the reply.
-        with translation.override(settings.LANGUAGE_CODE):
-            html = presenters.render_message_html(reply)
-        return str(reply.conversation.uuid), presenters.final_state(reply, html)
-
-    conversation_uuid, state = await database_sync_to_async(_render)()
-    await hub.publish_state(conversation_uuid, state)
+    await stops.stop_reply(conversation=conversation)

@@ -1,4 +1,4 @@
-"""Names shared by the generator, the hub and the consumer.
+"""Names shared by a reply's run, its fan-out and the consumer.
 
 A channel-layer event's `type` maps to the consumer handler of the same name with dots as
 underscores (`reply.update` -> `reply_update`).

@@ -1,11 +1,11 @@
-"""Server-side generation of replies, independent of any socket.
+"""A reply's run: server-side generation, independent of any socket.
 
 A reply runs as an asyncio task of the server process that accepted the message. Sockets
 come and go (reload, second tab, lost connection); the task keeps the whole text in memory
-and hands each delta to the hub, which coalesces fragments (at most one per reply per
-STREAM_FRAGMENT_INTERVAL, longer under load). One saver per process writes the partial text
-of every live reply to the database each STREAM_SAVE_INTERVAL, in one statement (it is also
-their heartbeat); each reply's final state is written once.
+(live.registry) and hands each delta to the fan-out, which coalesces fragments (at most one
+per reply per STREAM_FRAGMENT_INTERVAL, longer under load). One saver per process writes the
+partial text of every live reply to the database each STREAM_SAVE_INTERVAL, in one statement
+(it is also their heartbeat); each reply's final state is written once.
 """
 
 import asyncio
@@ -15,7 +15,7 @@ import time
 
 from django.utils.translation import gettext_noop
 
-from conversations import llm, providers, selectors, services
+from conversations import llm, selectors, services
 from conversations.context import ReplyContext, context_for_reply
 from conversations.errors import (
     ProviderConnectionLost,
@@ -24,12 +24,14 @@ from conversations.errors import (
     ProviderTimeout,
     StreamOptionsUnsupported,
 )
-from conversations.hub import LiveReply, hub
+from conversations.live import process, rendering
+from conversations.live.fanout import fanout
+from conversations.live.registry import LiveReply, registry
+from conversations.live.saves import saver
+from conversations.live.threads import on_worker_thread
 from conversations.models import Message, MessageStatus
-from conversations.presenters import render_message_html
-from conversations.saver import saver
+from conversations.providers import profiles
 from conversations.tokens import estimate_tokens
-from conversations.worker_threads import on_worker_thread
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +70,7 @@ class ReplyRun:
             self.live.ending = True
             await self._finish(reply, outcome)
 
-    async def _generate(self, reply: Message) -> services.ReplyOutcome | None:
+    async def _generate(self, reply: Message) -> services.CallOutcome | None:
         credentials = _credentials(reply)
         if not credentials:
             return self._failure(ProviderNotConfigured(), called_upstream=False)
@@ -79,7 +81,7 @@ class ReplyRun:
         self.raw_prompt_estimate = context.raw_estimated_tokens
         self.live.status = MessageStatus.STREAMING
         self.live.saved_at = time.monotonic()  # the claim was the reply's first heartbeat
-        await hub.publish_reply(self.live)
+        await fanout.publish_reply(self.live)
         saver.ensure_running()
         request = _chat_request(reply, credentials, context.messages)
         outcome = await self._stream(reply, request)
@@ -87,7 +89,7 @@ class ReplyRun:
         outcome.upstream_attempts = max(request.attempts, 1)
         return outcome
 
-    async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.ReplyOutcome:
+    async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.CallOutcome:
         try:
             try:
                 await self._consume(llm.stream_chat(request))
@@ -129,13 +131,13 @@ class ReplyRun:
                 continue
             if self.first_token_at is None:
                 self.first_token_at = time.monotonic()
-                await hub.publish_reply(live)  # the first token never waits for a tick
+                await fanout.publish_reply(live)  # the first token never waits for a tick
             else:
-                await hub.reply_grew(live)
+                await fanout.reply_grew(live)
 
     # --- outcomes ----------------------------------------------------------------------
 
-    def _completed(self) -> services.ReplyOutcome:
+    def _completed(self) -> services.CallOutcome:
         if not self.finish_reason:
             return self._outcome(
                 MessageStatus.INTERRUPTED,
@@ -153,18 +155,18 @@ class ReplyRun:
             )
         return self._outcome(MessageStatus.COMPLETE)
 
-    def _failure(self, exc: Exception, *, called_upstream: bool = True) -> services.ReplyOutcome:
+    def _failure(self, exc: Exception, *, called_upstream: bool = True) -> services.CallOutcome:
         outcome = self._outcome(MessageStatus.FAILED, error=exc)
         outcome.called_upstream = called_upstream
         return outcome
 
     def _outcome(
         self, status: str, *, error: Exception | None = None, code: str = ""
-    ) -> services.ReplyOutcome:
+    ) -> services.CallOutcome:
         live, usage = self.live, self.usage
         elapsed_ms = int((time.monotonic() - self.started_at) * 1000)
         ttft = self.first_token_at and int((self.first_token_at - self.started_at) * 1000)
-        outcome = services.ReplyOutcome(
+        outcome = services.CallOutcome(
             status=status,
             content=live.content,
             reasoning=live.reasoning,
@@ -184,11 +186,11 @@ class ReplyRun:
             _estimate_usage(outcome, self.live, self.prompt_estimate)
         return outcome
 
-    async def _finish(self, reply: Message, outcome: services.ReplyOutcome) -> None:
+    async def _finish(self, reply: Message, outcome: services.CallOutcome) -> None:
         # Text waiting for the next tick goes out now, not with the final state: under load
         # the final save can wait for a worker thread for a second, and those last words
         # with it.
-        await hub.flush_reply(self.live)
+        await fanout.flush_reply(self.live)
         finished = await on_worker_thread(_finish_and_render)(
             reply, outcome, self.raw_prompt_estimate
         )
@@ -197,7 +199,7 @@ class ReplyRun:
             return
         reply, self.live.final_html = finished
         self.live.status = reply.status
-        await hub.publish_reply(self.live)
+        await fanout.publish_reply(self.live)
 
 
 def _credentials(reply: Message) -> selectors.Credentials | None:
@@ -226,7 +228,7 @@ def _claim(reply: Message) -> ReplyContext | None:
 
 
 def _finish_and_render(
-    reply: Message, outcome: services.ReplyOutcome, raw_estimate: int
+    reply: Message, outcome: services.CallOutcome, raw_estimate: int
 ) -> tuple[Message, str] | None:
     """The final state saved and rendered, and what follows a reply (one trip to a worker
     thread for all of it: the follow-up is a few checks unless a summary or title is due).
@@ -236,7 +238,7 @@ def _finish_and_render(
         reply = _load_reply(reply.id)  # someone else ended it: show theirs
         if reply is None:
             return None
-    html = render_message_html(reply)
+    html = rendering.final_html(reply)
     try:
         _after_reply(reply, outcome, raw_estimate)
     except Exception:  # calibration, summary or title: never at the cost of the reply
@@ -244,7 +246,7 @@ def _finish_and_render(
     return reply, html
 
 
-def _after_reply(reply: Message, outcome: services.ReplyOutcome, raw_estimate: int) -> None:
+def _after_reply(reply: Message, outcome: services.CallOutcome, raw_estimate: int) -> None:
     """Work that follows a saved reply, off the stream: calibration, summary and title."""
     if outcome.usage_reported and outcome.prompt_tokens and reply.chat_model is not None:
         services.chat_model_calibrate(
@@ -266,7 +268,7 @@ def _chat_request(
     reply: Message, credentials: selectors.Credentials, messages: list[dict]
 ) -> llm.ChatRequest:
     conversation, chat_model = reply.conversation, reply.chat_model
-    sampling = providers.sampling(chat_model, conversation)
+    sampling = profiles.sampling(chat_model, conversation)
     return llm.ChatRequest(
         base_url=credentials.base_url,
         api_key=credentials.api_key,
@@ -277,13 +279,13 @@ def _chat_request(
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
         stop=sampling.stop,
-        json_mode=providers.uses_json_mode(chat_model, conversation),
-        body_fields=providers.request_fields(chat_model, conversation),
+        json_mode=profiles.uses_json_mode(chat_model, conversation),
+        body_fields=profiles.request_fields(chat_model, conversation),
         include_usage=chat_model.provider.stream_usage_supported is not False,
     )
 
 
-def _estimate_usage(outcome: services.ReplyOutcome, live: LiveReply, prompt_estimate: int) -> None:
+def _estimate_usage(outcome: services.CallOutcome, live: LiveReply, prompt_estimate: int) -> None:
     """No usage arrived (stream cut, or a server that never sends it): count ourselves."""
     outcome.usage_reported = False
     outcome.prompt_tokens = prompt_estimate
@@ -291,7 +293,7 @@ def _estimate_usage(outcome: services.ReplyOutcome, live: LiveReply, prompt_esti
     outcome.reasoning_tokens = estimate_tokens(live.reasoning)
 
 
-# --- the per-process runtime -----------------------------------------------------------
+# --- starting a reply ------------------------------------------------------------------
 
 
 def start_reply(
@@ -307,14 +309,12 @@ def start_reply(
     `reply`, when the caller has it, should carry its conversation and chat model (with
     provider) loaded, which saves the generator a query; `claimed` is what claim_on_send
     returned for it."""
-    from conversations import runtime  # runtime imports this module
-
-    runtime.ensure_started()
-    existing = hub.live_reply(reply_uuid)
+    process.start()
+    existing = registry.live_reply(reply_uuid)
     if existing is not None:
         return existing
     live = LiveReply(reply_id=reply_id, uuid=str(reply_uuid), conversation_uuid=conversation_uuid)
-    hub.register(live)
+    registry.register(live)
     # A fresh context: a task started from an HTTP request must not inherit that request's
     # asgiref executor, which is gone once the response is sent.
     run = _run(live, reply, claimed)
@@ -331,16 +331,4 @@ async def _run(live: LiveReply, reply: Message | None, claimed: ReplyContext | N
         log.exception("reply %s failed unexpectedly", live.uuid)
         await on_worker_thread(services.reply_interrupt_orphan)(reply_id=live.reply_id)
     finally:
-        hub.unregister(live)
-
-
-def cancel_local(reply_uuid: str) -> bool:
-    """Stop a reply generated in this process; the text so far is kept. True when this
-    process has it: a reply already ending (its stream over, its final state being saved) is
-    left to end as it is."""
-    live = hub.live_reply(reply_uuid)
-    if live is None or live.task is None or live.task.done():
-        return False
-    if not live.ending:
-        live.task.cancel()
-    return True
+        registry.unregister(live)

@@ -7,10 +7,13 @@ watch of its event loop, which compares each reader's byte count a few times per
 reader that has received nothing for the whole timeout gets the error aiohttp's own timer
 would have set, so the stream still ends as a ProviderTimeout. The response headers stay
 under aiohttp's timer: only the body is watched here.
+
+The watch's loop (`StallWatch.run`) is started by the serving process's supervisor
+(conversations.live). Where it does not run (a stream read outside a server), a body keeps
+aiohttp's own timer.
 """
 
 import asyncio
-import contextvars
 import time
 import weakref
 from collections.abc import Iterator
@@ -37,14 +40,13 @@ class StallWatch:
 
     def __init__(self) -> None:
         self._readers: dict[StreamReader, _Watched] = {}
-        self._task: asyncio.Task | None = None
+        # Set while readers wait to be checked; the loop sleeps on it while there are none.
+        self._wake = asyncio.Event()
+        self.running = False
 
     def add(self, reader: StreamReader, timeout: float) -> None:
         self._readers[reader] = _Watched(reader, timeout)
-        if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(), context=contextvars.Context()
-            )
+        self._wake.set()
 
     def discard(self, reader: StreamReader) -> None:
         self._readers.pop(reader, None)
@@ -52,11 +54,20 @@ class StallWatch:
     def __len__(self) -> int:
         return len(self._readers)
 
-    async def _run(self) -> None:
-        while self._readers:
-            shortest = min(watched.timeout for watched in self._readers.values())
-            await asyncio.sleep(min(shortest / CHECKS_PER_TIMEOUT, LONGEST_CHECK_INTERVAL))
-            self.check(time.monotonic())
+    async def run(self) -> None:
+        """Check the readers a few times per timeout, for as long as the event loop runs."""
+        self.running = True
+        try:
+            while True:
+                if not self._readers:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                shortest = min(watched.timeout for watched in self._readers.values())
+                await asyncio.sleep(min(shortest / CHECKS_PER_TIMEOUT, LONGEST_CHECK_INTERVAL))
+                self.check(time.monotonic())
+        finally:
+            self.running = False
 
     def check(self, now: float) -> None:
         """Note which readers received bytes; time out those silent for their timeout."""
@@ -88,13 +99,13 @@ def watching(response: ClientResponse | None, timeout: float) -> Iterator[None]:
     connection (the body already read), aiohttp's own timer stays."""
     connection = response.connection if response is not None else None
     protocol = connection.protocol if connection is not None else None
-    if protocol is None:
+    watch = watch_of_loop()
+    if protocol is None or not watch.running:
         yield
         return
     # Only this response: aiohttp sets the timeout afresh for the next request on the
     # connection. The timer armed now is cancelled with the next chunk, unarmed.
     protocol.read_timeout = None
-    watch = watch_of_loop()
     watch.add(response.content, timeout)
     try:
         yield

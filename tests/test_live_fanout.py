@@ -1,4 +1,4 @@
-"""The hub and the saver: fragments coalesced per reply, one save for every live reply,
+"""The fan-out and the saver: fragments coalesced per reply, one save for every live reply,
 and updates reaching tabs in other server processes, through the channel layer only then."""
 
 import asyncio
@@ -10,9 +10,11 @@ from channels.db import database_sync_to_async
 from django.db import connection
 
 from conversations import services
-from conversations.hub import FRAGMENT_INTERVAL_CEILING, LiveReply, hub
+from conversations.live.fanout import FRAGMENT_INTERVAL_CEILING, fanout
+from conversations.live.presence import presence
+from conversations.live.registry import LiveReply, registry
+from conversations.live.saves import saver
 from conversations.models import Message, MessageStatus, Role
-from conversations.saver import saver
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.live_server import DaphneServer
@@ -24,6 +26,8 @@ REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
 
 class Recorder:
     """A subscriber that keeps what it was given, and when."""
+
+    channel_name = "recorder"
 
     def __init__(self) -> None:
         self.updates: list[tuple[float, str]] = []
@@ -43,12 +47,12 @@ def _live(number: int, conversation_uuid: str = "c") -> LiveReply:
 async def test_a_growing_reply_gets_at_most_one_fragment_per_interval(settings):
     settings.STREAM_FRAGMENT_INTERVAL = 0.05
     tab, live = Recorder(), _live(1)
-    hub.register(live)
-    await hub.subscribe("c", tab)
+    registry.register(live)
+    await fanout.subscribe("c", tab)
     started = time.monotonic()
     for i in range(100):  # 200 tokens a second for half a second
         live.add_content(f"{i} ")
-        await hub.reply_grew(live)
+        await fanout.reply_grew(live)
         await asyncio.sleep(0.005)
     await asyncio.sleep(0.1)
     elapsed = time.monotonic() - started
@@ -69,11 +73,11 @@ class SlowTab(Recorder):
 async def test_slow_publishing_does_not_stretch_the_interval_between_fragments(settings):
     settings.STREAM_FRAGMENT_INTERVAL = 0.05
     tab, live = SlowTab(), _live(1)
-    hub.register(live)
-    await hub.subscribe("c", tab)
+    registry.register(live)
+    await fanout.subscribe("c", tab)
     for i in range(200):  # 200 tokens a second for a second
         live.add_content(f"{i} ")
-        await hub.reply_grew(live)
+        await fanout.reply_grew(live)
         await asyncio.sleep(0.005)
     gaps = [b[0] - a[0] for a, b in zip(tab.updates[1:], tab.updates[2:], strict=False)]
     # Sleeping a whole interval after each 30 ms publish would space them 80 ms apart.
@@ -84,21 +88,21 @@ async def test_slow_publishing_does_not_stretch_the_interval_between_fragments(s
 async def test_the_first_text_of_a_quiet_reply_goes_out_at_once(settings):
     settings.STREAM_FRAGMENT_INTERVAL = 0.05
     tab, live = Recorder(), _live(1)
-    hub.register(live)
-    await hub.subscribe("c", tab)
+    registry.register(live)
+    await fanout.subscribe("c", tab)
     live.add_content("Hello")
-    await hub.reply_grew(live)
+    await fanout.reply_grew(live)
     assert tab.updates == [(pytest.approx(time.monotonic(), abs=0.01), "Hello")]
 
 
 def test_fragments_grow_apart_as_more_replies_stream_in_the_process(settings):
     settings.STREAM_FRAGMENT_INTERVAL = 0.05
     for number in range(10):
-        hub.register(_live(number, f"c{number}"))
-    assert hub.fragment_interval() == 0.05
+        registry.register(_live(number, f"c{number}"))
+    assert fanout.fragment_interval() == 0.05
     for number in range(10, 400):
-        hub.register(_live(number, f"c{number}"))
-    assert hub.fragment_interval() == FRAGMENT_INTERVAL_CEILING
+        registry.register(_live(number, f"c{number}"))
+    assert fanout.fragment_interval() == FRAGMENT_INTERVAL_CEILING
 
 
 @pytest.mark.django_db(transaction=True)
@@ -112,14 +116,14 @@ async def test_new_messages_use_the_channel_layer_only_when_another_process_watc
     async def record(conversation_uuid, event):
         sent.append(event["type"])
 
-    monkeypatch.setattr(hub, "_send_remote", record)
-    await hub.subscribe("conv-x", Recorder())
-    await hub.publish_messages("conv-x", "<div></div>", ["m1"])
+    monkeypatch.setattr(presence(), "send", record)
+    await fanout.subscribe("conv-x", Recorder())
+    await fanout.publish_messages("conv-x", "<div></div>", ["m1"])
     assert sent == [], "only this process watches: its sockets were fed directly"
     client = redis.Redis.from_url(REDIS_URL)
     try:
         await client.sadd("chatsite:watch:conv-x", "another-process")
-        await hub.publish_messages("conv-x", "<div></div>", ["m2"])
+        await fanout.publish_messages("conv-x", "<div></div>", ["m2"])
         assert sent == ["messages.added"]
     finally:
         await client.delete("chatsite:watch:conv-x")
@@ -195,7 +199,7 @@ async def test_the_saver_writes_every_live_reply_in_one_call(conversation, monke
             time.monotonic() - 1,
         )  # claimed 1 s ago
         live.add_content(f"text of {reply.id}")
-        hub.register(live)
+        registry.register(live)
     await saver.save_all()
     await saver.save_all()  # nothing changed, no heartbeat due: nothing to write
     assert len(calls) == 1 and len(calls[0]["partials"]) == 3

@@ -1,17 +1,17 @@
 """The partial text of a process's live replies, saved to the database together."""
 
 import asyncio
-import contextvars
 import logging
 import time
-import weakref
 
 from django.conf import settings
 
 from conversations import services
-from conversations.hub import hub
+from conversations.live.presence import presence
+from conversations.live.registry import registry
+from conversations.live.supervisor import supervisor
+from conversations.live.threads import on_worker_thread
 from conversations.models import MessageStatus
-from conversations.worker_threads import on_worker_thread
 
 log = logging.getLogger(__name__)
 
@@ -21,19 +21,11 @@ class Saver:
     STREAM_SAVE_INTERVAL in one statement: a heartbeat per reply, but one database round
     trip (and one Redis round trip to learn who watches from elsewhere) per process."""
 
-    def __init__(self) -> None:
-        self._tasks: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Task] = (
-            weakref.WeakKeyDictionary()
-        )
-
     def ensure_running(self) -> None:
-        loop = asyncio.get_running_loop()
-        task = self._tasks.get(loop)
-        if task is None or task.done():
-            self._tasks[loop] = loop.create_task(self._run(), context=contextvars.Context())
+        supervisor.ensure("partial-saver", self._run)
 
     async def _run(self) -> None:
-        while hub.live_count():
+        while registry.live_count():
             await asyncio.sleep(settings.STREAM_SAVE_INTERVAL)
             try:
                 await self.save_all()
@@ -41,10 +33,12 @@ class Saver:
                 log.exception("saving partial replies failed")
 
     async def save_all(self) -> None:
-        streaming = [live for live in hub.live_replies() if live.status == MessageStatus.STREAMING]
+        streaming = [
+            live for live in registry.live_replies() if live.status == MessageStatus.STREAMING
+        ]
         if not streaming:
             return
-        watched = await hub.watched_elsewhere([live.conversation_uuid for live in streaming])
+        watched = await presence().watched_elsewhere([live.conversation_uuid for live in streaming])
         now = time.monotonic()
         heartbeat_due = now - settings.STREAM_STALE_AFTER / 3
         # A reply claimed (or saved) moments before this round waits for the next one.

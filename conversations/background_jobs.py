@@ -1,0 +1,60 @@
+"""Background jobs: Celery when a broker is configured, otherwise a thread of this process.
+
+Either way a job starts only after the current transaction commits, and never on the event
+loop: a reply never waits for one. A job is named by its Celery task (conversations.tasks,
+which only loads by id and calls the service) and carries the service itself for the
+in-process path, so the services that queue jobs never import the tasks that run them.
+"""
+
+import logging
+import random
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from celery import current_app
+from django.conf import settings
+from django.db import close_old_connections, transaction
+
+from conversations.errors import ProviderError
+
+log = logging.getLogger(__name__)
+
+# Two threads: summaries are rare, and a burst must not starve the server's own threads.
+_executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatsite-job")
+
+IN_PROCESS_RETRIES = 5
+
+# The Celery tasks' names (conversations.tasks registers them under these).
+SUMMARISE_CONVERSATION = "conversations.tasks.summarise_conversation"
+TITLE_CONVERSATION = "conversations.tasks.title_conversation"
+
+
+def enqueue(task_name: str, service: Callable[..., Any], **kwargs: Any) -> None:
+    """Run `service(**kwargs)` in the background once the surrounding transaction commits:
+    as the Celery task `task_name` on a worker, or in this process without a broker."""
+    if settings.CELERY_BROKER_URL:
+        transaction.on_commit(lambda: current_app.send_task(task_name, kwargs=kwargs))
+    else:
+        transaction.on_commit(lambda: _executor.submit(_run_in_process, task_name, service, kwargs))
+
+
+def _run_in_process(task_name: str, service: Callable[..., Any], kwargs: dict) -> None:
+    """The service, retried like the Celery task would be: exponential backoff with full
+    jitter."""
+    for attempt in range(IN_PROCESS_RETRIES + 1):
+        close_old_connections()
+        try:
+            service(**kwargs)
+            return
+        except ProviderError:
+            if attempt == IN_PROCESS_RETRIES:
+                log.warning("background job %s gave up after %d tries", task_name, attempt + 1)
+                return
+            time.sleep(random.uniform(0, min(300, 2 ** (attempt + 1))))
+        except Exception:
+            log.exception("background job %s failed", task_name)
+            return
+        finally:
+            close_old_connections()

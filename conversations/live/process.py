@@ -1,0 +1,78 @@
+"""The loops every serving process runs beside its replies: the stale-reply sweeper, the
+listener for stops aimed at replies of this process, and the read-timeout watch of provider
+streams. `start()` is called by every socket and every reply that starts (daphne runs no
+ASGI lifespan hook); the supervisor starts each loop once per event loop."""
+
+import asyncio
+import logging
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from conversations import services
+from conversations.live import events
+from conversations.live.fanout import fanout
+from conversations.live.presence import presence, reset_presence
+from conversations.live.registry import registry
+from conversations.live.supervisor import supervisor
+from conversations.providers import timeouts
+
+log = logging.getLogger(__name__)
+
+
+def start() -> None:
+    # Alone (no Redis), this process owns every reply: any in flight at start-up is dead.
+    shared = presence().shared
+    supervisor.ensure("stale-sweeper", lambda: _sweep_forever(first_sweep_everything=not shared))
+    if shared:
+        supervisor.ensure("stop-listener", _listen_for_stops)
+    supervisor.ensure("stream-read-timeouts", timeouts.watch_of_loop().run)
+
+
+def reset() -> None:
+    """Forget this process's live state (tests run many event loops in one process)."""
+    fanout.reset()
+    registry.reset()
+    reset_presence()
+    supervisor.reset()
+
+
+async def sweep(*, everything: bool = False) -> int:
+    """End replies nobody generates any more, and tell their sockets."""
+    ended = await database_sync_to_async(services.reply_interrupt_stale)(
+        everything=everything, live_ids=registry.live_ids()
+    )
+    for reply in ended:
+        await fanout.publish_final(reply)
+    return len(ended)
+
+
+async def _sweep_forever(*, first_sweep_everything: bool) -> None:
+    everything = first_sweep_everything
+    while True:
+        try:
+            await sweep(everything=everything)
+        except Exception:
+            log.exception("sweeping stale replies failed")
+        everything = False
+        await asyncio.sleep(settings.STREAM_STALE_AFTER / 2)
+
+
+async def _listen_for_stops() -> None:
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    while True:
+        try:
+            await layer.group_add(events.GENERATORS_GROUP, channel)
+            while True:
+                message = await layer.receive(channel)
+                if message.get("type") == events.REPLY_CANCEL:
+                    registry.cancel(message["reply"])
+        except Exception:
+            # channels-redis can turn our own cancellation into a Redis error: tell them apart.
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                raise
+            log.warning("stop listener lost the channel layer; retrying", exc_info=True)
+            await asyncio.sleep(1)
