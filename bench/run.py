@@ -224,10 +224,10 @@ async def replies_settled(timeout: float = 30.0) -> None:
     the same conversations, and a send there while the last reply still ends is refused
     (one reply in flight per conversation): under load a stop can take over a second, and
     each refused client sat out the whole next level, lowering its token rate."""
-    from conversations.models import IN_FLIGHT, Message
+    from conversations.models import Message, MessageStatus
 
     def in_flight() -> int:
-        return Message.objects.filter(status__in=IN_FLIGHT).count()
+        return Message.objects.filter(status__in=MessageStatus.IN_FLIGHT).count()
 
     deadline = time.monotonic() + timeout
     while await asyncio.to_thread(in_flight) and time.monotonic() < deadline:

@@ -14,7 +14,6 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from conversations import usage
-from conversations.discovery import discover_models
 from conversations.models import (
     ChatModel,
     Conversation,
@@ -25,6 +24,7 @@ from conversations.models import (
     UsageBudget,
     UsageRecord,
 )
+from conversations.providers.discovery import discover_models
 from conversations.templatetags.money import money
 
 

@@ -17,6 +17,7 @@ from conversations.live import run, stops
 from conversations.live.fanout import fanout
 from conversations.live.threads import on_worker_thread
 from conversations.models import Conversation, Message
+from conversations.providers import catalogue
 
 
 async def send_message(
@@ -57,7 +58,7 @@ async def start_conversation(
     """A new conversation with the chosen model; its first message, if any, is sent."""
 
     def _create() -> Conversation:
-        chat_model = selectors.chat_model_get_available(chat_model_id)
+        chat_model = catalogue.chat_model_get_available(chat_model_id)
         if chat_model is None:
             raise ValidationFailed(_("Choose one of the available models."))
         return services.conversation_create(owner=owner, chat_model=chat_model)

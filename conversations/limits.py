@@ -14,7 +14,7 @@ from django.core.cache.backends.redis import RedisCache
 from django.db.models import IntegerField, QuerySet
 from django.db.models.expressions import RawSQL
 
-from conversations.models import IN_FLIGHT, Conversation, Message
+from conversations.models import Conversation, Message, MessageStatus
 
 _shared: tuple[dict, BaseCache] | None = None
 
@@ -76,14 +76,14 @@ def with_replies_in_flight(conversations: QuerySet[Conversation]) -> QuerySet[Co
     )
 
 
-_STATUSES = [str(status) for status in IN_FLIGHT]
+_STATUSES = [str(status) for status in MessageStatus.IN_FLIGHT]
 _IN_FLIGHT_OF_OWNER = (
     "SELECT COUNT(*) FROM {message} AS m JOIN {conversation} AS c ON c.id = m.conversation_id"
     " WHERE c.owner_id = {conversation}.owner_id AND m.status IN ({statuses})"
 ).format(
     message=Message._meta.db_table,
     conversation=Conversation._meta.db_table,
-    statuses=", ".join(["%s"] * len(IN_FLIGHT)),
+    statuses=", ".join(["%s"] * len(MessageStatus.IN_FLIGHT)),
 )
 
 
@@ -93,7 +93,9 @@ def replies_in_flight(conversation: Conversation) -> int:
     if counted is not None:
         return counted
     owner_id = conversation.owner_id
-    return Message.objects.filter(conversation__owner_id=owner_id, status__in=IN_FLIGHT).count()
+    return Message.objects.filter(
+        conversation__owner_id=owner_id, status__in=MessageStatus.IN_FLIGHT
+    ).count()
 
 
 def _login_key(username: str, address: str) -> str:

@@ -3,6 +3,7 @@
 Only `services.py` writes these rows; status fields change through its conditional updates.
 """
 
+import enum
 import uuid
 from decimal import Decimal
 
@@ -134,8 +135,16 @@ class MessageStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     TRUNCATED = "truncated", "Truncated"
 
-
-IN_FLIGHT = (MessageStatus.PENDING, MessageStatus.STREAMING)
+    # The sets every module asks about, defined once (nonmember: not choices themselves).
+    # Not final yet: a generator owns the reply, or is about to.
+    IN_FLIGHT = enum.nonmember(("pending", "streaming"))
+    # Final: no generator will change the reply again.
+    FINAL = enum.nonmember(("complete", "interrupted", "cancelled", "failed", "truncated"))
+    # Ended short of complete: the page offers Retry.
+    RETRYABLE = enum.nonmember(("interrupted", "cancelled", "failed", "truncated"))
+    # Text the model may see again (and worth training on): finished, or stopped with its
+    # text kept.
+    REUSABLE = enum.nonmember(("complete", "truncated", "cancelled", "interrupted"))
 
 
 class Message(models.Model):
@@ -183,7 +192,7 @@ class Message(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["conversation"],
-                condition=Q(status__in=IN_FLIGHT),
+                condition=Q(status__in=MessageStatus.IN_FLIGHT),
                 name="one_reply_in_flight_per_conversation",
             ),
             models.UniqueConstraint(
@@ -209,7 +218,7 @@ class Message(models.Model):
 
     @property
     def is_in_flight(self) -> bool:
-        return self.status in IN_FLIGHT
+        return self.status in MessageStatus.IN_FLIGHT
 
     @property
     def total_tokens(self) -> int | None:

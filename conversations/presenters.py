@@ -24,19 +24,6 @@ from conversations.selectors import (
     siblings_of,
 )
 
-FINAL_STATUSES = {
-    MessageStatus.COMPLETE,
-    MessageStatus.INTERRUPTED,
-    MessageStatus.CANCELLED,
-    MessageStatus.FAILED,
-    MessageStatus.TRUNCATED,
-}
-RETRYABLE_STATUSES = {
-    MessageStatus.INTERRUPTED,
-    MessageStatus.CANCELLED,
-    MessageStatus.FAILED,
-    MessageStatus.TRUNCATED,
-}
 STATUS_NOTES = {
     MessageStatus.TRUNCATED: _("Cut off: the reply reached its length limit."),
     MessageStatus.CANCELLED: _("Stopped."),
@@ -71,7 +58,7 @@ class MessageView:
 
     @property
     def is_final(self) -> bool:
-        return self.status in FINAL_STATUSES
+        return self.status in MessageStatus.FINAL
 
     @property
     def is_assistant(self) -> bool:
@@ -93,7 +80,7 @@ class MessageView:
 
     @property
     def can_retry(self) -> bool:
-        return self.is_assistant and self.status in RETRYABLE_STATUSES
+        return self.is_assistant and self.status in MessageStatus.RETRYABLE
 
     @property
     def can_regenerate(self) -> bool:
@@ -128,7 +115,7 @@ def view_of_message(
     """`costs` from usage.cost_by_message when rendering many messages (one query)."""
     if recorded := getattr(message, "recorded_cost", None):
         costs = {message.id: recorded}  # reply_finish just wrote it: no query
-    if costs is None and message.role == Role.ASSISTANT and message.status in FINAL_STATUSES:
+    if costs is None and message.role == Role.ASSISTANT and message.status in MessageStatus.FINAL:
         costs = usage.cost_by_message([message.id])
     cost, currency = (costs or {}).get(message.id, (None, ""))
     return MessageView(
@@ -170,7 +157,9 @@ def views_of_messages(messages: list[Message]) -> list[MessageView]:
     if unloaded:
         attach_images(unloaded)
     # Only finished replies can have usage records: a fresh send asks for nothing.
-    finished = [m.id for m in messages if m.role == Role.ASSISTANT and m.status in FINAL_STATUSES]
+    finished = [
+        m.id for m in messages if m.role == Role.ASSISTANT and m.status in MessageStatus.FINAL
+    ]
     costs = usage.cost_by_message(finished) if finished else {}
     unplaced = [m for m in messages if getattr(m, "siblings", None) is None]
     places = siblings_of(unplaced)

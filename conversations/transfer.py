@@ -33,6 +33,7 @@ from conversations.models import (
     MessageStatus,
     Role,
 )
+from conversations.providers import catalogue
 
 FORMAT = "chatsite.conversations"
 VERSION = 1
@@ -65,13 +66,6 @@ USAGE_FIELDS = (
     "time_to_first_token_ms",
     "duration_ms",
 )
-# Replies worth training on: finished, or stopped with their text kept (as in context_for_reply).
-_TRAINABLE_STATUSES = {
-    MessageStatus.COMPLETE,
-    MessageStatus.TRUNCATED,
-    MessageStatus.CANCELLED,
-    MessageStatus.INTERRUPTED,
-}
 
 
 def _time(value: datetime | None) -> str | None:
@@ -109,7 +103,7 @@ class ChatModels(dict):
     """Chat models by id, each read once: a history names only a handful."""
 
     def __missing__(self, pk: int) -> ChatModel | None:
-        self[pk] = selectors.chat_model_with_provider(pk)
+        self[pk] = catalogue.chat_model_with_provider(pk)
         return self[pk]
 
 
@@ -237,7 +231,7 @@ def export_markdown(conversations: Iterable[Conversation]) -> Iterator[str]:
 def _trainable(message: Message) -> bool:
     if not message.content:
         return False
-    return message.role != Role.ASSISTANT or message.status in _TRAINABLE_STATUSES
+    return message.role != Role.ASSISTANT or message.status in MessageStatus.REUSABLE
 
 
 def _conversation_jsonl(conversation: Conversation) -> Iterator[str]:

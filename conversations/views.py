@@ -22,6 +22,7 @@ from conversations.forms import (
     SignupForm,
 )
 from conversations.models import Attachment, Conversation, Message
+from conversations.providers import catalogue
 
 
 def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
@@ -34,7 +35,7 @@ def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
 def _app_context(request: HttpRequest, **extra) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(request.user),
-        "chat_models": selectors.chat_models_available(),
+        "chat_models": catalogue.chat_models_available(),
         # Shown near the composer from 80% of the month's budget.
         "budget": usage.budget_status(request.user),
         **extra,
@@ -44,7 +45,7 @@ def _app_context(request: HttpRequest, **extra) -> dict:
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = _app_context(request, selected_model=selectors.default_chat_model())
+    context = _app_context(request, selected_model=catalogue.default_chat_model())
     return render(request, "conversations/home.html", context)
 
 
@@ -161,7 +162,7 @@ def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
         try:
             conversation = services.conversation_update_settings(
                 conversation=conversation,
-                chat_model=selectors.chat_model_get_available(form.cleaned_data["model"]),
+                chat_model=catalogue.chat_model_get_available(form.cleaned_data["model"]),
                 system_prompt=prompt,
                 parameters=form.generation_settings(),
             )

@@ -6,7 +6,6 @@ import socket
 
 import pytest
 
-from conversations import llm
 from conversations.errors import (
     ProviderAuthFailed,
     ProviderConnectionLost,
@@ -15,12 +14,12 @@ from conversations.errors import (
     ProviderTimeout,
     ProviderUnavailable,
 )
-from conversations.providers import timeouts
+from conversations.providers import timeouts, transport
 from tests.fake_provider import Reply
 
 
-def _request(base_url: str, **fields) -> llm.ChatRequest:
-    return llm.ChatRequest(
+def _request(base_url: str, **fields) -> transport.ChatRequest:
+    return transport.ChatRequest(
         base_url=base_url,
         api_key="test-key",
         model="fake-model",
@@ -29,8 +28,8 @@ def _request(base_url: str, **fields) -> llm.ChatRequest:
     )
 
 
-async def _drain(request: llm.ChatRequest) -> list:
-    return [event async for event in llm.stream_chat(request)]
+async def _drain(request: transport.ChatRequest) -> list:
+    return [event async for event in transport.stream_chat(request)]
 
 
 def _closed_port_url() -> str:
@@ -63,7 +62,7 @@ async def test_retryable_statuses_are_sent_again_then_succeed(fake_provider, sta
     fake_provider.script(Reply(status=status, headers={"Retry-After": "0"}), Reply(content="Ok."))
     request = _request(fake_provider.base_url)
     events = await _drain(request)
-    assert llm.ContentDelta("Ok.") in events
+    assert transport.ContentDelta("Ok.") in events
     assert len(fake_provider.chat_requests) == 2
     assert request.attempts == 2
 
@@ -104,7 +103,7 @@ async def test_a_server_that_never_sends_usage_yields_no_usage_event(fake_provid
     fake_provider.script(Reply(content="Ok.", usage=None))
     events = await _drain(_request(fake_provider.base_url))
     assert fake_provider.chat_requests[0].json["stream_options"] == {"include_usage": True}
-    assert not any(isinstance(event, llm.Usage) for event in events)
+    assert not any(isinstance(event, transport.Usage) for event in events)
 
 
 async def test_provider_fields_go_into_the_body_next_to_the_messages(fake_provider):
@@ -119,7 +118,7 @@ async def test_replies_one_after_another_reuse_one_connection(fake_provider):
     fake_provider.script(Reply(content="One."), Reply(content="Two."), Reply(content="Three."))
     for _ in range(3):
         events = await _drain(_request(fake_provider.base_url))
-        assert isinstance(events[-1], llm.Usage)  # every reply whole
+        assert isinstance(events[-1], transport.Usage)  # every reply whole
     ports = {request.client_port for request in fake_provider.chat_requests}
     assert len(fake_provider.chat_requests) == 3 and len(ports) == 1, ports
 
@@ -132,7 +131,7 @@ async def test_a_slow_stream_that_never_falls_silent_is_read_whole(fake_provider
     tokens = [f"t{i} " for i in range(8)]  # 1.6 s in all, never 0.4 s without a byte
     fake_provider.script(Reply(content=tokens, tokens_per_second=5))
     events = await _drain(_request(fake_provider.base_url))
-    assert [e.text for e in events if isinstance(e, llm.ContentDelta)] == tokens
+    assert [e.text for e in events if isinstance(e, transport.ContentDelta)] == tokens
 
 
 async def test_a_body_that_falls_silent_times_out_within_about_the_read_timeout(
@@ -146,7 +145,7 @@ async def test_a_body_that_falls_silent_times_out_within_about_the_read_timeout(
     watched_while_streaming = []
     started = asyncio.get_running_loop().time()
     with pytest.raises(ProviderTimeout):
-        async for _ in llm.stream_chat(_request(fake_provider.base_url)):
+        async for _ in transport.stream_chat(_request(fake_provider.base_url)):
             watched_while_streaming.append(len(timeouts.watch_of_loop()))
     waited = asyncio.get_running_loop().time() - started
     assert 0.4 <= waited < 1.5
@@ -204,9 +203,9 @@ async def test_lines_split_across_chunks_and_crlf_endings_are_read_whole():
     async with RawSSEServer(pieces) as base_url:
         events = await _drain(_request(base_url, include_usage=False))
     assert events == [
-        llm.ContentDelta("Hello, "),
-        llm.ContentDelta("世界"),
-        llm.Finish("stop"),
+        transport.ContentDelta("Hello, "),
+        transport.ContentDelta("世界"),
+        transport.Finish("stop"),
     ]
 
 
@@ -216,7 +215,7 @@ async def test_a_completion_that_is_not_a_json_object_is_a_clear_error(body):
     async with RawSSEServer([body]) as base_url:
         request.base_url = base_url
         with pytest.raises(ProviderRejected, match="malformed response"):
-            await llm.complete_chat(request)
+            await transport.complete_chat(request)
     assert request.attempts == 1  # counted: the ledger records it
 
 

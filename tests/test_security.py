@@ -521,7 +521,7 @@ def test_a_provider_error_echoing_the_key_is_masked(settings):
     import httpx2
     import openai
 
-    from conversations.llm import ChatRequest, _status_error
+    from conversations.providers.transport import ChatRequest, _status_error
 
     key = "sk-profile-key-0123456789"  # a key the environment does not know
     request = httpx2.Request("POST", "http://provider.test/v1/chat/completions")

@@ -170,8 +170,8 @@ def test_first_message_names_an_untitled_conversation(user, chat_model):
 
 @pytest.mark.django_db
 def test_models_listed_by_the_endpoint_join_the_catalogue(fake_provider):
-    from conversations.discovery import discover_models
     from conversations.models import ChatModel, Provider
+    from conversations.providers.discovery import discover_models
 
     fake_provider.models = ["fake-model", "fake-reasoner"]
     local = Provider.objects.get(slug="local")

@@ -34,7 +34,6 @@ from conversations.context.window import (
     CONTEXT_SAFETY_MARGIN,
     IMAGE_OMITTED,
     IMAGE_TOKENS,
-    REUSABLE_REPLY_STATUSES,
     context_budget,
     message_content,
     message_tokens,
@@ -44,7 +43,6 @@ from conversations.context.window import (
 
 __all__ = [
     # window
-    "REUSABLE_REPLY_STATUSES",
     "CONTEXT_SAFETY_MARGIN",
     "reply_max_output",
     "context_budget",

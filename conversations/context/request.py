@@ -10,14 +10,20 @@ from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
 from django.db.models.expressions import RawSQL
 
 from conversations.context.window import (
-    REUSABLE_REPLY_STATUSES,
     _ratio,
     context_budget,
     message_content,
     message_tokens,
     sendable,
 )
-from conversations.models import Attachment, Conversation, ConversationSummary, Message, Role
+from conversations.models import (
+    Attachment,
+    Conversation,
+    ConversationSummary,
+    Message,
+    MessageStatus,
+    Role,
+)
 from conversations.providers import profiles
 from conversations.selectors import attach_images
 from conversations.tokens import PER_MESSAGE_OVERHEAD
@@ -123,7 +129,7 @@ def _dropped(conversation, first_dropped: Message, walk) -> tuple[int, Message |
         # No summary to find: count with one query instead of walking the whole history
         # (exact for a linear thread; edits and retries on old branches count too).
         older = Message.objects.filter(conversation=conversation, id__lte=first_dropped.id)
-        reusable = Q(role=Role.ASSISTANT, status__in=REUSABLE_REPLY_STATUSES) & ~Q(content="")
+        reusable = Q(role=Role.ASSISTANT, status__in=MessageStatus.REUSABLE) & ~Q(content="")
         counted = older.aggregate(n=Count("id", filter=Q(role=Role.USER) | reusable))
         return counted["n"], None
     dropped = 1

@@ -8,11 +8,11 @@ from django.conf import settings
 
 from conversations.context.window import _ratio, context_budget, message_tokens, sendable
 from conversations.models import (
-    IN_FLIGHT,
     ChatModel,
     Conversation,
     ConversationSummary,
     Message,
+    MessageStatus,
     Role,
 )
 from conversations.selectors import thread_backwards
@@ -111,7 +111,7 @@ def _uncovered(conversation, leaf_id) -> tuple[list[Message], ConversationSummar
         if message.id in boundaries:
             previous = ConversationSummary.objects.get(pk=boundaries[message.id])
             break
-        if sendable(message) and message.status not in IN_FLIGHT:
+        if sendable(message) and message.status not in MessageStatus.IN_FLIGHT:
             uncovered.append(message)
     uncovered.reverse()
     return uncovered, previous

@@ -8,13 +8,6 @@ from conversations.models import Attachment, Conversation, Message, MessageStatu
 from conversations.selectors import message_images
 from conversations.tokens import estimate_message_tokens
 
-# Replies whose text the model may see again: finished, or stopped with text kept.
-REUSABLE_REPLY_STATUSES = {
-    MessageStatus.COMPLETE,
-    MessageStatus.TRUNCATED,
-    MessageStatus.CANCELLED,
-    MessageStatus.INTERRUPTED,
-}
 # Room for what token estimates get wrong.
 CONTEXT_SAFETY_MARGIN = 0.9
 
@@ -35,7 +28,7 @@ def context_budget(conversation: Conversation) -> int:
 def sendable(message: Message) -> bool:
     if message.role == Role.USER:
         return True
-    return message.status in REUSABLE_REPLY_STATUSES and bool(message.content)
+    return message.status in MessageStatus.REUSABLE and bool(message.content)
 
 
 def _ratio(conversation: Conversation) -> float:

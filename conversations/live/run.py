@@ -15,7 +15,7 @@ import time
 
 from django.utils.translation import gettext_noop
 
-from conversations import llm, selectors, services
+from conversations import services
 from conversations.context import ReplyContext, context_for_reply
 from conversations.errors import (
     ProviderConnectionLost,
@@ -30,7 +30,7 @@ from conversations.live.registry import LiveReply, registry
 from conversations.live.saves import saver
 from conversations.live.threads import on_worker_thread
 from conversations.models import Message, MessageStatus
-from conversations.providers import profiles
+from conversations.providers import catalogue, requests, transport
 from conversations.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -50,7 +50,7 @@ class ReplyRun:
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.finish_reason = ""
-        self.usage: llm.Usage | None = None
+        self.usage: transport.Usage | None = None
         self.prompt_estimate = 0
         self.raw_prompt_estimate = 0
 
@@ -83,22 +83,27 @@ class ReplyRun:
         self.live.saved_at = time.monotonic()  # the claim was the reply's first heartbeat
         await fanout.publish_reply(self.live)
         saver.ensure_running()
-        request = _chat_request(reply, credentials, context.messages)
+        request = requests.reply_request(
+            chat_model=reply.chat_model,
+            conversation=reply.conversation,
+            credentials=credentials,
+            messages=context.messages,
+        )
         outcome = await self._stream(reply, request)
         # Every HTTP request is a ledger record; all but the last failed and were retried.
         outcome.upstream_attempts = max(request.attempts, 1)
         return outcome
 
-    async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.CallOutcome:
+    async def _stream(self, reply: Message, request: transport.ChatRequest) -> services.CallOutcome:
         try:
             try:
-                await self._consume(llm.stream_chat(request))
+                await self._consume(transport.stream_chat(request))
             except StreamOptionsUnsupported:
                 await on_worker_thread(services.provider_remember_stream_usage)(
                     provider_id=reply.chat_model.provider_id, supported=False
                 )
                 request.include_usage = False
-                await self._consume(llm.stream_chat(request))
+                await self._consume(transport.stream_chat(request))
         except asyncio.CancelledError:
             return self._outcome(MessageStatus.CANCELLED)
         except (ProviderConnectionLost, ProviderTimeout) as exc:
@@ -119,11 +124,11 @@ class ReplyRun:
     async def _consume(self, stream) -> None:
         live = self.live
         async for event in stream:
-            if isinstance(event, llm.ContentDelta):
+            if isinstance(event, transport.ContentDelta):
                 live.add_content(event.text)
-            elif isinstance(event, llm.ReasoningDelta):
+            elif isinstance(event, transport.ReasoningDelta):
                 live.add_reasoning(event.text)
-            elif isinstance(event, llm.Finish):
+            elif isinstance(event, transport.Finish):
                 self.finish_reason = event.reason
                 continue
             else:
@@ -202,8 +207,8 @@ class ReplyRun:
         await fanout.publish_reply(self.live)
 
 
-def _credentials(reply: Message) -> selectors.Credentials | None:
-    return reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
+def _credentials(reply: Message) -> catalogue.Credentials | None:
+    return reply.chat_model and catalogue.provider_credentials(reply.chat_model.provider)
 
 
 def claim_on_send(reply: Message) -> ReplyContext | None:
@@ -261,27 +266,6 @@ def _load_reply(reply_id: int) -> Message | None:
         Message.objects.select_related("conversation", "chat_model__provider")
         .filter(pk=reply_id)
         .first()
-    )
-
-
-def _chat_request(
-    reply: Message, credentials: selectors.Credentials, messages: list[dict]
-) -> llm.ChatRequest:
-    conversation, chat_model = reply.conversation, reply.chat_model
-    sampling = profiles.sampling(chat_model, conversation)
-    return llm.ChatRequest(
-        base_url=credentials.base_url,
-        api_key=credentials.api_key,
-        model=chat_model.name,
-        messages=messages,
-        provider_slug=chat_model.provider.slug,
-        temperature=sampling.temperature,
-        top_p=sampling.top_p,
-        max_tokens=sampling.max_tokens,
-        stop=sampling.stop,
-        json_mode=profiles.uses_json_mode(chat_model, conversation),
-        body_fields=profiles.request_fields(chat_model, conversation),
-        include_usage=chat_model.provider.stream_usage_supported is not False,
     )
 
 

@@ -1,2 +1,12 @@
-"""The model providers: profiles (how a conversation's settings become one provider's
-request fields) and the read timeouts of their streams."""
+"""The model providers, in one place.
+
+- `presets`: the built-in providers and models, copied into the catalogue on migrate.
+- `catalogue`: reads of the catalogue: which providers the environment enables (their
+  credentials), which chat models can be chosen.
+- `profiles`: how a conversation's settings become one provider's request fields.
+- `requests`: the one request builder, for replies and background calls alike.
+- `transport`: the SDK seam, the only module that imports `openai`: typed stream events in,
+  our own exceptions out.
+- `timeouts`: the read-timeout watch of streamed bodies.
+- `discovery`: models found through an endpoint's /models listing.
+"""

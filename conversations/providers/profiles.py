@@ -2,7 +2,7 @@
 
 Pure functions of the catalogue row and the conversation, so the exact body each provider
 receives is decided (and tested) in one place. Nothing here imports `openai`: the fields
-returned go into the request body as they are (llm.py sends them through `extra_body`).
+returned go into the request body as they are (transport.py sends them through `extra_body`).
 
 The thinking switch, per provider:
 - dashscope: `enable_thinking` (hybrid models) and a `thinking_budget` whenever thinking is

@@ -2,7 +2,7 @@
 
 aiohttp enforces a read timeout by cancelling and re-arming a timer on every chunk it
 receives: at 250 streams of 20 tokens a second that was ~5% of a busy server's CPU. Once a
-body starts streaming, llm.py turns that timer off for the body and hands its reader to the
+body starts streaming, transport.py turns that timer off for the body and hands its reader to the
 watch of its event loop, which compares each reader's byte count a few times per timeout. A
 reader that has received nothing for the whole timeout gets the error aiohttp's own timer
 would have set, so the stream still ends as a ProviderTimeout. The response headers stay

@@ -26,16 +26,6 @@ from conversations.selectors.export import (
     conversation_thread_ids,
     conversations_for_export,
 )
-from conversations.selectors.providers import (
-    Credentials,
-    chat_model_by_name,
-    chat_model_get_available,
-    chat_model_with_provider,
-    chat_models_available,
-    default_chat_model,
-    enabled_providers,
-    provider_credentials,
-)
 from conversations.selectors.threads import (
     NO_SIBLINGS,
     PAGE_SIZE,
@@ -62,15 +52,6 @@ from conversations.selectors.threads import (
 )
 
 __all__ = [
-    # providers
-    "Credentials",
-    "provider_credentials",
-    "enabled_providers",
-    "chat_models_available",
-    "default_chat_model",
-    "chat_model_get_available",
-    "chat_model_with_provider",
-    "chat_model_by_name",
     # conversations
     "persona_list_for_user",
     "persona_get_for_user",

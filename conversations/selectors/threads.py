@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from conversations.models import IN_FLIGHT, Attachment, Conversation, Message, Role
+from conversations.models import Attachment, Conversation, Message, MessageStatus, Role
 
 # How many messages one backward step through a thread loads; a thread is walked newest
 # first and only as far as the caller needs, so a 10,000-message history costs no more than
@@ -221,7 +221,7 @@ def thread_messages(
 
 def conversation_in_flight_reply(conversation: Conversation) -> Message | None:
     return (
-        Message.objects.filter(conversation=conversation, status__in=IN_FLIGHT)
+        Message.objects.filter(conversation=conversation, status__in=MessageStatus.IN_FLIGHT)
         .select_related("conversation")
         .first()
     )

@@ -6,9 +6,9 @@ event loop and an HTTP client of its own for its duration.
 
 import asyncio
 
-from conversations import llm, selectors
 from conversations.errors import ProviderError
 from conversations.models import ChatModel, Conversation
+from conversations.providers import requests, transport
 from conversations.services.ledger import (
     CallOutcome,
     usage_record_create,
@@ -17,22 +17,7 @@ from conversations.services.ledger import (
 from conversations.tokens import estimate_tokens
 
 
-def _request(chat_model: ChatModel, messages: list[dict], max_tokens: int) -> llm.ChatRequest:
-    credentials = selectors.provider_credentials(chat_model.provider)
-    if credentials is None:
-        raise ProviderError(f"No API key is configured for {chat_model.provider.name}.")
-    return llm.ChatRequest(
-        base_url=credentials.base_url,
-        api_key=credentials.api_key,
-        model=chat_model.name,
-        messages=messages,
-        provider_slug=chat_model.provider.slug,
-        temperature=0.2,
-        max_tokens=max_tokens,
-    )
-
-
-def _usage_outcome(messages: list[dict], done: llm.Completion) -> CallOutcome:
+def _usage_outcome(messages: list[dict], done: transport.Completion) -> CallOutcome:
     """The call's usage as a ledger outcome: reported, or estimated when absent."""
     usage = done.usage
     outcome = CallOutcome(status="complete", content=done.text, usage_reported=usage is not None)
@@ -54,10 +39,12 @@ def background_complete(
     messages: list[dict],
     kind: str,
     max_tokens: int,
-) -> llm.Completion:
+) -> transport.Completion:
     """One non-streamed call; every HTTP request it took is a ledger record (the failed ones
     billed nothing). Raises ProviderError, for the task's retry policy, when it fails."""
-    request = _request(chat_model, messages, max_tokens)
+    request = requests.background_request(
+        chat_model=chat_model, messages=messages, max_tokens=max_tokens
+    )
     call = {
         "user_id": conversation.owner_id,
         "conversation": conversation,
@@ -67,7 +54,7 @@ def background_complete(
         "kind": kind,
     }
     try:
-        done = asyncio.run(llm.complete_chat(request))
+        done = asyncio.run(transport.complete_chat(request))
     except ProviderError:
         usage_records_for_retries(count=request.attempts, **call)
         raise

@@ -1,7 +1,7 @@
 """The provider and model catalogue."""
 
-from conversations.catalogue import PROVIDER_PRESETS
 from conversations.models import ChatModel, Provider
+from conversations.providers.presets import PROVIDER_PRESETS
 
 
 def catalogue_sync_presets() -> None:

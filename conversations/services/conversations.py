@@ -6,10 +6,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils.translation import gettext
 
-from conversations import selectors
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel, Conversation, Persona
-from conversations.providers import profiles
+from conversations.providers import catalogue, profiles
 
 
 def conversation_create(
@@ -20,7 +19,7 @@ def conversation_create(
     system_prompt: str = "",
 ) -> Conversation:
     if chat_model is None:
-        chat_model = selectors.default_chat_model()
+        chat_model = catalogue.default_chat_model()
     return Conversation.objects.create(
         owner=owner, chat_model=chat_model, title=title[:200], system_prompt=system_prompt
     )

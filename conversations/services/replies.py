@@ -24,7 +24,6 @@ from conversations.errors import (
     ValidationFailed,
 )
 from conversations.models import (
-    IN_FLIGHT,
     Attachment,
     Conversation,
     Message,
@@ -272,7 +271,7 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         "completed_at": timezone.now(),
         "heartbeat_at": None,
     }
-    if Message.objects.filter(pk=reply_id, status__in=IN_FLIGHT).update(**final) != 1:
+    if Message.objects.filter(pk=reply_id, status__in=MessageStatus.IN_FLIGHT).update(**final) != 1:
         return False
     if reply is not None:
         for name, value in final.items():
@@ -313,7 +312,12 @@ def _end_orphans(replies, *, status: str) -> list[Message]:
         changes = {"status": status, "completed_at": timezone.now(), "heartbeat_at": None}
         if status == MessageStatus.INTERRUPTED:
             changes |= {"error_code": "interrupted", "error_text": INTERRUPTED_TEXT}
-        if Message.objects.filter(pk=reply.pk, status__in=IN_FLIGHT).update(**changes) == 1:
+        if (
+            Message.objects.filter(pk=reply.pk, status__in=MessageStatus.IN_FLIGHT).update(
+                **changes
+            )
+            == 1
+        ):
             reply.refresh_from_db()
             ended.append(reply)
     return ended
@@ -328,7 +332,7 @@ def reply_interrupt_stale(
     except `live_ids`, the replies it is generating itself.
     """
     in_flight = (
-        Message.objects.filter(status__in=IN_FLIGHT)
+        Message.objects.filter(status__in=MessageStatus.IN_FLIGHT)
         .exclude(pk__in=live_ids)
         .select_related("conversation")
     )

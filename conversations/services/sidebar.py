@@ -8,7 +8,7 @@ from django.db import transaction
 from django.utils.translation import gettext
 
 from conversations.errors import ValidationFailed
-from conversations.models import IN_FLIGHT, Attachment, Conversation, Message
+from conversations.models import Attachment, Conversation, Message, MessageStatus
 
 TITLE_MAX_CHARS = 200  # Conversation.title's max_length
 
@@ -67,7 +67,7 @@ def conversation_delete(*, conversation: Conversation) -> None:
     # usage row pointing at a deleted conversation.
     list(
         Message.objects.select_for_update()
-        .filter(conversation=conversation, status__in=IN_FLIGHT)
+        .filter(conversation=conversation, status__in=MessageStatus.IN_FLIGHT)
         .values_list("pk", flat=True)
     )
     list(Conversation.objects.select_for_update().filter(pk=conversation.pk).values_list("pk"))

@@ -3,8 +3,8 @@
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from conversations import selectors
 from conversations.models import Provider
+from conversations.providers import catalogue
 
 
 def _redacted(url: str) -> str:
@@ -40,7 +40,7 @@ class Command(BaseCommand):
             if settings.CELERY_BROKER_URL
             else "none: background jobs run in-process"
         )
-        enabled = selectors.enabled_providers()
+        enabled = catalogue.enabled_providers()
         names = ", ".join(p.name for p in enabled) or "none (set an API key, see .env.example)"
         disabled = [p.name for p in Provider.objects.all() if p not in enabled]
         self.stdout.write(f"chatsite at {url}")

@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
-from conversations import selectors
-from conversations.discovery import discover_models
+from conversations.providers import catalogue
+from conversations.providers.discovery import discover_models
 
 
 class Command(BaseCommand):
@@ -13,7 +13,7 @@ class Command(BaseCommand):
         parser.add_argument("--timeout", type=float, default=5.0)
 
     def handle(self, *args, timeout: float, **options) -> None:
-        for provider in selectors.enabled_providers():
+        for provider in catalogue.enabled_providers():
             added = discover_models(provider, timeout=timeout)
             if added:
                 names = ", ".join(m.name for m in added)

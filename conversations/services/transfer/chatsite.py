@@ -3,7 +3,7 @@ plan: the conversation's fields and parameters, every message of the tree with i
 and the summaries, each checked against the messages before it."""
 
 from conversations import transfer
-from conversations.models import IN_FLIGHT, MessageStatus, Role
+from conversations.models import MessageStatus, Role
 from conversations.services.transfer.plans import (
     _ConversationPlan,
     _Fields,
@@ -59,7 +59,7 @@ def _chatsite_message(message: _Fields, keys: set[str], models: _ModelLookup) ->
         message.fail(f"names parent {parent[:40]!r}, which does not come before it")
     status = message.choice("status", MessageStatus.values, MessageStatus.COMPLETE)
     # Nobody is generating an imported reply: one that was in flight is kept as interrupted.
-    if status in IN_FLIGHT:
+    if status in MessageStatus.IN_FLIGHT:
         status = MessageStatus.INTERRUPTED
     usage = _Fields(message.mapping("usage"), f"{message.where} usage")
     chat_model = models.named(message.mapping("model"), message.where)

@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 
 from django.utils import timezone
 
-from conversations import selectors
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel
+from conversations.providers import catalogue
 
 # PositiveIntegerField's ceiling in PostgreSQL.
 MAX_COUNT = 2**31 - 1
@@ -146,7 +146,7 @@ class _ModelLookup:
     def get(self, provider: str, name: str) -> ChatModel | None:
         key = (provider, name)
         if key not in self._found:
-            self._found[key] = selectors.chat_model_by_name(provider, name)
+            self._found[key] = catalogue.chat_model_by_name(provider, name)
         return self._found[key]
 
     def named(self, reference: dict, where: str) -> ChatModel | None:

@@ -2,17 +2,18 @@
 
 import asyncio
 
-from conversations import llm, selectors, services
+from conversations import services
 from conversations.models import ChatModel, Provider
+from conversations.providers import catalogue, transport
 
 
 async def _names(provider: Provider, timeout: float) -> list[str]:
-    credentials = selectors.provider_credentials(provider)
+    credentials = catalogue.provider_credentials(provider)
     if credentials is None:
         return []
     try:
         return await asyncio.wait_for(
-            llm.list_models(credentials.base_url, credentials.api_key), timeout
+            transport.list_models(credentials.base_url, credentials.api_key), timeout
         )
     except TimeoutError:
         return []
