@@ -10,9 +10,9 @@ from django.views.decorators.http import require_GET, require_POST
 
 from api import selectors, services
 from api.forms import ImportForm, TokenCreateForm
+from conversations import exports
 from conversations import selectors as conversation_selectors
 from conversations import services as conversation_services
-from conversations import transfer
 from conversations.errors import ValidationFailed
 
 
@@ -20,7 +20,7 @@ def _page_context(request: HttpRequest, **extra) -> dict:
     return {
         "conversations": conversation_selectors.conversation_list_for_user(request.user),
         "tokens": selectors.api_token_list_for_user(request.user),
-        "export_formats": transfer.EXPORT_FORMATS,
+        "export_formats": exports.EXPORT_FORMATS,
         **extra,
     }
 

@@ -2,7 +2,7 @@
 
 from rest_framework import serializers
 
-from conversations import transfer
+from conversations import exports
 from conversations.models import Conversation, Message
 
 
@@ -32,7 +32,7 @@ class ConversationSerializer(serializers.ModelSerializer):
 class ParametersSerializer(serializers.ModelSerializer):
     class Meta:
         model = Conversation
-        fields = list(transfer.PARAMETER_FIELDS)
+        fields = list(exports.PARAMETER_FIELDS)
 
 
 class ConversationDetailSerializer(ConversationSerializer):
@@ -55,13 +55,13 @@ class ConversationDetailSerializer(ConversationSerializer):
 
     def get_export_urls(self, conversation: Conversation) -> dict[str, str]:
         base = self._url("api:conversation-export", conversation)
-        return {fmt: f"{base}?format={fmt}" for fmt in transfer.EXPORT_FORMATS}
+        return {fmt: f"{base}?format={fmt}" for fmt in exports.EXPORT_FORMATS}
 
 
 class UsageSerializer(serializers.ModelSerializer):
     class Meta:
         model = Message
-        fields = list(transfer.USAGE_FIELDS)
+        fields = list(exports.USAGE_FIELDS)
 
 
 class MessageSerializer(serializers.ModelSerializer):

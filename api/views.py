@@ -22,7 +22,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import serializers
-from conversations import selectors, services, transfer
+from conversations import exports, selectors, services
 from conversations.models import Conversation
 
 
@@ -60,8 +60,8 @@ def _conversation_or_404(request: Request, uuid) -> Conversation:
 
 def _export_format(request: Request) -> str:
     export_format = request.query_params.get("format", "json")
-    if export_format not in transfer.EXPORT_FORMATS:
-        choices = ", ".join(transfer.EXPORT_FORMATS)
+    if export_format not in exports.EXPORT_FORMATS:
+        choices = ", ".join(exports.EXPORT_FORMATS)
         raise ValidationError(
             {"format": [gettext("Choose one of: %(choices)s.") % {"choices": choices}]}
         )
@@ -83,7 +83,7 @@ async def _async_blocks(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
 
 def _download(request: Request, blocks: Iterator[bytes], export_format: str, filename: str):
     body = _async_blocks(blocks) if isinstance(request._request, ASGIRequest) else blocks
-    response = StreamingHttpResponse(body, content_type=transfer.MEDIA_TYPES[export_format])
+    response = StreamingHttpResponse(body, content_type=exports.MEDIA_TYPES[export_format])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
@@ -91,7 +91,7 @@ def _download(request: Request, blocks: Iterator[bytes], export_format: str, fil
 FORMAT_PARAMETER = OpenApiParameter(
     "format",
     str,
-    enum=list(transfer.EXPORT_FORMATS),
+    enum=list(exports.EXPORT_FORMATS),
     default="json",
     description=(
         "json: lossless chatsite export (re-importable); md: readable Markdown; "
@@ -174,8 +174,8 @@ class ConversationExportView(APIView):
     def get(self, request: Request, uuid):
         conversation = _conversation_or_404(request, uuid)
         export_format = _export_format(request)
-        blocks = transfer.export_conversations([conversation], export_format)
-        filename = transfer.export_filename(export_format, conversation)
+        blocks = exports.export_conversations([conversation], export_format)
+        filename = exports.export_filename(export_format, conversation)
         return _download(request, blocks, export_format, filename)
 
 
@@ -189,8 +189,8 @@ class ExportAllView(APIView):
     )
     def get(self, request: Request):
         export_format = _export_format(request)
-        blocks = transfer.export_user_history(request.user, export_format)
-        return _download(request, blocks, export_format, transfer.export_filename(export_format))
+        blocks = exports.export_user_history(request.user, export_format)
+        return _download(request, blocks, export_format, exports.export_filename(export_format))
 
 
 class ImportView(APIView):

@@ -1,6 +1,6 @@
 """Export throughput and peak memory, in a process of its own so its high-water mark is clean.
 
-Uses the REST API's exporter (conversations/transfer.py) when it exists; until then a JSONL
+Uses the REST API's exporter (conversations/exports.py) when it exists; until then a JSONL
 stream over `.iterator()`, the shape the API exporter is expected to have.
 Prints one JSON object: messages, seconds, bytes, peak and sampled RSS, which exporter.
 """
@@ -33,12 +33,12 @@ def fallback_lines(conversation):
 def exporter():
     """The project's exporter if it is there yet, else the fallback above."""
     try:
-        from conversations import transfer
+        from conversations import exports
     except ImportError:
         return fallback_lines, "bench fallback: JSONL over Message.objects...iterator(2000)"
-    if callable(getattr(transfer, "export_json", None)):
-        return lambda c: transfer.export_json([c]), "conversations.transfer.export_json"
-    return fallback_lines, "bench fallback (conversations.transfer has no export_json)"
+    if callable(getattr(exports, "export_json", None)):
+        return lambda c: exports.export_json([c]), "conversations.exports.export_json"
+    return fallback_lines, "bench fallback (conversations.exports has no export_json)"
 
 
 def main() -> None:

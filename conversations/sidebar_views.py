@@ -21,7 +21,7 @@ from django_htmx.http import HttpResponseClientRedirect
 from conversations import chat_actions, search, selectors, services
 from conversations.errors import ChatError
 from conversations.models import Conversation
-from conversations.views import _app_context
+from conversations.views import app_context
 
 
 def _conversation_or_404(user, uuid) -> Conversation:
@@ -140,7 +140,7 @@ async def conversation_delete(request: HttpRequest, uuid) -> HttpResponse:
 @login_required
 def archived_list(request: HttpRequest) -> HttpResponse:
     archived = selectors.conversation_list_archived_for_user(request.user)
-    return render(request, "conversations/archived.html", _app_context(request, archived=archived))
+    return render(request, "conversations/archived.html", app_context(request, archived=archived))
 
 
 @require_GET
@@ -151,5 +151,5 @@ def conversation_search(request: HttpRequest) -> HttpResponse:
     hits = search.search_for_user(request.user, q) if q else []
     if request.htmx:
         return render(request, "conversations/_search_results.html", {"q": q, "hits": hits})
-    context = _app_context(request, q=q, hits=hits, sidebar_q=q)
+    context = app_context(request, q=q, hits=hits, sidebar_q=q)
     return render(request, "conversations/search.html", context)

@@ -32,7 +32,7 @@ def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
         raise Http404(_("No such conversation")) from None
 
 
-def _app_context(request: HttpRequest, **extra) -> dict:
+def app_context(request: HttpRequest, **extra) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(request.user),
         "chat_models": catalogue.chat_models_available(),
@@ -45,7 +45,7 @@ def _app_context(request: HttpRequest, **extra) -> dict:
 @require_GET
 @login_required
 def home(request: HttpRequest) -> HttpResponse:
-    context = _app_context(request, selected_model=catalogue.default_chat_model())
+    context = app_context(request, selected_model=catalogue.default_chat_model())
     return render(request, "conversations/home.html", context)
 
 
@@ -58,7 +58,7 @@ def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
     target = selectors.message_in_conversation_or_none(conversation, request.GET.get("m", ""))
     page = _page_around(request, conversation, target) if target else None
     page = page or pages.latest_page(conversation)
-    context = _app_context(
+    context = app_context(
         request,
         **page.context(),
         dropped_turns=selectors.dropped_turns_of_latest_reply(page.messages),
@@ -202,7 +202,7 @@ def _form_error(form) -> str:
 def _settings_response(request, conversation, *, error: str, saved: bool) -> HttpResponse:
     if not request.htmx:
         return redirect("conversation", uuid=conversation.uuid)
-    context = _app_context(
+    context = app_context(
         request,
         conversation=conversation,
         personas=selectors.persona_list_for_user(request.user),
@@ -301,7 +301,7 @@ def _month_param(value: str):
 def usage_page(request: HttpRequest) -> HttpResponse:
     """This month's (or ?month=YYYY-MM's) usage by model and by day, and the budget."""
     month = usage.usage_month_for_user(request.user, _month_param(request.GET.get("month", "")))
-    context = _app_context(
+    context = app_context(
         request, month=month, chart_height=usage.CHART_HEIGHT, bar_width=usage.CHART_BAR_WIDTH
     )
     return render(request, "conversations/usage.html", context)

@@ -1,4 +1,5 @@
-"""The project's import graph: no cycles, and every import runs down the layers.
+"""The project's import graph: no cycles, every import runs down the layers, and no
+private name crosses a module.
 
 Layers, top to bottom (a module may import its own layer and those below it):
 transports (consumer, views, admin, API, tasks, commands) -> presentation (HTML) -> live (a
@@ -167,3 +168,20 @@ def test_the_graph_reads_the_imports_of_real_modules(module):
     assert "conversations.models" in graph[module] or any(
         target.startswith("conversations.live") for target in graph[module]
     )
+
+
+def test_no_private_name_crosses_a_module():
+    crossing = []
+    for module, path in sorted(project_modules().items()):
+        for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+            if not isinstance(node, ast.ImportFrom) or node.level:
+                continue
+            if (node.module or "").split(".")[0] not in PACKAGES:
+                continue
+            private = [
+                alias.name
+                for alias in node.names
+                if alias.name.startswith("_") and not alias.name.startswith("__")
+            ]
+            crossing += [f"{module} imports {node.module}.{name}" for name in private]
+    assert crossing == []

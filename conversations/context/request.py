@@ -10,11 +10,11 @@ from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
 from django.db.models.expressions import RawSQL
 
 from conversations.context.window import (
-    _ratio,
     context_budget,
     message_content,
     message_tokens,
     sendable,
+    token_ratio,
 )
 from conversations.models import (
     Attachment,
@@ -73,7 +73,7 @@ def _system_message(conversation: Conversation, summary: ConversationSummary | N
 
 def context_for_reply(reply: Message) -> ReplyContext:
     conversation = reply.conversation
-    ratio = _ratio(conversation)
+    ratio = token_ratio(conversation)
     context = ReplyContext(budget=context_budget(conversation))
     walk = RequestThread(conversation, reply.parent_id or reply.id)
     # Keep room for a summary we may only find at the end of the walk.

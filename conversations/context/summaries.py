@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 
-from conversations.context.window import _ratio, context_budget, message_tokens, sendable
+from conversations.context.window import context_budget, message_tokens, sendable, token_ratio
 from conversations.models import (
     ChatModel,
     Conversation,
@@ -89,7 +89,7 @@ def summary_due_after(reply: Message) -> bool:
         return False
     if meta.get("dropped_turns"):
         return True
-    reply_tokens = message_tokens(reply, _ratio(reply.conversation)) if sendable(reply) else 0
+    reply_tokens = message_tokens(reply, token_ratio(reply.conversation)) if sendable(reply) else 0
     return summary_thresholds_passed(
         reply.conversation,
         tokens=int(meta.get("uncovered_tokens") or 0) + reply_tokens,
@@ -129,7 +129,7 @@ def summary_plan(
     if through_id is not None:
         turns = [m for m in uncovered if m.id <= through_id]
         return SummaryPlan(previous, turns, turns[-1]) if turns else None
-    ratio = _ratio(conversation)
+    ratio = token_ratio(conversation)
     costs = [message_tokens(m, ratio) for m in uncovered]
     if not summary_thresholds_passed(conversation, tokens=sum(costs), turns=len(uncovered)):
         return None

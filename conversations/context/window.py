@@ -31,7 +31,7 @@ def sendable(message: Message) -> bool:
     return message.status in MessageStatus.REUSABLE and bool(message.content)
 
 
-def _ratio(conversation: Conversation) -> float:
+def token_ratio(conversation: Conversation) -> float:
     return conversation.chat_model.token_ratio if conversation.chat_model else 1.0
 
 

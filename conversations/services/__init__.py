@@ -17,6 +17,12 @@ from conversations.services.conversations import (
     conversation_update_settings,
     persona_save,
 )
+from conversations.services.imports import (
+    ImportFailure,
+    ImportRejected,
+    ImportResult,
+    conversations_import,
+)
 from conversations.services.ledger import (
     CallOutcome,
     usage_cost,
@@ -47,12 +53,6 @@ from conversations.services.summaries import (
     summary_schedule_if_due,
 )
 from conversations.services.titles import title_generate, title_schedule_if_due
-from conversations.services.transfer import (
-    ImportFailure,
-    ImportRejected,
-    ImportResult,
-    conversations_import,
-)
 
 __all__ = [
     "conversation_switch_branch",

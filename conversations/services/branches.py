@@ -14,12 +14,12 @@ from conversations.errors import ReplyInFlight, ValidationFailed
 from conversations.models import Attachment, Conversation, Message, Role
 from conversations.services.replies import (
     SentMessage,
-    _new_reply,
-    _require_budget,
-    _require_model,
-    _require_send_allowance,
-    _touch,
-    _validated_content,
+    pending_reply_create,
+    require_budget,
+    require_model,
+    require_send_allowance,
+    touch_conversation,
+    validated_content,
 )
 
 
@@ -45,10 +45,10 @@ def message_edit(*, message: Message, content: str) -> SentMessage:
         raise ValidationFailed(_("Only your own messages can be edited."))
     conversation = message.conversation
     has_images = message.attachments.exists()
-    content = _validated_content(content, has_images=has_images)
-    _require_model(conversation)
-    _require_budget(conversation)
-    _require_send_allowance(conversation)
+    content = validated_content(content, has_images=has_images)
+    require_model(conversation)
+    require_budget(conversation)
+    require_send_allowance(conversation)
     try:
         with transaction.atomic():
             edited = Message.objects.create(
@@ -59,8 +59,8 @@ def message_edit(*, message: Message, content: str) -> SentMessage:
             )
             if has_images:
                 _copy_images(message, edited)
-            reply = _new_reply(conversation=conversation, parent=edited)
-            _touch(conversation, leaf=reply)
+            reply = pending_reply_create(conversation=conversation, parent=edited)
+            touch_conversation(conversation, leaf=reply)
     except IntegrityError:
         raise ReplyInFlight() from None
     reply.siblings = selectors.NO_SIBLINGS

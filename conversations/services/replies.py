@@ -45,7 +45,7 @@ NO_VISION = gettext_noop(
 NOT_YOURS = gettext_noop("That image is not yours or was already sent.")
 
 
-def _validated_content(content: str, *, has_images: bool = False) -> str:
+def validated_content(content: str, *, has_images: bool = False) -> str:
     """The message text; it may be empty when images carry the message."""
     content = (content or "").strip()
     if not content and not has_images:
@@ -69,7 +69,7 @@ def _reply_for(user_message: Message) -> Message | None:
     return user_message.children.filter(role=Role.ASSISTANT).order_by("-id").first()
 
 
-def _new_reply(*, conversation: Conversation, parent: Message) -> Message:
+def pending_reply_create(*, conversation: Conversation, parent: Message) -> Message:
     chat_model = conversation.chat_model
     return Message.objects.create(
         conversation=conversation,
@@ -81,12 +81,12 @@ def _new_reply(*, conversation: Conversation, parent: Message) -> Message:
     )
 
 
-def _require_model(conversation: Conversation) -> None:
+def require_model(conversation: Conversation) -> None:
     if conversation.chat_model is None:
         raise ValidationFailed(_("Choose a model for this conversation first."))
 
 
-def _require_budget(conversation: Conversation) -> None:
+def require_budget(conversation: Conversation) -> None:
     """Refuse new upstream calls once the owner has used this month's budget."""
     status = usage.budget_status_of_owner(conversation)
     if status.is_over:
@@ -99,7 +99,7 @@ def _require_budget(conversation: Conversation) -> None:
         )
 
 
-def _require_send_allowance(conversation: Conversation) -> None:
+def require_send_allowance(conversation: Conversation) -> None:
     """Per-user abuse limits: sends per minute, and replies in flight across conversations.
 
     The in-flight count is read before the insert, so two sends at the same instant may
@@ -136,7 +136,9 @@ def _provisional_title(text: str) -> str:
     return first_line if len(first_line) <= 60 else first_line[:59].rstrip() + "…"
 
 
-def _touch(conversation: Conversation, *, leaf: Message, first_message: str = "") -> None:
+def touch_conversation(
+    conversation: Conversation, *, leaf: Message, first_message: str = ""
+) -> None:
     """Bump last activity and move the branch on screen to `leaf`; an untitled conversation
     is named after its first message until a better title is generated or the user names it."""
     changes: dict = {"updated_at": timezone.now(), "current_leaf": leaf}
@@ -191,14 +193,14 @@ def message_send(
     Sending again with the same idempotency key returns the first pair unchanged.
     """
     attachment_ids = _valid_uuids(attachment_ids or [])
-    content = _validated_content(content, has_images=bool(attachment_ids))
+    content = validated_content(content, has_images=bool(attachment_ids))
     key = _validated_key(idempotency_key)
-    _require_model(conversation)
+    require_model(conversation)
     if earlier := _earlier_send(conversation, key):
         return SentMessage(earlier, _reply_for(earlier), created=False)
     _require_vision(conversation, attachment_ids)
-    _require_budget(conversation)
-    _require_send_allowance(conversation)
+    require_budget(conversation)
+    require_send_allowance(conversation)
     try:
         with transaction.atomic():
             user_message = Message.objects.create(
@@ -210,8 +212,8 @@ def message_send(
             )
             if attachment_ids:
                 _attach(conversation, user_message, attachment_ids)
-            reply = _new_reply(conversation=conversation, parent=user_message)
-            _touch(conversation, leaf=reply, first_message=content)
+            reply = pending_reply_create(conversation=conversation, parent=user_message)
+            touch_conversation(conversation, leaf=reply, first_message=content)
     except IntegrityError:
         # A concurrent send with the same key won the race: answer with its messages.
         if key and (earlier := selectors.message_by_idempotency_key(conversation, key)):
@@ -227,13 +229,13 @@ def reply_retry(*, reply: Message) -> Message:
     if reply.role != Role.ASSISTANT or reply.is_in_flight or reply.parent_id is None:
         raise ValidationFailed(_("Only a finished reply can be retried."))
     conversation = reply.conversation
-    _require_model(conversation)
-    _require_budget(conversation)
-    _require_send_allowance(conversation)
+    require_model(conversation)
+    require_budget(conversation)
+    require_send_allowance(conversation)
     try:
         with transaction.atomic():
-            new_reply = _new_reply(conversation=conversation, parent=reply.parent)
-            _touch(conversation, leaf=new_reply)
+            new_reply = pending_reply_create(conversation=conversation, parent=reply.parent)
+            touch_conversation(conversation, leaf=new_reply)
     except IntegrityError:
         raise ReplyInFlight() from None
     return new_reply

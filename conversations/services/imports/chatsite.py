@@ -1,25 +1,25 @@
-"""Reading chatsite's own JSON export (the format `conversations/transfer.py` writes) into a
+"""Reading chatsite's own JSON export (the format `conversations/exports.py` writes) into a
 plan: the conversation's fields and parameters, every message of the tree with its parent,
 and the summaries, each checked against the messages before it."""
 
-from conversations import transfer
+from conversations import exports
 from conversations.models import MessageStatus, Role
-from conversations.services.transfer.plans import (
-    _ConversationPlan,
-    _Fields,
-    _MessagePlan,
-    _ModelLookup,
-    _SummaryPlan,
+from conversations.services.imports.plans import (
+    ConversationPlan,
+    MessageFields,
+    MessagePlan,
+    ModelLookup,
+    SummaryImportPlan,
 )
 
 
-def _plan_chatsite(raw, models: _ModelLookup) -> _ConversationPlan:
-    conversation = _Fields(raw, "the conversation")
-    parameters = _Fields(conversation.mapping("parameters"), "parameters")
+def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
+    conversation = MessageFields(raw, "the conversation")
+    parameters = MessageFields(conversation.mapping("parameters"), "parameters")
     stop = parameters.items("stop")
     if not all(isinstance(item, str) for item in stop):
         parameters.fail("stop must be a list of texts")
-    plan = _ConversationPlan(
+    plan = ConversationPlan(
         fields={
             "title": conversation.text("title", limit=200),
             "title_from_user": conversation.flag("title_from_user"),
@@ -39,18 +39,20 @@ def _plan_chatsite(raw, models: _ModelLookup) -> _ConversationPlan:
     )
     keys: set[str] = set()
     for position, raw_message in enumerate(conversation.items("messages"), start=1):
-        message = _chatsite_message(_Fields(raw_message, f"message {position}"), keys, models)
+        message = _chatsite_message(MessageFields(raw_message, f"message {position}"), keys, models)
         keys.add(message.key)
         plan.messages.append(message)
     covered: set[str] = set()
     for position, raw_summary in enumerate(conversation.items("summaries"), start=1):
-        summary = _chatsite_summary(_Fields(raw_summary, f"summary {position}"), keys, covered)
+        summary = _chatsite_summary(
+            MessageFields(raw_summary, f"summary {position}"), keys, covered
+        )
         covered.add(summary.covers_through)
         plan.summaries.append(summary)
     return plan
 
 
-def _chatsite_message(message: _Fields, keys: set[str], models: _ModelLookup) -> _MessagePlan:
+def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLookup) -> MessagePlan:
     key = message.text("id")
     if not key or key in keys:
         message.fail("needs an id of its own")
@@ -61,9 +63,9 @@ def _chatsite_message(message: _Fields, keys: set[str], models: _ModelLookup) ->
     # Nobody is generating an imported reply: one that was in flight is kept as interrupted.
     if status in MessageStatus.IN_FLIGHT:
         status = MessageStatus.INTERRUPTED
-    usage = _Fields(message.mapping("usage"), f"{message.where} usage")
+    usage = MessageFields(message.mapping("usage"), f"{message.where} usage")
     chat_model = models.named(message.mapping("model"), message.where)
-    return _MessagePlan(
+    return MessagePlan(
         key=key,
         parent=parent,
         created_at=message.time("created_at"),
@@ -79,19 +81,21 @@ def _chatsite_message(message: _Fields, keys: set[str], models: _ModelLookup) ->
             "model_name": message.text("model_name", limit=120),
             "context": message.mapping("context"),
             "completed_at": message.time("completed_at"),
-            **{name: usage.count(name) for name in transfer.USAGE_FIELDS},
+            **{name: usage.count(name) for name in exports.USAGE_FIELDS},
         },
     )
 
 
-def _chatsite_summary(summary: _Fields, keys: set[str], covered: set[str]) -> _SummaryPlan:
+def _chatsite_summary(
+    summary: MessageFields, keys: set[str], covered: set[str]
+) -> SummaryImportPlan:
     covers_through = summary.text("covers_through")
     if covers_through not in keys or covers_through in covered:
         summary.fail("must cover through a message of the conversation, once")
     previous = summary.text("previous") or None
     if previous is not None and previous not in covered:
         summary.fail("names a previous summary that does not come before it")
-    return _SummaryPlan(
+    return SummaryImportPlan(
         covers_through=covers_through,
         previous=previous,
         created_at=summary.time("created_at"),

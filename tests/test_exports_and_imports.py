@@ -1,4 +1,4 @@
-"""Export (conversations/transfer.py) and import (conversations/services/transfer/)."""
+"""Export (conversations/exports.py) and import (conversations/services/imports/)."""
 
 import json
 import tracemalloc
@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from conversations import services, transfer
+from conversations import exports, services
 from conversations.models import (
     Conversation,
     ConversationSummary,
@@ -25,7 +25,7 @@ def _text(blocks) -> str:
 
 
 def _export(conversation, export_format="json") -> str:
-    return _text(transfer.export_conversations([conversation], export_format))
+    return _text(exports.export_conversations([conversation], export_format))
 
 
 @pytest.fixture
@@ -130,7 +130,7 @@ def test_markdown_export_shows_the_thread_on_screen_with_reasoning_collapsed(ric
 def test_jsonl_export_is_one_fine_tuning_line_per_conversation(rich_conversation, user):
     other = ConversationFactory(owner=user, chat_model=rich_conversation.chat_model)
     thread(other, "Hello", "Hi there")
-    lines = _text(transfer.export_user_history(user, "jsonl")).splitlines()
+    lines = _text(exports.export_user_history(user, "jsonl")).splitlines()
     assert len(lines) == 2
     assert json.loads(lines[0]) == {
         "messages": [
@@ -147,7 +147,7 @@ def test_jsonl_export_is_one_fine_tuning_line_per_conversation(rich_conversation
 def test_exporting_everything_includes_only_the_owners_conversations(user, other_user):
     mine = ConversationFactory(owner=user, title="mine")
     ConversationFactory(owner=other_user, title="theirs")
-    document = json.loads(_text(transfer.export_user_history(user, "json")))
+    document = json.loads(_text(exports.export_user_history(user, "json")))
     assert [c["id"] for c in document["conversations"]] == [str(mine.uuid)]
 
 
@@ -161,7 +161,7 @@ def test_export_memory_stays_flat_over_five_thousand_messages(user, chat_model):
     size = 0
     tracemalloc.start()
     try:
-        for block in transfer.export_user_history(user, "json"):
+        for block in exports.export_user_history(user, "json"):
             size += len(block)
         _, peak = tracemalloc.get_traced_memory()
     finally:

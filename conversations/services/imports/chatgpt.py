@@ -5,11 +5,11 @@ reasoning ("thoughts") folded into the reply that follows it and other kinds of 
 from datetime import datetime
 
 from conversations.models import MessageStatus, Role
-from conversations.services.transfer.plans import (
-    _ConversationPlan,
-    _Fields,
-    _MessagePlan,
-    _ModelLookup,
+from conversations.services.imports.plans import (
+    ConversationPlan,
+    MessageFields,
+    MessagePlan,
+    ModelLookup,
 )
 
 # Where ChatGPT's model slugs (gpt-4o, o3, ...) are looked up in the catalogue.
@@ -25,11 +25,11 @@ _CHATGPT_FINISH = {
 _CHATGPT_TEXT_TYPES = {"text", "multimodal_text"}
 
 
-def _plan_chatgpt(raw, models: _ModelLookup) -> _ConversationPlan:
-    conversation = _Fields(raw, "the conversation")
+def plan_chatgpt(raw, models: ModelLookup) -> ConversationPlan:
+    conversation = MessageFields(raw, "the conversation")
     created_at = conversation.epoch("create_time")
     default_slug = conversation.text("default_model_slug", limit=120)
-    plan = _ConversationPlan(
+    plan = ConversationPlan(
         fields={
             "title": conversation.text("title", limit=200),
             "chat_model": models.get(CHATGPT_PROVIDER, default_slug),
@@ -42,14 +42,14 @@ def _plan_chatgpt(raw, models: _ModelLookup) -> _ConversationPlan:
     for node_id, node in _chatgpt_thread(conversation):
         if node.get("message") is None:
             continue  # the root, or a node whose message was removed
-        message = _Fields(node["message"], f"message {node_id[:40]}")
+        message = MessageFields(node["message"], f"message {node_id[:40]}")
         _chatgpt_add(plan, message, reasoning, models, default=created_at)
     if not plan.messages:
         conversation.fail("has no user or assistant messages to import")
     return plan
 
 
-def _chatgpt_thread(conversation: _Fields) -> list[tuple[str, dict]]:
+def _chatgpt_thread(conversation: MessageFields) -> list[tuple[str, dict]]:
     """The nodes from the root to `current_node` (the branch the user last saw)."""
     mapping = conversation.mapping("mapping")
     if not mapping:
@@ -75,15 +75,15 @@ def _chatgpt_thread(conversation: _Fields) -> list[tuple[str, dict]]:
 
 
 def _chatgpt_add(
-    plan: _ConversationPlan,
-    message: _Fields,
+    plan: ConversationPlan,
+    message: MessageFields,
     reasoning: list[str],
-    models: _ModelLookup,
+    models: ModelLookup,
     *,
     default: datetime | None,
 ) -> None:
-    role = _Fields(message.mapping("author"), f"{message.where} author").text("role")
-    content = _Fields(message.mapping("content"), f"{message.where} content")
+    role = MessageFields(message.mapping("author"), f"{message.where} author").text("role")
+    content = MessageFields(message.mapping("content"), f"{message.where} content")
     content_type = content.text("content_type") or "text"
     metadata = message.mapping("metadata")
     if content_type == "thoughts":
@@ -107,13 +107,13 @@ def _chatgpt_add(
     parent = plan.messages[-1].key if plan.messages else None
     created_at = message.epoch("create_time") or default
     plan.messages.append(
-        _MessagePlan(
+        MessagePlan(
             key=str(len(plan.messages)), parent=parent, fields=fields, created_at=created_at
         )
     )
 
 
-def _chatgpt_parts(content: _Fields) -> str:
+def _chatgpt_parts(content: MessageFields) -> str:
     """The text parts joined; images and other attachments become a short placeholder."""
     pieces = []
     for part in content.items("parts"):
@@ -124,7 +124,7 @@ def _chatgpt_parts(content: _Fields) -> str:
     return "\n\n".join(piece for piece in pieces if piece)
 
 
-def _chatgpt_thoughts(content: _Fields) -> list[str]:
+def _chatgpt_thoughts(content: MessageFields) -> list[str]:
     thoughts = []
     for thought in content.items("thoughts"):
         if isinstance(thought, dict) and isinstance(thought.get("content"), str):
@@ -132,7 +132,7 @@ def _chatgpt_thoughts(content: _Fields) -> list[str]:
     return thoughts
 
 
-def _chatgpt_reply_fields(metadata: dict, models: _ModelLookup) -> dict:
+def _chatgpt_reply_fields(metadata: dict, models: ModelLookup) -> dict:
     slug = metadata.get("model_slug")
     slug = slug[:120] if isinstance(slug, str) else ""
     finish = metadata.get("finish_details")

@@ -21,13 +21,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import DatabaseError
 from django.utils.translation import gettext, gettext_lazy
 
-from conversations import transfer
+from conversations import exports
 from conversations.errors import ValidationFailed
 from conversations.models import Conversation
-from conversations.services.transfer.chatgpt import _plan_chatgpt
-from conversations.services.transfer.chatsite import _plan_chatsite
-from conversations.services.transfer.plans import _ModelLookup
-from conversations.services.transfer.writing import _write
+from conversations.services.imports.chatgpt import plan_chatgpt
+from conversations.services.imports.chatsite import plan_chatsite
+from conversations.services.imports.plans import ModelLookup
+from conversations.services.imports.writing import write_conversation
 
 
 class ImportRejected(ValidationFailed):
@@ -56,12 +56,12 @@ class ImportResult:
 def conversations_import(*, owner: AbstractBaseUser, data: bytes | str) -> ImportResult:
     """Import every conversation in `data`; ImportRejected if the file is unreadable."""
     items, planner = _conversations_in(_parse(data))
-    models = _ModelLookup()
+    models = ModelLookup()
     result = ImportResult()
     for index, raw in enumerate(items):
         try:
             plan = planner(raw, models)
-            result.conversations.append(_write(owner, plan))
+            result.conversations.append(write_conversation(owner, plan))
         except ValidationFailed as exc:
             result.failures.append(ImportFailure(index, _title_of(raw), exc.message))
         except DatabaseError as exc:
@@ -93,11 +93,11 @@ def _parse(data: bytes | str):
 def _conversations_in(document) -> tuple[list, Callable]:
     """The raw conversations of the file and the planner that reads their format."""
     if isinstance(document, dict) and "format" in document:
-        return _chatsite_conversations(document), _plan_chatsite
+        return _chatsite_conversations(document), plan_chatsite
     if isinstance(document, dict) and "mapping" in document:
-        return [document], _plan_chatgpt
+        return [document], plan_chatgpt
     if isinstance(document, list) and document and _is_chatgpt(document[0]):
-        return document, _plan_chatgpt
+        return document, plan_chatgpt
     if isinstance(document, list) and not document:
         raise ImportRejected(gettext("The file holds no conversations."))
     raise ImportRejected(
@@ -110,16 +110,16 @@ def _is_chatgpt(item) -> bool:
 
 
 def _chatsite_conversations(document: dict) -> list:
-    if document.get("format") != transfer.FORMAT:
+    if document.get("format") != exports.FORMAT:
         raise ImportRejected(
             gettext("Unknown export format %(format)s.")
             % {"format": repr(str(document.get("format"))[:40])}
         )
     version = document.get("version")
-    if version != transfer.VERSION:
+    if version != exports.VERSION:
         raise ImportRejected(
             gettext("This export is version %(version)s; this server reads version %(ours)s.")
-            % {"version": str(version)[:20], "ours": transfer.VERSION}
+            % {"version": str(version)[:20], "ours": exports.VERSION}
         )
     conversations = document.get("conversations")
     if not isinstance(conversations, list):

@@ -3,7 +3,7 @@
 Everything here reads, and every export is a generator of text pieces: conversations and
 their messages are fetched with `.iterator(chunk_size=...)` and written out one at a time,
 so exporting a 10,000-message history holds about one chunk of rows in memory, not the
-history. The import (which writes) lives in `conversations/services/transfer/` and reads
+history. The import (which writes) lives in `conversations/services/imports/` and reads
 the JSON format defined here.
 
 The JSON format, version 1::

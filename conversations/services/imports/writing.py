@@ -6,14 +6,14 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from conversations.models import Conversation, ConversationSummary, Message
-from conversations.services.transfer.plans import _ConversationPlan, _MessagePlan, _SummaryPlan
+from conversations.services.imports.plans import ConversationPlan, MessagePlan, SummaryImportPlan
 
 # Rows per INSERT / UPDATE statement when writing a long conversation.
 WRITE_BATCH = 500
 
 
 @transaction.atomic
-def _write(owner: AbstractBaseUser, plan: _ConversationPlan) -> Conversation:
+def write_conversation(owner: AbstractBaseUser, plan: ConversationPlan) -> Conversation:
     """One conversation and all its rows, or nothing (the caller reports the failure)."""
     conversation = Conversation.objects.create(owner=owner, **plan.fields)
     by_key = _write_messages(conversation, plan.messages)
@@ -28,7 +28,7 @@ def _write(owner: AbstractBaseUser, plan: _ConversationPlan) -> Conversation:
     return conversation
 
 
-def _write_messages(conversation: Conversation, plans: list[_MessagePlan]) -> dict[str, Message]:
+def _write_messages(conversation: Conversation, plans: list[MessagePlan]) -> dict[str, Message]:
     messages = [Message(conversation=conversation, **plan.fields) for plan in plans]
     # Inserted in file order, so ids keep parents before children and the newest message
     # (the end of the thread on screen) stays the newest.
@@ -42,7 +42,7 @@ def _write_messages(conversation: Conversation, plans: list[_MessagePlan]) -> di
 
 
 def _write_summaries(
-    conversation: Conversation, plans: list[_SummaryPlan], by_key: dict[str, Message]
+    conversation: Conversation, plans: list[SummaryImportPlan], by_key: dict[str, Message]
 ) -> None:
     by_message: dict[str, ConversationSummary] = {}
     for plan in plans:

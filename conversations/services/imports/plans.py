@@ -18,7 +18,7 @@ MAX_COUNT = 2**31 - 1
 
 
 @dataclass
-class _MessagePlan:
+class MessagePlan:
     key: str  # the message's id in the file, only used to link parents
     parent: str | None
     fields: dict
@@ -26,7 +26,7 @@ class _MessagePlan:
 
 
 @dataclass
-class _SummaryPlan:
+class SummaryImportPlan:
     covers_through: str
     previous: str | None
     fields: dict
@@ -34,18 +34,18 @@ class _SummaryPlan:
 
 
 @dataclass
-class _ConversationPlan:
+class ConversationPlan:
     fields: dict
     created_at: datetime | None = None
     updated_at: datetime | None = None
-    messages: list[_MessagePlan] = field(default_factory=list)
-    summaries: list[_SummaryPlan] = field(default_factory=list)
+    messages: list[MessagePlan] = field(default_factory=list)
+    summaries: list[SummaryImportPlan] = field(default_factory=list)
 
 
 # --- Reading fields with clear errors --------------------------------------------------
 
 
-class _Fields:
+class MessageFields:
     """Typed reads from one JSON object; a wrong value raises ValidationFailed naming it."""
 
     def __init__(self, data, where: str) -> None:
@@ -137,7 +137,7 @@ class _Fields:
             self.fail(f"{name} is not a valid timestamp")
 
 
-class _ModelLookup:
+class ModelLookup:
     """Catalogue rows by provider slug and model name, each looked up once per import."""
 
     def __init__(self) -> None:
@@ -150,5 +150,5 @@ class _ModelLookup:
         return self._found[key]
 
     def named(self, reference: dict, where: str) -> ChatModel | None:
-        fields = _Fields(reference, f"{where} model")
+        fields = MessageFields(reference, f"{where} model")
         return self.get(fields.text("provider"), fields.text("name"))
