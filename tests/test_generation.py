@@ -218,14 +218,14 @@ def _slow_final_save(monkeypatch, *, seconds: float) -> threading.Event:
     """A reply's final save that takes `seconds` (a loaded worker pool); the event is set
     when it starts."""
     started = threading.Event()
-    save = run._finish_and_render
+    save = services.reply_finish
 
-    def finish_slowly(*args):
+    def finish_slowly(**kwargs):
         started.set()
         time.sleep(seconds)
-        return save(*args)
+        return save(**kwargs)
 
-    monkeypatch.setattr(run, "_finish_and_render", finish_slowly)
+    monkeypatch.setattr(services, "reply_finish", finish_slowly)
     return started
 
 
@@ -317,26 +317,42 @@ async def test_a_send_and_the_claim_of_its_reply_share_one_worker_thread_trip(
 ):
     """Each trip to a worker thread costs the event loop a hand-over of the GIL: the send
     claims its reply in its own trip, so the generator streams without a trip to claim."""
-    claims, generator_trips = [], []
-    original_claim, original_db = run._claim, run.on_worker_thread
+    # Which worker-thread trip of the generator each claim and final save ran in ("send":
+    # none of the generator's, so the sender's own trip).
+    claims, finishes, trips, inside = [], [], [], threading.local()
+    original_start, original_finish = services.reply_start, services.reply_finish
+    original_trip = run.on_worker_thread
 
-    def recording_claim(reply):
-        claims.append(reply.id)
-        return original_claim(reply)
+    def recording_start(**kwargs):
+        claims.append(getattr(inside, "trip", "send"))
+        return original_start(**kwargs)
 
-    def recording_db(fn):
-        generator_trips.append(getattr(fn, "__name__", repr(fn)))
-        return original_db(fn)
+    def recording_finish(**kwargs):
+        finishes.append(getattr(inside, "trip", "send"))
+        return original_finish(**kwargs)
 
-    monkeypatch.setattr(run, "_claim", recording_claim)
-    monkeypatch.setattr(run, "on_worker_thread", recording_db)
+    def recording_trip(fn):
+        trip = f"trip {len(trips)}"
+        trips.append(trip)
+
+        def traced(*args, **kwargs):
+            inside.trip = trip
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                del inside.trip
+
+        return original_trip(traced)
+
+    monkeypatch.setattr(services, "reply_start", recording_start)
+    monkeypatch.setattr(services, "reply_finish", recording_finish)
+    monkeypatch.setattr(run, "on_worker_thread", recording_trip)
     page, reply = await _chat(
         conversation, Reply(content="Claimed."), fake_provider=fake_provider, expect="complete"
     )
     assert reply.content == "Claimed."
-    assert claims == [reply.id]
-    assert "recording_claim" not in generator_trips and "_claim" not in generator_trips
-    assert "_finish_and_render" in generator_trips
+    assert claims == ["send"], "claimed once, in the send's own trip"
+    assert len(finishes) == 1 and finishes[0] in trips, "the final save is the generator's"
 
 
 async def test_a_stop_during_the_final_save_keeps_the_finished_reply(
