@@ -8,8 +8,9 @@ The thread is walked newest first and only as far as needed, so the cost follows
 the context, not of the history.
 
 `window` holds the budget and what a message costs and sends, `request` builds a reply's
-request, and `summaries` places, schedules and plans summaries. Callers import the names
-re-exported below (`from conversations.context import context_for_reply`).
+request, and `summary_plans` places, schedules and plans summaries (their writes are in
+services/summaries.py). Callers import the names re-exported below
+(`from conversations.context import context_for_reply`).
 """
 
 from conversations.context.request import (
@@ -18,7 +19,7 @@ from conversations.context.request import (
     RequestThread,
     context_for_reply,
 )
-from conversations.context.summaries import (
+from conversations.context.summary_plans import (
     SummaryPlacement,
     SummaryPlan,
     summary_boundaries,
