@@ -134,6 +134,23 @@ async def test_a_slow_stream_that_never_falls_silent_is_read_whole(fake_provider
     assert [e.text for e in events if isinstance(e, transport.ContentDelta)] == tokens
 
 
+async def test_the_sdk_private_names_the_transport_reads_are_still_there(fake_provider):
+    # providers/transport.py reads a body straight from aiohttp: the response it finds
+    # under httpx2's wrappers, and the SDK's mapping of aiohttp's errors.
+    from openai._vendor.httpx_aiohttp.transport import map_aiohttp_exceptions
+
+    assert callable(map_aiohttp_exceptions)
+    watch = asyncio.create_task(timeouts.watch_of_loop().run())
+    await asyncio.sleep(0)
+    fake_provider.script(Reply(content=["a", "b", "c"], tokens_per_second=20))
+    watched = [
+        len(timeouts.watch_of_loop())
+        async for _ in transport.stream_chat(_request(fake_provider.base_url))
+    ]
+    watch.cancel()
+    assert set(watched) == {1}, "the body was read from aiohttp, under the loop's watch"
+
+
 async def test_a_body_that_falls_silent_times_out_within_about_the_read_timeout(
     fake_provider, settings
 ):

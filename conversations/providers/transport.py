@@ -8,6 +8,16 @@ starts (honouring Retry-After); once a stream has started nothing is retried.
 Chunks are read as raw SSE bytes, split into lines here and parsed with json.loads: building
 the SDK's model object per chunk costs ~10x more, and the SDK's iter_lines (text decoding and
 line splitting through four nested async generators) was a fifth of a busy server's CPU.
+
+The SDK's public API is used everywhere but in reading a stream's body, where its cost was
+measured too high (above). There it reads private names of the SDK's aiohttp transport,
+and tests/test_llm.py pins each:
+- `openai._vendor.httpx_aiohttp.transport.map_aiohttp_exceptions`: aiohttp's errors mapped
+  as the transport maps them, so a body read straight from aiohttp fails in the same error
+  vocabulary as one read through the SDK (a stall still ends as ProviderTimeout);
+- `http_response.stream._stream._aiohttp_response` (in _body_chunks): the aiohttp response
+  under httpx2's wrappers, read directly and handed to the read-timeout watch. Were it
+  renamed, the body would be read through httpx2 again: slower, never wrong.
 """
 
 import asyncio
