@@ -5,8 +5,6 @@ screen), or the refreshed conversation list out of band. Without htmx they redir
 search and the archived list, render a page), so nothing depends on JavaScript to work.
 """
 
-import asyncio
-import time
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
@@ -18,8 +16,9 @@ from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from conversations import chat_actions, search, selectors, services
+from conversations import search, selectors, services
 from conversations.errors import ChatError
+from conversations.live import stops
 from conversations.models import Conversation
 from conversations.views import app_context
 
@@ -109,17 +108,6 @@ def conversation_unarchive(request: HttpRequest, uuid) -> HttpResponse:
 STOP_WAIT_SECONDS = 3.0
 
 
-async def _stop_reply(conversation: Conversation) -> None:
-    """Stop a reply in flight, wherever it is generated, and wait briefly until it is saved:
-    the call it made is then in the ledger before its conversation goes. A generator that
-    does not answer in time (a dead process) is not waited for."""
-    await chat_actions.stop_reply(conversation=conversation)
-    in_flight = sync_to_async(selectors.conversation_in_flight_reply)
-    deadline = time.monotonic() + STOP_WAIT_SECONDS
-    while await in_flight(conversation) is not None and time.monotonic() < deadline:
-        await asyncio.sleep(0.05)
-
-
 @require_POST
 @login_required
 async def conversation_delete(request: HttpRequest, uuid) -> HttpResponse:
@@ -127,7 +115,7 @@ async def conversation_delete(request: HttpRequest, uuid) -> HttpResponse:
     stopped first, so the provider is not kept streaming text nobody will see."""
     user = await request.auser()
     conversation = await sync_to_async(_conversation_or_404)(user, uuid)
-    await _stop_reply(conversation)
+    await stops.stop_reply_and_wait(conversation=conversation, timeout=STOP_WAIT_SECONDS)
     await sync_to_async(services.conversation_delete)(conversation=conversation)
     if not request.htmx:
         return redirect("home")
