@@ -6,7 +6,7 @@ from datetime import UTC
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.core.handlers.asgi import ASGIRequest
-from django.http import Http404, StreamingHttpResponse
+from django.http import StreamingHttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from django.utils.translation import gettext
@@ -23,7 +23,6 @@ from rest_framework.views import APIView
 
 from api import serializers
 from conversations import exports, selectors, services
-from conversations.models import Conversation
 
 
 class ConversationPagination(PageNumberPagination):
@@ -49,13 +48,6 @@ class IgnoreFormatNegotiation(BaseContentNegotiation):
 
     def select_renderer(self, request, renderers, format_suffix=None):
         return renderers[0], renderers[0].media_type
-
-
-def _conversation_or_404(request: Request, uuid) -> Conversation:
-    try:
-        return selectors.conversation_get_for_user(request.user, uuid)
-    except Conversation.DoesNotExist:
-        raise Http404(gettext("No such conversation.")) from None
 
 
 def _export_format(request: Request) -> str:
@@ -148,7 +140,9 @@ class ConversationDetailView(generics.RetrieveAPIView):
     serializer_class = serializers.ConversationDetailSerializer
 
     def get_object(self):
-        conversation = _conversation_or_404(self.request, self.kwargs["uuid"])
+        conversation = selectors.conversation_get_for_user_or_404(
+            self.request.user, self.kwargs["uuid"]
+        )
         conversation.message_count = conversation.messages.count()
         return conversation
 
@@ -159,7 +153,9 @@ class MessageListView(generics.ListAPIView):
     pagination_class = MessageCursorPagination
 
     def get_queryset(self):
-        conversation = _conversation_or_404(self.request, self.kwargs["uuid"])
+        conversation = selectors.conversation_get_for_user_or_404(
+            self.request.user, self.kwargs["uuid"]
+        )
         return selectors.conversation_messages(conversation)
 
 
@@ -172,7 +168,7 @@ class ConversationExportView(APIView):
         responses=EXPORT_RESPONSES,
     )
     def get(self, request: Request, uuid):
-        conversation = _conversation_or_404(request, uuid)
+        conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
         export_format = _export_format(request)
         blocks = exports.export_conversations([conversation], export_format)
         filename = exports.export_filename(export_format, conversation)

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from asgiref.sync import sync_to_async
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -21,13 +21,6 @@ from conversations.errors import ChatError
 from conversations.live import stops
 from conversations.models import Conversation
 from conversations.views import app_context
-
-
-def _conversation_or_404(user, uuid) -> Conversation:
-    try:
-        return selectors.conversation_get_for_user(user, uuid)
-    except Conversation.DoesNotExist:
-        raise Http404("No such conversation") from None
 
 
 def _uuid_on_screen(request: HttpRequest) -> str | None:
@@ -63,7 +56,7 @@ def _sidebar_refresh(request: HttpRequest, user) -> HttpResponse:
 @require_POST
 @login_required
 def conversation_rename(request: HttpRequest, uuid) -> HttpResponse:
-    conversation = _conversation_or_404(request.user, uuid)
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     title = request.POST.get("title", "")
     error = ""
     try:
@@ -86,7 +79,7 @@ def conversation_rename(request: HttpRequest, uuid) -> HttpResponse:
 
 
 def _archive_action(request: HttpRequest, uuid, action) -> HttpResponse:
-    action(conversation=_conversation_or_404(request.user, uuid))
+    action(conversation=selectors.conversation_get_for_user_or_404(request.user, uuid))
     if not request.htmx:
         return redirect("home")
     return _sidebar_refresh(request, request.user)
@@ -114,7 +107,7 @@ async def conversation_delete(request: HttpRequest, uuid) -> HttpResponse:
     """Delete for good (the page asked for confirmation). A reply still being written is
     stopped first, so the provider is not kept streaming text nobody will see."""
     user = await request.auser()
-    conversation = await sync_to_async(_conversation_or_404)(user, uuid)
+    conversation = await sync_to_async(selectors.conversation_get_for_user_or_404)(user, uuid)
     await stops.stop_reply_and_wait(conversation=conversation, timeout=STOP_WAIT_SECONDS)
     await sync_to_async(services.conversation_delete)(conversation=conversation)
     if not request.htmx:

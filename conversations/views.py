@@ -25,13 +25,6 @@ from conversations.models import Attachment, Conversation, Message
 from conversations.providers import catalogue
 
 
-def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
-    try:
-        return selectors.conversation_get_for_user(request.user, uuid)
-    except Conversation.DoesNotExist:
-        raise Http404(_("No such conversation")) from None
-
-
 def app_context(request: HttpRequest, **extra) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(request.user),
@@ -54,7 +47,7 @@ def home(request: HttpRequest) -> HttpResponse:
 def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
     """The latest page of the thread on screen, or with ?m=<message> a window around that
     message (a search hit), on its branch."""
-    conversation = _conversation_or_404(request, uuid)
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     target = selectors.message_in_conversation_or_none(conversation, request.GET.get("m", ""))
     page = _page_around(request, conversation, target) if target else None
     page = page or pages.latest_page(conversation)
@@ -87,7 +80,7 @@ def _page_around(request: HttpRequest, conversation: Conversation, target: Messa
 def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
     """The page above ?before=<message> or below ?after=<message> (up to ?until=), fetched
     by htmx as the reader scrolls."""
-    conversation = _conversation_or_404(request, uuid)
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     before = selectors.message_in_conversation_or_none(conversation, request.GET.get("before", ""))
     after = selectors.message_in_conversation_or_none(conversation, request.GET.get("after", ""))
     if before is not None:
@@ -106,7 +99,7 @@ def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
 @login_required
 def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
     """Store an image for the composer of this conversation; answers with its chip."""
-    _conversation_or_404(request, uuid)
+    selectors.conversation_get_for_user_or_404(request.user, uuid)
     upload = request.FILES.get("file")
     if upload is None:
         return HttpResponse(_("Choose an image to attach."), status=400)
@@ -135,7 +128,7 @@ def attachment_file(request: HttpRequest, uuid) -> FileResponse:
 @require_POST
 @login_required
 def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
-    conversation = _conversation_or_404(request, uuid)
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     summary = summary_latest(conversation)
     if summary is None or str(summary.pk) != request.POST.get("summary"):
         return HttpResponse(_("That summary is no longer the newest; reload the page."), status=409)
@@ -152,7 +145,7 @@ def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
 @require_POST
 @login_required
 def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
-    conversation = _conversation_or_404(request, uuid)
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     form = ConversationSettingsForm(request.POST)
     error = ""
     if form.is_valid():
@@ -177,7 +170,7 @@ def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
 @login_required
 def persona_save(request: HttpRequest, uuid) -> HttpResponse:
     """Save the settings form's system prompt as a named persona of the user."""
-    conversation = _conversation_or_404(request, uuid)
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     form = PersonaForm(request.POST)
     error = ""
     if form.is_valid():

@@ -9,7 +9,9 @@ from uuid import UUID
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import BigIntegerField
 from django.db.models.expressions import RawSQL
+from django.http import Http404
 from django.utils import timezone
+from django.utils.translation import gettext
 
 from conversations import limits, usage
 from conversations.models import Attachment, Conversation, Message, Persona
@@ -84,6 +86,15 @@ def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conve
     if not user.is_authenticated:
         raise Conversation.DoesNotExist
     return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
+
+
+def conversation_get_for_user_or_404(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
+    """The conversation if `user` owns it; Http404 otherwise (a page, a view, the API), the
+    same answer whether it is someone else's or does not exist."""
+    try:
+        return conversation_get_for_user(user, uuid)
+    except Conversation.DoesNotExist:
+        raise Http404(gettext("No such conversation.")) from None
 
 
 def conversation_fresh(conversation: Conversation) -> Conversation:
