@@ -183,10 +183,7 @@ class ReplyRun:
             reasoning_ms=live.reasoning_ms,
         )
         if usage is not None:
-            outcome.prompt_tokens = usage.prompt_tokens
-            outcome.completion_tokens = usage.completion_tokens
-            outcome.reasoning_tokens = usage.reasoning_tokens
-            outcome.cached_tokens = usage.cached_tokens
+            outcome.take_reported_usage(usage)
         else:
             _estimate_usage(outcome, self.live, self.prompt_estimate)
         return outcome

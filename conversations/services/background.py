@@ -22,10 +22,7 @@ def _usage_outcome(messages: list[dict], done: transport.Completion) -> CallOutc
     usage = done.usage
     outcome = CallOutcome(status="complete", content=done.text, usage_reported=usage is not None)
     if usage is not None:
-        outcome.prompt_tokens = usage.prompt_tokens
-        outcome.completion_tokens = usage.completion_tokens
-        outcome.reasoning_tokens = usage.reasoning_tokens
-        outcome.cached_tokens = usage.cached_tokens
+        outcome.take_reported_usage(usage)
     else:
         outcome.prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
         outcome.completion_tokens = estimate_tokens(done.text)

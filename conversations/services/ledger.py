@@ -11,6 +11,7 @@ from conversations.models import (
     MessageStatus,
     UsageRecord,
 )
+from conversations.providers.transport import Usage
 
 MILLION = Decimal(1_000_000)
 # Errors raised before any stream began: the provider answered with an error status (or
@@ -52,6 +53,13 @@ class CallOutcome:
     duration_ms: int | None = None
     # How long the model reasoned before answering (None: it did not reason).
     reasoning_ms: int | None = None
+
+    def take_reported_usage(self, usage: Usage) -> None:
+        """The token counts the provider reported for the call."""
+        self.prompt_tokens = usage.prompt_tokens
+        self.completion_tokens = usage.completion_tokens
+        self.reasoning_tokens = usage.reasoning_tokens
+        self.cached_tokens = usage.cached_tokens
 
 
 def usage_cost(
