@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from chatsite.http import AuthenticatedHttpRequest
 from conversations import limits, pages, presenters, selectors, services, usage
 from conversations.context import summary_latest
 from conversations.errors import ChatError
@@ -24,14 +25,14 @@ from conversations.forms import (
 from conversations.models import Attachment, Conversation, Message
 
 
-def _conversation_or_404(request: HttpRequest, uuid) -> Conversation:
+def _conversation_or_404(request: AuthenticatedHttpRequest, uuid) -> Conversation:
     try:
         return selectors.conversation_get_for_user(request.user, uuid)
     except Conversation.DoesNotExist:
         raise Http404(_("No such conversation")) from None
 
 
-def _app_context(request: HttpRequest, **extra) -> dict:
+def _app_context(request: AuthenticatedHttpRequest, **extra) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(request.user),
         "chat_models": selectors.chat_models_available(),
@@ -43,14 +44,14 @@ def _app_context(request: HttpRequest, **extra) -> dict:
 
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = _app_context(request, selected_model=selectors.default_chat_model())
     return render(request, "conversations/home.html", context)
 
 
 @require_GET
 @login_required
-def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_detail(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """The latest page of the thread on screen, or with ?m=<message> a window around that
     message (a search hit), on its branch."""
     conversation = _conversation_or_404(request, uuid)
@@ -67,7 +68,7 @@ def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
     return render(request, "conversations/chat.html", context)
 
 
-def _page_around(request: HttpRequest, conversation: Conversation, target: Message):
+def _page_around(request: AuthenticatedHttpRequest, conversation: Conversation, target: Message):
     """The window around `target`; a message on another branch brings that branch on
     screen first, as opening it from search means to."""
     page = pages.page_around(conversation, target)
@@ -83,7 +84,7 @@ def _page_around(request: HttpRequest, conversation: Conversation, target: Messa
 
 @require_GET
 @login_required
-def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_messages(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """The page above ?before=<message> or below ?after=<message> (up to ?until=), fetched
     by htmx as the reader scrolls."""
     conversation = _conversation_or_404(request, uuid)
@@ -103,7 +104,7 @@ def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_POST
 @login_required
-def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
+def attachment_upload(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """Store an image for the composer of this conversation; answers with its chip."""
     _conversation_or_404(request, uuid)
     upload = request.FILES.get("file")
@@ -118,7 +119,7 @@ def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_GET
 @login_required
-def attachment_file(request: HttpRequest, uuid) -> FileResponse:
+def attachment_file(request: AuthenticatedHttpRequest, uuid) -> FileResponse:
     """An image, to its owner only: uploads are never reachable through a public URL."""
     try:
         attachment = selectors.attachment_get_for_user(request.user, uuid)
@@ -133,7 +134,7 @@ def attachment_file(request: HttpRequest, uuid) -> FileResponse:
 
 @require_POST
 @login_required
-def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
+def summary_regenerate(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     conversation = _conversation_or_404(request, uuid)
     summary = summary_latest(conversation)
     if summary is None or str(summary.pk) != request.POST.get("summary"):
@@ -150,7 +151,7 @@ def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_settings(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     conversation = _conversation_or_404(request, uuid)
     form = ConversationSettingsForm(request.POST)
     error = ""
@@ -174,7 +175,7 @@ def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_POST
 @login_required
-def persona_save(request: HttpRequest, uuid) -> HttpResponse:
+def persona_save(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """Save the settings form's system prompt as a named persona of the user."""
     conversation = _conversation_or_404(request, uuid)
     form = PersonaForm(request.POST)
@@ -213,7 +214,7 @@ def _settings_response(request, conversation, *, error: str, saved: bool) -> Htt
 
 @require_POST
 @login_required
-async def conversation_new(request: HttpRequest) -> HttpResponse:
+async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Start a conversation with the chosen model and, if given, its first message."""
     from conversations import chat
 
@@ -299,7 +300,7 @@ def _month_param(value: str):
 
 @require_GET
 @login_required
-def usage_page(request: HttpRequest) -> HttpResponse:
+def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """This month's (or ?month=YYYY-MM's) usage by model and by day, and the budget."""
     month = usage.usage_month_for_user(request.user, _month_param(request.GET.get("month", "")))
     context = _app_context(

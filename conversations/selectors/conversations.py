@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import BigIntegerField
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
@@ -17,11 +17,11 @@ from conversations.models import Attachment, Conversation, Message, Persona
 # --- Personas --------------------------------------------------------------------------
 
 
-def persona_list_for_user(user: AbstractBaseUser) -> list[Persona]:
+def persona_list_for_user(user: User) -> list[Persona]:
     return list(Persona.objects.filter(owner=user))
 
 
-def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Persona | None:
+def persona_get_for_user(user: User, pk: int | str | None) -> Persona | None:
     """One of the user's own personas; None for anyone else's or none at all."""
     if not pk:
         return None
@@ -31,15 +31,13 @@ def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Person
 # --- Conversations ---------------------------------------------------------------------
 
 
-def conversation_list_for_user(user: AbstractBaseUser, *, limit: int = 200) -> list[Conversation]:
+def conversation_list_for_user(user: User, *, limit: int = 200) -> list[Conversation]:
     return list(
         Conversation.objects.filter(owner=user, archived=False).order_by("-updated_at")[:limit]
     )
 
 
-def conversation_list_archived_for_user(
-    user: AbstractBaseUser, *, limit: int = 200
-) -> list[Conversation]:
+def conversation_list_archived_for_user(user: User, *, limit: int = 200) -> list[Conversation]:
     """The user's archived conversations, most recently active first."""
     return list(
         Conversation.objects.filter(owner=user, archived=True).order_by("-updated_at")[:limit]
@@ -79,7 +77,7 @@ def conversation_groups(
     return [ConversationGroup(key, items) for key, items in grouped.items() if items]
 
 
-def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
+def conversation_get_for_user(user: User, uuid: UUID | str) -> Conversation:
     """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
     if not user.is_authenticated:
         raise Conversation.DoesNotExist
@@ -116,6 +114,6 @@ def conversation_for_send(
     return current
 
 
-def attachment_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Attachment:
+def attachment_get_for_user(user: User, uuid: UUID | str) -> Attachment:
     """One of the user's own images; anyone else's raises DoesNotExist like a missing one."""
     return Attachment.objects.get(owner_id=user.pk, uuid=uuid)

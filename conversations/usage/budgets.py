@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import BigIntegerField, CharField, DecimalField, F, Q, QuerySet, Sum, Value
 from django.db.models.expressions import RawSQL
@@ -21,7 +21,7 @@ from conversations.usage.totals import ZERO
 BUDGET_WARNING_AT = 0.8
 
 
-def budget_for_user(user: AbstractBaseUser) -> UsageBudget | None:
+def budget_for_user(user: User) -> UsageBudget | None:
     """The user's own budget, else the site default, else None (no limit)."""
     rows = UsageBudget.objects.filter(Q(user=user.pk) | Q(user__isnull=True))
     budgets = {b.user_id: b for b in rows}
@@ -34,7 +34,7 @@ class BudgetStatus:
     tokens_used: int = 0
     # Spending this month in the budget's currency only.
     money_used: Decimal = ZERO
-    user: AbstractBaseUser | None = None
+    user: User | None = None
 
     @property
     def token_share(self) -> float:
@@ -96,7 +96,7 @@ def _used(records: QuerySet[UsageRecord], currency: str) -> tuple[int, Decimal]:
     return sums["tokens"], sums["money"]
 
 
-def budget_status(user: AbstractBaseUser) -> BudgetStatus:
+def budget_status(user: User) -> BudgetStatus:
     """How much of this month's budget `user` has used."""
     budget = budget_for_user(user)
     if budget is None:
