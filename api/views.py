@@ -1,6 +1,6 @@
 """The REST API. Each view turns its request into one selector or service call."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC
 from typing import cast
 
@@ -72,20 +72,23 @@ def _export_format(request: Request) -> str:
     return export_format
 
 
-async def _async_blocks(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _async_blocks(blocks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
     """Under ASGI, Django buffers a synchronous iterator whole before sending it; pulling
     block by block through sync_to_async keeps the export streamed (and its queries in the
     request's database thread)."""
     take = sync_to_async(next, thread_sensitive=True)
     try:
-        while (block := await take(blocks, None)) is not None:
+        # sync_to_async keeps only the first overload of next(), the one without a default.
+        while (block := await take(blocks, None)) is not None:  # type: ignore[call-arg]
             yield block
     finally:
         # A client that leaves early: close the generator so its server-side cursors close.
         await sync_to_async(blocks.close, thread_sensitive=True)()
 
 
-def _download(request: Request, blocks: Iterator[bytes], export_format: str, filename: str):
+def _download(
+    request: Request, blocks: Generator[bytes, None, None], export_format: str, filename: str
+):
     body = _async_blocks(blocks) if isinstance(request._request, ASGIRequest) else blocks
     response = StreamingHttpResponse(body, content_type=transfer.MEDIA_TYPES[export_format])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'

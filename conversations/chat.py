@@ -4,10 +4,11 @@ Each call is one service call plus what must follow it in this process: tell eve
 socket, start or stop the generator.
 """
 
+from typing import cast
 from uuid import uuid4
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -39,10 +40,11 @@ async def send_message(
         )
         if not sent.created:
             return sent, "", None
+        reply = cast(Message, sent.reply)  # created: the reply was written with it
         if not attachment_ids:
             sent.user_message.loaded_images = []  # nothing attached: no query to find out
-        html = presenters.render_messages_appended([sent.user_message, sent.reply])
-        return sent, html, generation.claim_on_send(sent.reply)
+        html = presenters.render_messages_appended([sent.user_message, reply])
+        return sent, html, generation.claim_on_send(reply)
 
     sent, html, claimed = await on_worker_thread(_send)()
     if sent.created:
@@ -126,9 +128,10 @@ async def edit_message(*, conversation: Conversation, message_uuid: str, content
         )
 
     sent = await database_sync_to_async(_edit)()
+    reply = cast(Message, sent.reply)  # an edit always writes a new reply
     await _replace_thread(conversation)
-    _start(conversation, sent.reply)
-    return sent.reply
+    _start(conversation, reply)
+    return reply
 
 
 async def switch_branch(*, conversation: Conversation, message_uuid: str) -> None:
@@ -152,7 +155,7 @@ async def stop_reply(*, conversation: Conversation) -> None:
         return
     if settings.REDIS_URL and not await database_sync_to_async(selectors.reply_is_stale)(reply):
         # Another process owns it: its control listener cancels the task there.
-        await get_channel_layer().group_send(
+        await cast(BaseChannelLayer, get_channel_layer()).group_send(
             events.GENERATORS_GROUP, {"type": events.REPLY_CANCEL, "reply": str(reply.uuid)}
         )
         return

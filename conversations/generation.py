@@ -12,6 +12,7 @@ import asyncio
 import contextvars
 import logging
 import time
+from typing import cast
 
 from django.utils.translation import gettext_noop
 
@@ -25,7 +26,7 @@ from conversations.errors import (
     StreamOptionsUnsupported,
 )
 from conversations.hub import LiveReply, hub
-from conversations.models import Message, MessageStatus
+from conversations.models import ChatModel, Message, MessageStatus
 from conversations.presenters import render_message_html
 from conversations.saver import saver
 from conversations.tokens import estimate_tokens
@@ -88,12 +89,13 @@ class ReplyRun:
         return outcome
 
     async def _stream(self, reply: Message, request: llm.ChatRequest) -> services.ReplyOutcome:
+        chat_model = cast(ChatModel, reply.chat_model)  # a reply being generated has one
         try:
             try:
                 await self._consume(llm.stream_chat(request))
             except StreamOptionsUnsupported:
                 await on_worker_thread(services.provider_remember_stream_usage)(
-                    provider_id=reply.chat_model.provider_id, supported=False
+                    provider_id=chat_model.provider_id, supported=False
                 )
                 request.include_usage = False
                 await self._consume(llm.stream_chat(request))
@@ -107,10 +109,10 @@ class ReplyRun:
             return self._failure(exc)
         # The stream is over: what follows is bookkeeping that a stop must not cut short.
         self.live.ending = True
-        if request.include_usage and reply.chat_model.provider.stream_usage_supported is None:
+        if request.include_usage and chat_model.provider.stream_usage_supported is None:
             # Learn once whether this endpoint honours stream_options.include_usage.
             await on_worker_thread(services.provider_remember_stream_usage)(
-                provider_id=reply.chat_model.provider_id, supported=self.usage is not None
+                provider_id=chat_model.provider_id, supported=self.usage is not None
             )
         return self._completed()
 
@@ -163,7 +165,7 @@ class ReplyRun:
     ) -> services.ReplyOutcome:
         live, usage = self.live, self.usage
         elapsed_ms = int((time.monotonic() - self.started_at) * 1000)
-        ttft = self.first_token_at and int((self.first_token_at - self.started_at) * 1000)
+        ttft = int((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None
         outcome = services.ReplyOutcome(
             status=status,
             content=live.content,
@@ -201,7 +203,8 @@ class ReplyRun:
 
 
 def _credentials(reply: Message) -> selectors.Credentials | None:
-    return reply.chat_model and selectors.provider_credentials(reply.chat_model.provider)
+    chat_model = reply.chat_model
+    return selectors.provider_credentials(chat_model.provider) if chat_model else None
 
 
 def claim_on_send(reply: Message) -> ReplyContext | None:
@@ -233,9 +236,10 @@ def _finish_and_render(
     None when the reply is gone: its conversation was deleted while it streamed."""
     # reply_finish also gives the in-memory reply its final fields: nothing to reload.
     if not services.reply_finish(reply_id=reply.id, outcome=outcome, reply=reply):
-        reply = _load_reply(reply.id)  # someone else ended it: show theirs
-        if reply is None:
+        theirs = _load_reply(reply.id)  # someone else ended it: show theirs
+        if theirs is None:
             return None
+        reply = theirs
     html = render_message_html(reply)
     try:
         _after_reply(reply, outcome, raw_estimate)
@@ -265,7 +269,8 @@ def _load_reply(reply_id: int) -> Message | None:
 def _chat_request(
     reply: Message, credentials: selectors.Credentials, messages: list[dict]
 ) -> llm.ChatRequest:
-    conversation, chat_model = reply.conversation, reply.chat_model
+    conversation = reply.conversation
+    chat_model = cast(ChatModel, reply.chat_model)  # a reply being generated has one
     sampling = providers.sampling(chat_model, conversation)
     return llm.ChatRequest(
         base_url=credentials.base_url,

@@ -23,13 +23,14 @@ import os
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, cast
 
 # At import, not at the first socket: importing the client (and the metrics modules it
 # loads) took ~100 ms on the event loop, a stall of every stream in the process.
 import redis.asyncio as redis
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
+from redis.commands.core import AsyncScript
 
 from conversations import events
 
@@ -169,7 +170,7 @@ class Hub:
         self._ticker: asyncio.Task | None = None
         # Renews this process's entries in the watcher sets while sockets are open.
         self._keeper: asyncio.Task | None = None
-        self._watched_script = None
+        self._watched_script: AsyncScript | None = None
 
     # --- registry of live replies ------------------------------------------------------
 
@@ -308,7 +309,7 @@ class Hub:
     async def _send_remote(self, conversation_uuid: str, event: dict) -> None:
         if not settings.REDIS_URL:
             return  # one process: every socket was fed directly
-        layer = get_channel_layer()
+        layer = cast(BaseChannelLayer, get_channel_layer())  # settings always name one
         event["origin"] = PROCESS_ID
         try:
             await layer.group_send(events.conversation_group(conversation_uuid), event)

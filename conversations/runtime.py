@@ -8,9 +8,10 @@ import asyncio
 import contextvars
 import logging
 import weakref
+from typing import cast
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from conversations import events, generation, services
@@ -62,7 +63,7 @@ async def _sweep_forever(*, first_sweep_everything: bool) -> None:
 
 
 async def _listen_for_stops() -> None:
-    layer = get_channel_layer()
+    layer = cast(BaseChannelLayer, get_channel_layer())  # settings always name one
     channel = await layer.new_channel()
     while True:
         try:
@@ -73,7 +74,7 @@ async def _listen_for_stops() -> None:
                     generation.cancel_local(message["reply"])
         except Exception:
             # channels-redis can turn our own cancellation into a Redis error: tell them apart.
-            if asyncio.current_task().cancelling():
+            if cast(asyncio.Task, asyncio.current_task()).cancelling():
                 raise
             log.warning("stop listener lost the channel layer; retrying", exc_info=True)
             await asyncio.sleep(1)

@@ -236,7 +236,8 @@ def _pattern(words: list[str], *, whole_words: bool) -> re.Pattern:
 def _marked(text: str, pattern: re.Pattern) -> str:
     """`text` escaped, with every match of `pattern` in <mark>. Escaping happens per piece,
     so nothing from the text can ever become markup."""
-    out, position = [], 0
+    out: list[str] = []
+    position = 0
     for match in pattern.finditer(text):
         if match.end() == match.start():
             continue

@@ -88,7 +88,7 @@ def watching(response: ClientResponse | None, timeout: float) -> Iterator[None]:
     connection (the body already read), aiohttp's own timer stays."""
     connection = response.connection if response is not None else None
     protocol = connection.protocol if connection is not None else None
-    if protocol is None:
+    if response is None or protocol is None:
         yield
         return
     # Only this response: aiohttp sets the timeout afresh for the next request on the

@@ -110,7 +110,7 @@ def conversation_for_send(
         earlier = RawSQL(_EARLIER_SEND, [idempotency_key], output_field=BigIntegerField())
         fresh = fresh.annotate(earlier_send_id=earlier)
     current = fresh.get(pk=conversation.pk)
-    current.earlier_send_key = idempotency_key
+    current.earlier_send_key = idempotency_key  # type: ignore[attr-defined]
     return current
 
 

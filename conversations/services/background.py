@@ -5,6 +5,7 @@ event loop and an HTTP client of its own for its duration.
 """
 
 import asyncio
+from typing import Any
 
 from conversations import llm, selectors
 from conversations.errors import ProviderError
@@ -56,7 +57,7 @@ def background_complete(
     """One non-streamed call; every HTTP request it took is a ledger record (the failed ones
     billed nothing). Raises ProviderError, for the task's retry policy, when it fails."""
     request = _request(chat_model, messages, max_tokens)
-    call = {
+    call: dict[str, Any] = {
         "user_id": conversation.owner_id,
         "conversation": conversation,
         "message": None,

@@ -7,7 +7,7 @@ the current status, so a second claim (a duplicate task, a late stop) changes no
 import uuid
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -27,6 +27,7 @@ from conversations.errors import (
 from conversations.models import (
     IN_FLIGHT,
     Attachment,
+    ChatModel,
     Conversation,
     Message,
     MessageStatus,
@@ -115,7 +116,8 @@ def _earlier_send(conversation: Conversation, key: str | None) -> Message | None
     if not key:
         return None
     if getattr(conversation, "earlier_send_key", None) == key:
-        earlier_id = conversation.earlier_send_id
+        # Annotated by selectors.conversation_for_send, with earlier_send_key.
+        earlier_id = conversation.earlier_send_id  # type: ignore[attr-defined]
         return Message.objects.get(pk=earlier_id) if earlier_id is not None else None
     return selectors.message_by_idempotency_key(conversation, key)
 
@@ -152,7 +154,8 @@ class SentMessage(NamedTuple):
 
 
 def _require_vision(conversation: Conversation, attachment_ids: list[str]) -> None:
-    if attachment_ids and not conversation.chat_model.supports_vision:
+    chat_model = cast(ChatModel, conversation.chat_model)  # _require_model ran first
+    if attachment_ids and not chat_model.supports_vision:
         raise ValidationFailed(gettext(NO_VISION))
 
 
@@ -230,7 +233,8 @@ def reply_retry(*, reply: Message) -> Message:
     _require_send_allowance(conversation)
     try:
         with transaction.atomic():
-            new_reply = _new_reply(conversation=conversation, parent=reply.parent)
+            parent = cast(Message, reply.parent)  # parent_id is set (checked above)
+            new_reply = _new_reply(conversation=conversation, parent=parent)
             _touch(conversation, leaf=new_reply)
     except IntegrityError:
         raise ReplyInFlight() from None
@@ -307,7 +311,7 @@ def reply_finish(*, reply_id: int, outcome: ReplyOutcome, reply: Message | None 
         reply = reply or Message.objects.select_related("conversation", "chat_model__provider").get(
             pk=reply_id
         )
-        call = {
+        call: dict[str, Any] = {
             "user_id": reply.conversation.owner_id,
             "conversation": reply.conversation,
             "message": reply,

@@ -8,7 +8,17 @@ from decimal import Decimal
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import BigIntegerField, CharField, DecimalField, F, Q, QuerySet, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    DecimalField,
+    F,
+    Field,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext, pgettext
@@ -126,7 +136,7 @@ def with_budget_use(conversations: QuerySet[Conversation]) -> QuerySet[Conversat
 
 
 _MONEY = DecimalField(max_digits=20, decimal_places=8)
-_BUDGET_FIELDS = {
+_BUDGET_FIELDS: dict[str, Field] = {
     "id": BigIntegerField(),
     "user_id": BigIntegerField(),
     "token_limit": BigIntegerField(),
@@ -169,17 +179,18 @@ def budget_status_of_owner(conversation: Conversation) -> BudgetStatus:
         return budget_status(conversation.owner)
     if conversation.budget_id is None:
         return BudgetStatus(budget=None)
+    # The `budget_*` attributes are with_budget_use's annotations, unknown to the stubs.
     budget = UsageBudget(
         pk=conversation.budget_id,
-        user_id=conversation.budget_user_id,
-        token_limit=conversation.budget_token_limit,
-        money_limit=conversation.budget_money_limit,
-        currency=conversation.budget_currency,
+        user_id=conversation.budget_user_id,  # type: ignore[attr-defined]
+        token_limit=conversation.budget_token_limit,  # type: ignore[attr-defined]
+        money_limit=conversation.budget_money_limit,  # type: ignore[attr-defined]
+        currency=conversation.budget_currency,  # type: ignore[attr-defined]
     )
     return BudgetStatus(
         budget=budget,
-        tokens_used=conversation.budget_tokens_used,
-        money_used=conversation.budget_money_used,
+        tokens_used=conversation.budget_tokens_used,  # type: ignore[attr-defined]
+        money_used=conversation.budget_money_used,  # type: ignore[attr-defined]
     )
 
 
