@@ -9,7 +9,7 @@ PORT ?= 8000
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 
-.PHONY: run worker test lint format bench check-deploy clean messages
+.PHONY: run worker test lint format lock bench check-deploy clean messages
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -29,9 +29,12 @@ test: $(BIN)/.installed
 	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# mypy's Django plugin imports chatsite.settings: with no DATABASE_URL it names the SQLite
+# file in var/ (settings only, no connection is made).
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
 
 format: $(BIN)/.installed
 	$(BIN)/ruff check --fix .
@@ -43,6 +46,15 @@ check-deploy: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV)
+
+# requirements*.txt, every version with its hashes, from the exact pins in requirements*.in:
+# edit a .in file, then run this (pip installs a hashed file with --require-hashes).
+PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
+	--no-reuse-hashes --allow-unsafe --strip-extras \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
+lock: $(BIN)/.installed
+	$(PIP_COMPILE) --output-file requirements.txt requirements.in
+	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
 # After adding or changing interface text: refresh locale/zh_Hans (translate what is new or
 # fuzzy in django.po), then compile. Commit the .po and the .mo: nothing runs gettext at run time.

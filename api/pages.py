@@ -3,20 +3,21 @@
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
 from api import selectors, services
 from api.forms import ImportForm, TokenCreateForm
+from chatsite.http import AuthenticatedHttpRequest
 from conversations import exports
 from conversations import selectors as conversation_selectors
 from conversations import services as conversation_services
 from conversations.errors import ValidationFailed
 
 
-def _page_context(request: HttpRequest, **extra) -> dict:
+def _page_context(request: AuthenticatedHttpRequest, **extra) -> dict:
     return {
         "conversations": conversation_selectors.conversation_list_for_user(request.user),
         "tokens": selectors.api_token_list_for_user(request.user),
@@ -25,7 +26,7 @@ def _page_context(request: HttpRequest, **extra) -> dict:
     }
 
 
-def _tokens(request: HttpRequest, **extra) -> HttpResponse:
+def _tokens(request: AuthenticatedHttpRequest, **extra) -> HttpResponse:
     """The tokens section alone for htmx, the whole page otherwise."""
     template = "api/_tokens.html" if request.htmx else "api/settings.html"
     return render(request, template, _page_context(request, **extra))
@@ -33,13 +34,13 @@ def _tokens(request: HttpRequest, **extra) -> HttpResponse:
 
 @require_GET
 @login_required
-def api_settings(request: HttpRequest) -> HttpResponse:
+def api_settings(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "api/settings.html", _page_context(request))
 
 
 @require_POST
 @login_required
-def token_create(request: HttpRequest) -> HttpResponse:
+def token_create(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = TokenCreateForm(request.POST)
     if not form.is_valid():
         return _tokens(
@@ -55,7 +56,7 @@ def token_create(request: HttpRequest) -> HttpResponse:
 
 @require_POST
 @login_required
-def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
+def token_revoke(request: AuthenticatedHttpRequest, token_id: int) -> HttpResponse:
     if not services.api_token_revoke(user=request.user, token_id=token_id):
         return _tokens(
             request, token_error=gettext("That token does not exist or is already revoked.")
@@ -68,7 +69,7 @@ def token_revoke(request: HttpRequest, token_id: int) -> HttpResponse:
 
 @require_POST
 @login_required
-def import_upload(request: HttpRequest) -> HttpResponse:
+def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = ImportForm(request.POST, request.FILES)
     context: dict = {}
     if not form.is_valid():

@@ -2,7 +2,7 @@
 
 import hashlib
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from api.models import ApiToken
 
@@ -11,7 +11,7 @@ def token_hash(secret: str) -> str:
     return hashlib.sha256(secret.encode()).hexdigest()
 
 
-def api_token_list_for_user(user: AbstractBaseUser) -> list[ApiToken]:
+def api_token_list_for_user(user: User) -> list[ApiToken]:
     """The user's live tokens, newest first."""
     return list(ApiToken.objects.filter(user=user, revoked_at__isnull=True))
 

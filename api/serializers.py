@@ -66,8 +66,11 @@ class UsageSerializer(serializers.ModelSerializer):
 
 class MessageSerializer(serializers.ModelSerializer):
     id = serializers.UUIDField(source="uuid", read_only=True)
-    # Annotated by selectors.conversation_messages: no query per message.
-    parent = serializers.UUIDField(source="parent_uuid", allow_null=True, read_only=True)
+    # Annotated by selectors.conversation_messages: no query per message. (The serializer
+    # metaclass takes declared fields off the class: this does not replace Field.parent.)
+    parent = serializers.UUIDField(  # type: ignore[assignment]
+        source="parent_uuid", allow_null=True, read_only=True
+    )
     model = ModelRefSerializer(source="chat_model", allow_null=True, read_only=True)
     usage = UsageSerializer(source="*", read_only=True)
 

@@ -4,7 +4,7 @@ import secrets
 from dataclasses import dataclass
 from datetime import timedelta
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
@@ -28,7 +28,7 @@ class CreatedToken:
     secret: str
 
 
-def api_token_create(*, user: AbstractBaseUser, name: str) -> CreatedToken:
+def api_token_create(*, user: User, name: str) -> CreatedToken:
     name = name.strip()
     if not name:
         raise ValidationFailed(gettext("Give the token a name, so you can tell it apart later."))
@@ -44,7 +44,7 @@ def api_token_create(*, user: AbstractBaseUser, name: str) -> CreatedToken:
     return CreatedToken(token=token, secret=secret)
 
 
-def api_token_revoke(*, user: AbstractBaseUser, token_id: int) -> bool:
+def api_token_revoke(*, user: User, token_id: int) -> bool:
     """Revoke one of the user's tokens; False if it is not theirs or already revoked."""
     updated = ApiToken.objects.filter(pk=token_id, user=user, revoked_at__isnull=True).update(
         revoked_at=timezone.now()

@@ -1,10 +1,12 @@
 """The REST API. Each view turns its request into one selector or service call."""
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Generator
 from datetime import UTC
+from typing import cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIRequest
 from django.http import StreamingHttpResponse
 from django.utils import timezone
@@ -60,20 +62,23 @@ def _export_format(request: Request) -> str:
     return export_format
 
 
-async def _async_blocks(blocks: Iterator[bytes]) -> AsyncIterator[bytes]:
+async def _async_blocks(blocks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
     """Under ASGI, Django buffers a synchronous iterator whole before sending it; pulling
     block by block through sync_to_async keeps the export streamed (and its queries in the
     request's database thread)."""
     take = sync_to_async(next, thread_sensitive=True)
     try:
-        while (block := await take(blocks, None)) is not None:
+        # sync_to_async keeps only the first overload of next(), the one without a default.
+        while (block := await take(blocks, None)) is not None:  # type: ignore[call-arg]
             yield block
     finally:
         # A client that leaves early: close the generator so its server-side cursors close.
         await sync_to_async(blocks.close, thread_sensitive=True)()
 
 
-def _download(request: Request, blocks: Iterator[bytes], export_format: str, filename: str):
+def _download(
+    request: Request, blocks: Generator[bytes, None, None], export_format: str, filename: str
+):
     body = _async_blocks(blocks) if isinstance(request._request, ASGIRequest) else blocks
     response = StreamingHttpResponse(body, content_type=exports.MEDIA_TYPES[export_format])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -168,7 +173,8 @@ class ConversationExportView(APIView):
         responses=EXPORT_RESPONSES,
     )
     def get(self, request: Request, uuid):
-        conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
+        user = cast(User, request.user)  # IsAuthenticated: never AnonymousUser
+        conversation = selectors.conversation_get_for_user_or_404(user, uuid)
         export_format = _export_format(request)
         blocks = exports.export_conversations([conversation], export_format)
         filename = exports.export_filename(export_format, conversation)
@@ -214,8 +220,9 @@ class ImportView(APIView):
                 "limit": settings.API_IMPORT_MAX_BYTES
             }
             return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+        owner = cast(User, request.user)  # IsAuthenticated: never AnonymousUser
         try:
-            result = services.conversations_import(owner=request.user, data=file.read())
+            result = services.conversations_import(owner=owner, data=file.read())
         except services.ImportRejected as exc:
             return Response({"detail": exc.message, "imported": [], "failed": []}, status=400)
         body = serializers.ImportResultSerializer(result).data

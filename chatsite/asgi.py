@@ -43,7 +43,10 @@ application = ProtocolTypeRouter(
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(
             CookieMiddleware(
-                SocketSessionMiddleware(AuthMiddleware(URLRouter(websocket_urlpatterns)))
+                # The stubs want patterns typed as ASGI routes; path() gives views (see routing.py).
+                SocketSessionMiddleware(
+                    AuthMiddleware(URLRouter(websocket_urlpatterns))  # type: ignore[arg-type]
+                )
             )
         ),
     }

@@ -37,4 +37,5 @@ def _write(self: tcp.Connection, data: bytes) -> None:
 
 
 def install() -> None:
-    tcp.Connection.write = _write
+    # A deliberate patch of the method on the class.
+    tcp.Connection.write = _write  # type: ignore[method-assign, assignment]

@@ -95,11 +95,12 @@ class MessageUsageMixin:
 
     @admin.display(description=_("Usage"))
     def usage(self, message: Message) -> str:
+        # Annotated by usage.messages_with_usage: not fields the stubs know of.
         return _usage_text(
-            message.usage_tokens,
-            message.usage_cost,
-            message.usage_currency,
-            estimated=message.usage_estimated,
+            message.usage_tokens,  # type: ignore[attr-defined]
+            message.usage_cost,  # type: ignore[attr-defined]
+            message.usage_currency,  # type: ignore[attr-defined]
+            estimated=message.usage_estimated,  # type: ignore[attr-defined]
         )
 
 
@@ -108,7 +109,8 @@ class MessageInline(MessageUsageMixin, admin.TabularInline):
     extra = 0
     can_delete = False
     fields = ["role", "status", "content", "reasoning", "model_name", "usage"]
-    readonly_fields = fields
+    # Flat names only, though `fields` may nest groups as far as the stubs know.
+    readonly_fields = fields  # type: ignore[assignment]
     show_change_link = True
 
     def has_add_permission(self, request, obj=None) -> bool:
@@ -157,18 +159,19 @@ class ConversationAdmin(admin.ModelAdmin):
 
     @admin.display(description=_("Messages"), ordering="message_count")
     def message_count(self, conversation: Conversation) -> int:
-        return conversation.message_count
+        return conversation.message_count  # type: ignore[attr-defined]  # annotated
 
     @admin.display(description=_("Tokens"), ordering="usage_tokens")
     def tokens(self, conversation: Conversation) -> int:
-        return conversation.usage_tokens
+        return conversation.usage_tokens  # type: ignore[attr-defined]  # annotated
 
     @admin.display(description=_("Last activity"), ordering="updated_at")
     def last_activity(self, conversation: Conversation):
         return conversation.updated_at
 
 
-ConversationAdmin.list_display = [
+# The stubs declare list_display on instances; the cost columns need the class first.
+ConversationAdmin.list_display = [  # type: ignore[misc]
     "__str__",
     "owner",
     "chat_model",
@@ -195,7 +198,8 @@ class UsageRecordInline(admin.TabularInline):
         "cost",
         "currency",
     ]
-    readonly_fields = fields
+    # Flat names only, though `fields` may nest groups as far as the stubs know.
+    readonly_fields = fields  # type: ignore[assignment]
 
     def has_add_permission(self, request, obj=None) -> bool:
         return False

@@ -5,6 +5,7 @@ socket shows (rendered here, by the presentation layer), and the reply started o
 (conversations.live).
 """
 
+from typing import cast
 from uuid import uuid4
 
 from channels.db import database_sync_to_async
@@ -41,14 +42,16 @@ async def send_message(
             return sent, "", None
         if not attachment_ids:
             sent.user_message.loaded_images = []  # nothing attached: no query to find out
-        html = presenters.render_messages_appended([sent.user_message, sent.reply])
-        return sent, html, run.claim_on_send(sent.reply)
+        reply = cast(Message, sent.reply)  # created: the reply was written with it
+        html = presenters.render_messages_appended([sent.user_message, reply])
+        return sent, html, run.claim_on_send(reply)
 
     sent, html, claimed = await on_worker_thread(_send)()
     if sent.created:
-        messages = [sent.user_message, sent.reply]
+        reply = cast(Message, sent.reply)  # created: the reply was written with it
+        messages = [sent.user_message, reply]
         await fanout.publish_messages(str(conversation.uuid), html, [str(m.uuid) for m in messages])
-        _start(conversation, sent.reply, claimed)
+        _start(conversation, reply, claimed)
     return sent
 
 
@@ -126,9 +129,10 @@ async def edit_message(*, conversation: Conversation, message_uuid: str, content
         )
 
     sent = await database_sync_to_async(_edit)()
+    reply = cast(Message, sent.reply)  # an edit always writes a new reply
     await _replace_thread(conversation)
-    _start(conversation, sent.reply)
-    return sent.reply
+    _start(conversation, reply)
+    return reply
 
 
 async def switch_branch(*, conversation: Conversation, message_uuid: str) -> None:

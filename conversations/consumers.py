@@ -9,11 +9,13 @@ doubled. Generation never runs here: a socket only watches.
 import json
 import logging
 from types import SimpleNamespace
+from typing import cast
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.translation import gettext as _
@@ -46,7 +48,8 @@ def _socket_language(scope) -> str:
         COOKIES=parse_cookie(headers.get(b"cookie", b"").decode("latin-1")),
         META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
     )
-    return translation.get_language_from_request(request)
+    # Duck-typed: get_language_from_request reads only these two of a request.
+    return translation.get_language_from_request(cast(HttpRequest, request))
 
 
 def _conversation_for(user, uuid) -> Conversation | None:
@@ -63,12 +66,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.language = _socket_language(self.scope)
         translation.activate(self.language)
         self.conversation_uuid = str(self.scope["url_route"]["kwargs"]["uuid"])
-        self.conversation = await database_sync_to_async(_conversation_for)(
+        conversation = await database_sync_to_async(_conversation_for)(
             self.scope["user"], self.conversation_uuid
         )
-        if self.conversation is None:
+        if conversation is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
+        self.conversation = conversation
         # reply uuid -> (status, characters of content sent, characters of reasoning sent)
         self.sent: dict[str, tuple[str, int, int]] = {}
         self.sent_messages: set[str] = set()
@@ -218,7 +222,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if html:
             await self.send(text_data=html)
 
-    async def _final_html(self, state: LiveReply | ReplyState) -> str:
+    async def _final_html(self, state: LiveReply | ReplyState) -> str | None:
         """The shared final HTML is rendered in the site's default language; a socket in
         another language renders the finished reply itself (one read per reply)."""
         if self.language == settings.LANGUAGE_CODE:

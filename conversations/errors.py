@@ -7,6 +7,7 @@ when shown, by `translated`.
 
 import re
 
+from django.utils.functional import Promise
 from django.utils.translation import gettext, gettext_noop
 from django.utils.translation import gettext_lazy as _
 
@@ -17,7 +18,7 @@ class ChatError(Exception):
     code = "error"
     default_message = _("Something went wrong.")
 
-    def __init__(self, message: str = "") -> None:
+    def __init__(self, message: str | Promise = "") -> None:
         super().__init__(message or self.default_message)
 
     @property

@@ -19,7 +19,7 @@ Messages are the whole tree (every branch) in creation order; `parent` is anothe
 """
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
 
 from django.utils import timezone
@@ -260,7 +260,7 @@ def export_jsonl(conversations: Iterable[Conversation]) -> Iterator[str]:
 _EXPORTERS = {"json": export_json, "md": export_markdown, "jsonl": export_jsonl}
 
 
-def blocks(pieces: Iterable[str], size: int = BLOCK_SIZE) -> Iterator[bytes]:
+def blocks(pieces: Iterable[str], size: int = BLOCK_SIZE) -> Generator[bytes, None, None]:
     """Join small pieces into blocks of about `size` characters, encoded."""
     buffer: list[str] = []
     length = 0
@@ -276,17 +276,17 @@ def blocks(pieces: Iterable[str], size: int = BLOCK_SIZE) -> Iterator[bytes]:
 
 def export_conversations(
     conversations: Iterable[Conversation], export_format: str
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """The export of `conversations` in one of EXPORT_FORMATS, as encoded blocks."""
     return blocks(_EXPORTERS[export_format](conversations))
 
 
-def export_lines(conversation: Conversation) -> Iterator[bytes]:
+def export_lines(conversation: Conversation) -> Generator[bytes, None, None]:
     """One conversation's lossless JSON export, one message per line."""
     return export_conversations([conversation], "json")
 
 
-def export_user_history(user, export_format: str) -> Iterator[bytes]:
+def export_user_history(user, export_format: str) -> Generator[bytes, None, None]:
     """Every conversation of `user`, streamed."""
     conversations = selectors.conversations_for_export(user).iterator(chunk_size=CHUNK_SIZE)
     return export_conversations(conversations, export_format)

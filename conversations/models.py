@@ -6,11 +6,15 @@ Only `services.py` writes these rows; status fields change through its condition
 import enum
 import uuid
 from decimal import Decimal
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext
+
+if TYPE_CHECKING:
+    from conversations.selectors import Siblings
 
 
 class Currency(models.TextChoices):
@@ -186,6 +190,12 @@ class Message(models.Model):
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     completed_at = models.DateTimeField(null=True, blank=True)
+
+    # Not columns: set on loaded instances by the code that reads them, and read with
+    # getattr where they may be absent.
+    loaded_images: "list[Attachment]"  # selectors.attach_images
+    siblings: "Siblings"  # presenters, and the services that add messages
+    recorded_cost: tuple[Decimal, str]  # services.reply_finish
 
     class Meta:
         ordering = ["id"]

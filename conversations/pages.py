@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from conversations import presenters, selectors
 from conversations.context import summary_for_page, summary_latest
-from conversations.models import Conversation, Message
+from conversations.models import Conversation, ConversationSummary, Message
 from conversations.rendering import render_markdown
 
 # A jump to a message shows this many messages above it (the rest of the page below it).
@@ -27,7 +27,7 @@ class ThreadPage:
     # The thread's last message when the window stops short of it: newer pages stop there
     # and the socket continues after it.
     tail_uuid: str = ""
-    summary: object = None
+    summary: ConversationSummary | None = None
     divider_after: str | None = None
     views: list[presenters.MessageView] = field(default_factory=list)
 

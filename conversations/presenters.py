@@ -10,6 +10,7 @@ from decimal import Decimal
 from html import escape
 
 from django.template.loader import render_to_string
+from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from conversations import errors, usage
@@ -24,7 +25,7 @@ from conversations.selectors import (
     siblings_of,
 )
 
-STATUS_NOTES = {
+STATUS_NOTES: dict[str, Promise] = {
     MessageStatus.TRUNCATED: _("Cut off: the reply reached its length limit."),
     MessageStatus.CANCELLED: _("Stopped."),
 }
@@ -88,7 +89,7 @@ class MessageView:
         return self.is_assistant and self.status == MessageStatus.COMPLETE
 
     @property
-    def status_note(self) -> str:
+    def status_note(self) -> str | Promise:
         return STATUS_NOTES.get(self.status, "")
 
     @property

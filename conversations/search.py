@@ -21,7 +21,7 @@ import re
 from dataclasses import dataclass
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db import connection
 from django.db.models import Expression, F, Func, Q, QuerySet
@@ -92,9 +92,7 @@ class SearchHit:
         return f"{url}?m={self.message_uuid}#m-{self.message_uuid}"
 
 
-def search_for_user(
-    user: AbstractBaseUser, q: str, *, limit: int = RESULT_LIMIT
-) -> list[SearchHit]:
+def search_for_user(user: User, q: str, *, limit: int = RESULT_LIMIT) -> list[SearchHit]:
     """The user's conversations matching `q` (see the module docstring); [] for a blank q."""
     q = " ".join((q or "").split())[:QUERY_MAX_CHARS]
     terms = parse_terms(q)
@@ -186,16 +184,14 @@ def _text_match(queryset: QuerySet, field: str, q: str, terms: Terms) -> QuerySe
     return queryset.filter(Q(pk__in=matches_text.values("pk")) | _substring_match(field, terms))
 
 
-def _title_matches(
-    user: AbstractBaseUser, q: str, terms: Terms, *, limit: int
-) -> list[Conversation]:
+def _title_matches(user: User, q: str, terms: Terms, *, limit: int) -> list[Conversation]:
     conversations = Conversation.objects.filter(owner=user).exclude(title="")
     matching = _text_match(conversations, "title", q, terms)
     return list(matching.order_by("-updated_at", "-id")[:limit])
 
 
 def message_candidates(
-    user: AbstractBaseUser, q: str, *, exclude_conversations: set[int] | None = None
+    user: User, q: str, *, exclude_conversations: set[int] | None = None
 ) -> QuerySet[Message]:
     """The newest CANDIDATES matching user and assistant messages of the user's
     conversations, unevaluated (tests EXPLAIN it to see the index used)."""
@@ -206,9 +202,7 @@ def message_candidates(
     return matching.order_by("-id")[:CANDIDATES]
 
 
-def _ranked_messages(
-    user: AbstractBaseUser, q: str, *, exclude_conversations: set[int]
-) -> list[Message]:
+def _ranked_messages(user: User, q: str, *, exclude_conversations: set[int]) -> list[Message]:
     """Matching messages, best first: rank, then newest."""
     candidates = message_candidates(user, q, exclude_conversations=exclude_conversations)
     ranked = Message.objects.filter(pk__in=candidates.values("pk")).select_related("conversation")
@@ -242,7 +236,8 @@ def _pattern(words: list[str], *, whole_words: bool) -> re.Pattern:
 def _marked(text: str, pattern: re.Pattern) -> str:
     """`text` escaped, with every match of `pattern` in <mark>. Escaping happens per piece,
     so nothing from the text can ever become markup."""
-    out, position = [], 0
+    out: list[str] = []
+    position = 0
     for match in pattern.finditer(text):
         if match.end() == match.start():
             continue

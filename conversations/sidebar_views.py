@@ -5,17 +5,20 @@ screen), or the refreshed conversation list out of band. Without htmx they redir
 search and the archived list, render a page), so nothing depends on JavaScript to work.
 """
 
+from typing import cast
 from urllib.parse import urlsplit
 
 from asgiref.sync import sync_to_async
 from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.contrib.auth.models import User
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import Resolver404, resolve, reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from chatsite.http import AuthenticatedHttpRequest
 from conversations import search, selectors, services
 from conversations.errors import ChatError
 from conversations.live import stops
@@ -23,7 +26,7 @@ from conversations.models import Conversation
 from conversations.views import app_context
 
 
-def _uuid_on_screen(request: HttpRequest) -> str | None:
+def _uuid_on_screen(request: AuthenticatedHttpRequest) -> str | None:
     """The conversation the requesting page shows, from the URL htmx sends (HX-Current-URL)."""
     path = request.htmx.current_url_abs_path if request.htmx else None
     if not path:
@@ -35,7 +38,7 @@ def _uuid_on_screen(request: HttpRequest) -> str | None:
     return str(match.kwargs["uuid"]) if match.url_name == "conversation" else None
 
 
-def _on_screen(request: HttpRequest, user) -> Conversation | None:
+def _on_screen(request: AuthenticatedHttpRequest, user) -> Conversation | None:
     uuid = _uuid_on_screen(request)
     if uuid is None:
         return None
@@ -45,7 +48,7 @@ def _on_screen(request: HttpRequest, user) -> Conversation | None:
         return None
 
 
-def _sidebar_refresh(request: HttpRequest, user) -> HttpResponse:
+def _sidebar_refresh(request: AuthenticatedHttpRequest, user) -> HttpResponse:
     context = {
         "conversations": selectors.conversation_list_for_user(user),
         "conversation": _on_screen(request, user),
@@ -55,7 +58,7 @@ def _sidebar_refresh(request: HttpRequest, user) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_rename(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_rename(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     title = request.POST.get("title", "")
     error = ""
@@ -78,7 +81,7 @@ def conversation_rename(request: HttpRequest, uuid) -> HttpResponse:
     return render(request, "conversations/_renamed.html", context)
 
 
-def _archive_action(request: HttpRequest, uuid, action) -> HttpResponse:
+def _archive_action(request: AuthenticatedHttpRequest, uuid, action) -> HttpResponse:
     action(conversation=selectors.conversation_get_for_user_or_404(request.user, uuid))
     if not request.htmx:
         return redirect("home")
@@ -87,13 +90,13 @@ def _archive_action(request: HttpRequest, uuid, action) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_archive(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_archive(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     return _archive_action(request, uuid, services.conversation_archive)
 
 
 @require_POST
 @login_required
-def conversation_unarchive(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_unarchive(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     return _archive_action(request, uuid, services.conversation_unarchive)
 
 
@@ -103,10 +106,10 @@ STOP_WAIT_SECONDS = 3.0
 
 @require_POST
 @login_required
-async def conversation_delete(request: HttpRequest, uuid) -> HttpResponse:
+async def conversation_delete(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """Delete for good (the page asked for confirmation). A reply still being written is
     stopped first, so the provider is not kept streaming text nobody will see."""
-    user = await request.auser()
+    user = cast(User, await request.auser())  # login_required: never AnonymousUser
     conversation = await sync_to_async(selectors.conversation_get_for_user_or_404)(user, uuid)
     await stops.stop_reply_and_wait(conversation=conversation, timeout=STOP_WAIT_SECONDS)
     await sync_to_async(services.conversation_delete)(conversation=conversation)
@@ -119,14 +122,14 @@ async def conversation_delete(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_GET
 @login_required
-def archived_list(request: HttpRequest) -> HttpResponse:
+def archived_list(request: AuthenticatedHttpRequest) -> HttpResponse:
     archived = selectors.conversation_list_archived_for_user(request.user)
     return render(request, "conversations/archived.html", app_context(request, archived=archived))
 
 
 @require_GET
 @login_required
-def conversation_search(request: HttpRequest) -> HttpResponse:
+def conversation_search(request: AuthenticatedHttpRequest) -> HttpResponse:
     """?q=: results under the sidebar's search box (htmx) or as a page."""
     q = " ".join(request.GET.get("q", "").split())[: search.QUERY_MAX_CHARS]
     hits = search.search_for_user(request.user, q) if q else []

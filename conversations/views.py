@@ -12,6 +12,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from chatsite.http import AuthenticatedHttpRequest
 from conversations import chat_actions, limits, pages, presenters, selectors, services, usage
 from conversations.context import summary_latest
 from conversations.errors import ChatError
@@ -25,7 +26,7 @@ from conversations.models import Attachment, Conversation, Message
 from conversations.providers import catalogue
 
 
-def app_context(request: HttpRequest, **extra) -> dict:
+def app_context(request: AuthenticatedHttpRequest, **extra) -> dict:
     return {
         "conversations": selectors.conversation_list_for_user(request.user),
         "chat_models": catalogue.chat_models_available(),
@@ -37,14 +38,14 @@ def app_context(request: HttpRequest, **extra) -> dict:
 
 @require_GET
 @login_required
-def home(request: HttpRequest) -> HttpResponse:
+def home(request: AuthenticatedHttpRequest) -> HttpResponse:
     context = app_context(request, selected_model=catalogue.default_chat_model())
     return render(request, "conversations/home.html", context)
 
 
 @require_GET
 @login_required
-def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_detail(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """The latest page of the thread on screen, or with ?m=<message> a window around that
     message (a search hit), on its branch."""
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
@@ -61,7 +62,7 @@ def conversation_detail(request: HttpRequest, uuid) -> HttpResponse:
     return render(request, "conversations/chat.html", context)
 
 
-def _page_around(request: HttpRequest, conversation: Conversation, target: Message):
+def _page_around(request: AuthenticatedHttpRequest, conversation: Conversation, target: Message):
     """The window around `target`; a message on another branch brings that branch on
     screen first, as opening it from search means to."""
     page = pages.page_around(conversation, target)
@@ -77,7 +78,7 @@ def _page_around(request: HttpRequest, conversation: Conversation, target: Messa
 
 @require_GET
 @login_required
-def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_messages(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """The page above ?before=<message> or below ?after=<message> (up to ?until=), fetched
     by htmx as the reader scrolls."""
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
@@ -97,7 +98,7 @@ def conversation_messages(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_POST
 @login_required
-def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
+def attachment_upload(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """Store an image for the composer of this conversation; answers with its chip."""
     selectors.conversation_get_for_user_or_404(request.user, uuid)
     upload = request.FILES.get("file")
@@ -112,7 +113,7 @@ def attachment_upload(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_GET
 @login_required
-def attachment_file(request: HttpRequest, uuid) -> FileResponse:
+def attachment_file(request: AuthenticatedHttpRequest, uuid) -> FileResponse:
     """An image, to its owner only: uploads are never reachable through a public URL."""
     try:
         attachment = selectors.attachment_get_for_user(request.user, uuid)
@@ -127,7 +128,7 @@ def attachment_file(request: HttpRequest, uuid) -> FileResponse:
 
 @require_POST
 @login_required
-def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
+def summary_regenerate(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     summary = summary_latest(conversation)
     if summary is None or str(summary.pk) != request.POST.get("summary"):
@@ -144,7 +145,7 @@ def summary_regenerate(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_POST
 @login_required
-def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
+def conversation_settings(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     form = ConversationSettingsForm(request.POST)
     error = ""
@@ -168,7 +169,7 @@ def conversation_settings(request: HttpRequest, uuid) -> HttpResponse:
 
 @require_POST
 @login_required
-def persona_save(request: HttpRequest, uuid) -> HttpResponse:
+def persona_save(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """Save the settings form's system prompt as a named persona of the user."""
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     form = PersonaForm(request.POST)
@@ -207,7 +208,7 @@ def _settings_response(request, conversation, *, error: str, saved: bool) -> Htt
 
 @require_POST
 @login_required
-async def conversation_new(request: HttpRequest) -> HttpResponse:
+async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     """Start a conversation with the chosen model and, if given, its first message."""
     form = NewConversationForm(request.POST)
     user = await request.auser()
@@ -291,7 +292,7 @@ def _month_param(value: str):
 
 @require_GET
 @login_required
-def usage_page(request: HttpRequest) -> HttpResponse:
+def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """This month's (or ?month=YYYY-MM's) usage by model and by day, and the budget."""
     month = usage.usage_month_for_user(request.user, _month_param(request.GET.get("month", "")))
     context = app_context(

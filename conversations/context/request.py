@@ -2,8 +2,9 @@
 the newest sendable turns that fit the budget, read by `RequestThread`, a walk up the thread
 that loads only what a request uses and learns in the same queries where summaries end."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import cast
 
 from django.conf import settings
 from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
@@ -79,9 +80,10 @@ def context_for_reply(reply: Message) -> ReplyContext:
     # Keep room for a summary we may only find at the end of the walk.
     reserve = settings.SUMMARY_MAX_TOKENS + PER_MESSAGE_OVERHEAD if walk.has_summaries else 0
     base = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
-    used, turns, boundary = base, [], None
+    used, boundary = base, None
+    turns: list[Message] = []
     for message in walk:
-        if message.summary_id is not None:
+        if message.summary_id is not None:  # type: ignore[attr-defined]  # see _load
             boundary = message
             break
         if message.id == reply.id or not sendable(message):
@@ -115,10 +117,10 @@ def context_for_reply(reply: Message) -> ReplyContext:
 def _summary_ending_at(message: Message) -> ConversationSummary:
     """The summary the walk found, from the columns it read with the message."""
     return ConversationSummary(
-        pk=message.summary_id,
+        pk=message.summary_id,  # type: ignore[attr-defined]  # annotated by _load
         conversation_id=message.conversation_id,
         covers_through_id=message.id,
-        text=message.summary_text,
+        text=message.summary_text,  # type: ignore[attr-defined]  # annotated by _load
     )
 
 
@@ -162,7 +164,7 @@ class RequestThread:
         self._size = self.FIRST_BATCH
         self._take(self._load(leaf_id, self._size))
         first = next(iter(self._batch.values()), None)
-        self.has_summaries = bool(first and first.has_summaries)
+        self.has_summaries = bool(first and first.has_summaries)  # type: ignore[attr-defined]
 
     def __iter__(self) -> Iterator[Message]:
         # Resumable: _dropped carries on from the message after the one that did not fit.
@@ -175,19 +177,19 @@ class RequestThread:
             self._wanted = message.parent_id
             yield message
 
-    def _take(self, batch: list[Message]) -> None:
+    def _take(self, batch: Sequence[Message]) -> None:
         self._batch = {m.id: m for m in batch}
         self._lowest = batch[-1].id if batch else None
 
     def _take_next(self) -> bool:
         """Load the batch below the current one; False when there is nothing more to find."""
-        if self._lowest is None or self._wanted >= self._lowest:
+        if self._lowest is None or cast(int, self._wanted) >= self._lowest:
             return False  # the history ended, or the parent is missing (a broken tree)
         self._size = min(self._size * 2, self.MAX_BATCH)
         self._take(self._load(self._lowest - 1, self._size))
         return bool(self._batch)
 
-    def _load(self, upper: int, size: int) -> list[Message]:
+    def _load(self, upper: int, size: int) -> Sequence[Message]:
         rows = (
             Message.objects.filter(conversation_id=self.conversation.pk, id__lte=upper)
             .order_by("-id")

@@ -3,6 +3,7 @@ when the next one is due (judged from what a reply's request carried) and which 
 condenses."""
 
 from dataclasses import dataclass
+from typing import cast
 
 from django.conf import settings
 
@@ -72,7 +73,8 @@ def summary_chat_model(conversation: Conversation) -> ChatModel:
         )
         if found is not None:
             return found
-    return conversation.chat_model
+    # Summaries and titles follow a reply: its conversation has a model.
+    return cast(ChatModel, conversation.chat_model)
 
 
 def summary_thresholds_passed(conversation: Conversation, *, tokens: int, turns: int) -> bool:

@@ -10,11 +10,12 @@ here, once per process (`presence()`), and nowhere else.
 import logging
 import os
 import uuid
+from typing import cast
 
 # At import, not at the first socket: importing the client (and the metrics modules it
 # loads) took ~100 ms on the event loop, a stall of every stream in the process.
 import redis.asyncio as redis
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from conversations.live import events
@@ -40,6 +41,10 @@ for index, key in ipairs(KEYS) do
 end
 return found
 """
+
+
+def _layer() -> BaseChannelLayer:
+    return cast(BaseChannelLayer, get_channel_layer())  # the settings always name one
 
 
 def _watch_key(conversation_uuid: str) -> str:
@@ -90,11 +95,11 @@ class RedisPresence(LonePresence):
 
     async def join(self, conversation_uuid: str, channel_name: str) -> None:
         group = events.conversation_group(conversation_uuid)
-        await get_channel_layer().group_add(group, channel_name)
+        await _layer().group_add(group, channel_name)
 
     async def leave(self, conversation_uuid: str, channel_name: str) -> None:
         group = events.conversation_group(conversation_uuid)
-        await get_channel_layer().group_discard(group, channel_name)
+        await _layer().group_discard(group, channel_name)
 
     async def watch(self, conversation_uuid: str) -> None:
         try:
@@ -129,14 +134,12 @@ class RedisPresence(LonePresence):
     async def send(self, conversation_uuid: str, event: dict) -> None:
         event["origin"] = PROCESS_ID
         try:
-            await get_channel_layer().group_send(
-                events.conversation_group(conversation_uuid), event
-            )
+            await _layer().group_send(events.conversation_group(conversation_uuid), event)
         except Exception:
             log.warning("channel layer unavailable; other processes miss an update", exc_info=True)
 
     async def send_stop(self, reply_uuid: str) -> None:
-        await get_channel_layer().group_send(
+        await _layer().group_send(
             events.GENERATORS_GROUP, {"type": events.REPLY_CANCEL, "reply": reply_uuid}
         )
 

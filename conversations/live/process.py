@@ -5,9 +5,10 @@ ASGI lifespan hook); the supervisor starts each loop once per event loop."""
 
 import asyncio
 import logging
+from typing import cast
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
+from channels.layers import BaseChannelLayer, get_channel_layer
 from django.conf import settings
 
 from conversations import services
@@ -60,7 +61,7 @@ async def _sweep_forever(*, first_sweep_everything: bool) -> None:
 
 
 async def _listen_for_stops() -> None:
-    layer = get_channel_layer()
+    layer = cast(BaseChannelLayer, get_channel_layer())  # settings always name one
     channel = await layer.new_channel()
     while True:
         try:

@@ -12,6 +12,8 @@ import asyncio
 import contextvars
 import logging
 import time
+from collections.abc import AsyncIterator
+from typing import cast
 
 from django.utils.translation import gettext_noop
 
@@ -29,7 +31,7 @@ from conversations.live.fanout import fanout
 from conversations.live.registry import LiveReply, registry
 from conversations.live.saves import saver
 from conversations.live.threads import on_worker_thread
-from conversations.models import Message, MessageStatus
+from conversations.models import ChatModel, Message, MessageStatus
 from conversations.providers import catalogue, requests, transport
 from conversations.tokens import estimate_tokens
 
@@ -84,7 +86,7 @@ class ReplyRun:
         await fanout.publish_reply(self.live)
         saver.ensure_running()
         request = requests.reply_request(
-            chat_model=reply.chat_model,
+            chat_model=cast(ChatModel, reply.chat_model),  # credentials found: it has one
             conversation=reply.conversation,
             credentials=credentials,
             messages=context.messages,
@@ -95,12 +97,13 @@ class ReplyRun:
         return outcome
 
     async def _stream(self, reply: Message, request: transport.ChatRequest) -> services.CallOutcome:
+        chat_model = cast(ChatModel, reply.chat_model)  # a reply being generated has one
         try:
             try:
                 await self._consume(transport.stream_chat(request))
             except StreamOptionsUnsupported:
                 await on_worker_thread(services.provider_remember_stream_usage)(
-                    provider_id=reply.chat_model.provider_id, supported=False
+                    provider_id=chat_model.provider_id, supported=False
                 )
                 request.include_usage = False
                 await self._consume(transport.stream_chat(request))
@@ -114,14 +117,14 @@ class ReplyRun:
             return self._failure(exc)
         # The stream is over: what follows is bookkeeping that a stop must not cut short.
         self.live.ending = True
-        if request.include_usage and reply.chat_model.provider.stream_usage_supported is None:
+        if request.include_usage and chat_model.provider.stream_usage_supported is None:
             # Learn once whether this endpoint honours stream_options.include_usage.
             await on_worker_thread(services.provider_remember_stream_usage)(
-                provider_id=reply.chat_model.provider_id, supported=self.usage is not None
+                provider_id=chat_model.provider_id, supported=self.usage is not None
             )
         return self._completed()
 
-    async def _consume(self, stream) -> None:
+    async def _consume(self, stream: AsyncIterator[transport.StreamEvent]) -> None:
         live = self.live
         async for event in stream:
             if isinstance(event, transport.ContentDelta):
@@ -170,7 +173,7 @@ class ReplyRun:
     ) -> services.CallOutcome:
         live, usage = self.live, self.usage
         elapsed_ms = int((time.monotonic() - self.started_at) * 1000)
-        ttft = self.first_token_at and int((self.first_token_at - self.started_at) * 1000)
+        ttft = int((self.first_token_at - self.started_at) * 1000) if self.first_token_at else None
         outcome = services.CallOutcome(
             status=status,
             content=live.content,
@@ -205,7 +208,8 @@ class ReplyRun:
 
 
 def _credentials(reply: Message) -> catalogue.Credentials | None:
-    return reply.chat_model and catalogue.provider_credentials(reply.chat_model.provider)
+    chat_model = reply.chat_model
+    return catalogue.provider_credentials(chat_model.provider) if chat_model else None
 
 
 def claim_on_send(reply: Message) -> ReplyContext | None:
@@ -237,9 +241,10 @@ def _finish_and_render(
     None when the reply is gone: its conversation was deleted while it streamed."""
     # reply_finish also gives the in-memory reply its final fields: nothing to reload.
     if not services.reply_finish(reply_id=reply.id, outcome=outcome, reply=reply):
-        reply = _load_reply(reply.id)  # someone else ended it: show theirs
-        if reply is None:
+        theirs = _load_reply(reply.id)  # someone else ended it: show theirs
+        if theirs is None:
             return None
+        reply = theirs
     html = rendering.final_html(reply)
     try:
         _after_reply(reply, outcome, raw_estimate)

@@ -126,7 +126,7 @@ def with_json_instruction(messages: list[dict]) -> list[dict]:
     return [{"role": "system", "content": JSON_INSTRUCTION}, *messages]
 
 
-def _text_of(content) -> str:
+def _text_of(content: object) -> str:
     """The text of a message content: a string, or the text parts of a parts list (an image
     part's base64 data must not count as mentioning JSON)."""
     if isinstance(content, str):

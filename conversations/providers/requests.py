@@ -1,6 +1,8 @@
 """The one request builder: every model call (a reply, a summary, a title) is built here,
 from the catalogue row, the endpoint's credentials and the provider's profile."""
 
+from typing import Any
+
 from conversations.errors import ProviderError
 from conversations.models import ChatModel, Conversation
 from conversations.providers import profiles
@@ -12,7 +14,7 @@ BACKGROUND_TEMPERATURE = 0.2
 
 
 def _request(
-    chat_model: ChatModel, credentials: Credentials, messages: list[dict], **fields
+    chat_model: ChatModel, credentials: Credentials, messages: list[dict], **fields: Any
 ) -> ChatRequest:
     return ChatRequest(
         base_url=credentials.base_url,

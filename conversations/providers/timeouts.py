@@ -100,7 +100,7 @@ def watching(response: ClientResponse | None, timeout: float) -> Iterator[None]:
     connection = response.connection if response is not None else None
     protocol = connection.protocol if connection is not None else None
     watch = watch_of_loop()
-    if protocol is None or not watch.running:
+    if response is None or protocol is None or not watch.running:
         yield
         return
     # Only this response: aiohttp sets the timeout afresh for the next request on the

@@ -25,9 +25,11 @@ import json
 import weakref
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx2
 import openai
+from aiohttp import ClientResponse
 from django.conf import settings
 from django.utils.translation import gettext_noop
 from openai._vendor.httpx_aiohttp.transport import map_aiohttp_exceptions
@@ -248,7 +250,9 @@ async def _sse_data(http_response: httpx2.Response) -> AsyncIterator[bytes]:
         yield pending[5:].strip()
 
 
-def _body_chunks(http_response: httpx2.Response) -> tuple[AsyncIterator[bytes], object]:
+def _body_chunks(
+    http_response: httpx2.Response,
+) -> tuple[AsyncIterator[bytes], ClientResponse | None]:
     """The body as it arrives, and the aiohttp response it is read from, if it is. An
     uncompressed body on the aiohttp transport is read from aiohttp directly: httpx2's four
     wrapping async generators (aiter_bytes, aiter_raw, the bound stream, the transport's
@@ -333,7 +337,7 @@ class Completion:
 async def complete_chat(request: ChatRequest) -> Completion:
     """One non-streamed call on a client of its own, closed afterwards: background jobs run
     each call in a short-lived event loop, so a pooled client would outlive its loop."""
-    options = {"model": request.model, "messages": request.messages}
+    options: dict[str, Any] = {"model": request.model, "messages": request.messages}
     for name in ("temperature", "max_tokens"):
         if (value := getattr(request, name)) is not None:
             options[name] = value

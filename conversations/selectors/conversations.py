@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import BigIntegerField
 from django.db.models.expressions import RawSQL
 from django.http import Http404
@@ -19,11 +19,11 @@ from conversations.models import Attachment, Conversation, Message, Persona
 # --- Personas --------------------------------------------------------------------------
 
 
-def persona_list_for_user(user: AbstractBaseUser) -> list[Persona]:
+def persona_list_for_user(user: User) -> list[Persona]:
     return list(Persona.objects.filter(owner=user))
 
 
-def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Persona | None:
+def persona_get_for_user(user: User, pk: int | str | None) -> Persona | None:
     """One of the user's own personas; None for anyone else's or none at all."""
     if not pk:
         return None
@@ -33,15 +33,13 @@ def persona_get_for_user(user: AbstractBaseUser, pk: int | str | None) -> Person
 # --- Conversations ---------------------------------------------------------------------
 
 
-def conversation_list_for_user(user: AbstractBaseUser, *, limit: int = 200) -> list[Conversation]:
+def conversation_list_for_user(user: User, *, limit: int = 200) -> list[Conversation]:
     return list(
         Conversation.objects.filter(owner=user, archived=False).order_by("-updated_at")[:limit]
     )
 
 
-def conversation_list_archived_for_user(
-    user: AbstractBaseUser, *, limit: int = 200
-) -> list[Conversation]:
+def conversation_list_archived_for_user(user: User, *, limit: int = 200) -> list[Conversation]:
     """The user's archived conversations, most recently active first."""
     return list(
         Conversation.objects.filter(owner=user, archived=True).order_by("-updated_at")[:limit]
@@ -81,14 +79,14 @@ def conversation_groups(
     return [ConversationGroup(key, items) for key, items in grouped.items() if items]
 
 
-def conversation_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
+def conversation_get_for_user(user: User, uuid: UUID | str) -> Conversation:
     """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
     if not user.is_authenticated:
         raise Conversation.DoesNotExist
     return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
 
 
-def conversation_get_for_user_or_404(user: AbstractBaseUser, uuid: UUID | str) -> Conversation:
+def conversation_get_for_user_or_404(user: User, uuid: UUID | str) -> Conversation:
     """The conversation if `user` owns it; Http404 otherwise (a page, a view, the API), the
     same answer whether it is someone else's or does not exist."""
     try:
@@ -123,10 +121,10 @@ def conversation_for_send(
         earlier = RawSQL(_EARLIER_SEND, [idempotency_key], output_field=BigIntegerField())
         fresh = fresh.annotate(earlier_send_id=earlier)
     current = fresh.get(pk=conversation.pk)
-    current.earlier_send_key = idempotency_key
+    current.earlier_send_key = idempotency_key  # type: ignore[attr-defined]
     return current
 
 
-def attachment_get_for_user(user: AbstractBaseUser, uuid: UUID | str) -> Attachment:
+def attachment_get_for_user(user: User, uuid: UUID | str) -> Attachment:
     """One of the user's own images; anyone else's raises DoesNotExist like a missing one."""
     return Attachment.objects.get(owner_id=user.pk, uuid=uuid)

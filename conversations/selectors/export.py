@@ -4,7 +4,7 @@ in chunks."""
 
 from datetime import datetime
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
 from conversations.models import Conversation, ConversationSummary, Message
@@ -12,7 +12,7 @@ from conversations.selectors.threads import thread_path_ids
 
 
 def conversation_search_for_user(
-    user: AbstractBaseUser, *, updated_since: datetime | None = None, q: str = ""
+    user: User, *, updated_since: datetime | None = None, q: str = ""
 ) -> QuerySet[Conversation]:
     """Every conversation of `user` (archived too), most recently active first, unevaluated
     so the caller can paginate. `q` matches the title or any message's text."""
@@ -25,7 +25,7 @@ def conversation_search_for_user(
     return conversations.annotate(message_count=Count("messages")).order_by("-updated_at", "-id")
 
 
-def conversations_for_export(user: AbstractBaseUser) -> QuerySet[Conversation]:
+def conversations_for_export(user: User) -> QuerySet[Conversation]:
     """All of a user's conversations in creation order; iterate with `.iterator()`."""
     return (
         Conversation.objects.filter(owner=user)

@@ -2,9 +2,10 @@
 walks in batches, the page of messages shown and what a page is missing, the versions of a
 turn (siblings), images loaded onto messages, and the reply in flight."""
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import cast
 from uuid import UUID
 
 from django.conf import settings
@@ -150,13 +151,13 @@ def messages_by_ids(ids: list[int]) -> list[Message]:
     return messages
 
 
-def attach_images(messages: list[Message]) -> None:
+def attach_images(messages: Sequence[Message]) -> None:
     """Load the user messages' images onto them as `loaded_images`, in one query.
 
     A plain query rather than prefetch_related, whose per-object queryset cloning cost
     more than the rest of a 10,000-message context build."""
     user_ids = [m.id for m in messages if m.role == Role.USER]
-    found: dict[int, list[Attachment]] = {}
+    found: dict[int | None, list[Attachment]] = {}
     if user_ids:
         for attachment in Attachment.objects.filter(message_id__in=user_ids).order_by("id"):
             found.setdefault(attachment.message_id, []).append(attachment)
@@ -203,11 +204,12 @@ def thread_messages(
 ) -> list[Message]:
     """The thread on screen, oldest first; at most `limit` of its newest messages (of those
     above `before_id`, which is on the thread, when given)."""
-    if before_id is None:
+    start = before_id
+    if start is None:
         leaf = thread_leaf(conversation)
         if leaf is None:
             return []
-    start = leaf.id if before_id is None else before_id
+        start = leaf.id
     result = []
     for message in thread_backwards(conversation, start):
         if before_id is not None and message.id == before_id:
@@ -254,7 +256,7 @@ def thread_messages_after(
     if last is None:
         return thread_messages(conversation, limit=PAGE_SIZE)
     newer = []
-    leaf = thread_leaf(conversation)
+    leaf = cast(Message, thread_leaf(conversation))  # `last` is on it: the thread has a leaf
     for message in thread_backwards(conversation, leaf.id):
         newer.append(message)
         if message.id <= last.id:

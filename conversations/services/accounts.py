@@ -1,12 +1,12 @@
 """Accounts."""
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 
 @transaction.atomic
-def user_signup(*, username: str, password: str, email: str = "") -> AbstractBaseUser:
+def user_signup(*, username: str, password: str, email: str = "") -> User:
     """Create an account; the very first account of the site becomes its administrator."""
     user_model = get_user_model()
     # Serialise concurrent first sign-ups so exactly one of them becomes the admin.

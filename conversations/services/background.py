@@ -5,6 +5,7 @@ event loop and an HTTP client of its own for its duration.
 """
 
 import asyncio
+from typing import Any
 
 from conversations.errors import ProviderError
 from conversations.models import ChatModel, Conversation
@@ -42,7 +43,7 @@ def background_complete(
     request = requests.background_request(
         chat_model=chat_model, messages=messages, max_tokens=max_tokens
     )
-    call = {
+    call: dict[str, Any] = {
         "user_id": conversation.owner_id,
         "conversation": conversation,
         "message": None,

@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext
 
@@ -13,7 +13,7 @@ from conversations.providers import catalogue, profiles
 
 def conversation_create(
     *,
-    owner: AbstractBaseUser,
+    owner: User,
     chat_model: ChatModel | None = None,
     title: str = "",
     system_prompt: str = "",
@@ -107,7 +107,7 @@ def conversation_update_settings(
 
 
 @transaction.atomic
-def persona_save(*, owner: AbstractBaseUser, name: str, system_prompt: str) -> Persona:
+def persona_save(*, owner: User, name: str, system_prompt: str) -> Persona:
     """Save a system prompt under a name; the same name again replaces that preset."""
     name, system_prompt = name.strip(), system_prompt.strip()
     if not name or len(name) > 80:

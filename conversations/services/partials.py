@@ -1,6 +1,6 @@
 """Saving the text so far of streaming replies: each save is also the reply's heartbeat."""
 
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from django.db import connection
 from django.db.models import TextField
@@ -50,7 +50,7 @@ WHERE m.id = p.id AND m.status = %s
 
 def _save_partials_postgres(partials: list[Partial]) -> int:
     ids, contents, reasonings = (list(column) for column in zip(*partials, strict=True))
-    params = [timezone.now(), ids, contents, reasonings, MessageStatus.STREAMING]
+    params: list[Any] = [timezone.now(), ids, contents, reasonings, MessageStatus.STREAMING]
     with connection.cursor() as cursor:
         cursor.execute(SAVE_PARTIALS_SQL, params)
         return cursor.rowcount

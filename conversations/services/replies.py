@@ -6,7 +6,7 @@ the current status, so a second claim (a duplicate task, a late stop) changes no
 
 import uuid
 from datetime import timedelta
-from typing import NamedTuple
+from typing import Any, NamedTuple, cast
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -25,6 +25,7 @@ from conversations.errors import (
 )
 from conversations.models import (
     Attachment,
+    ChatModel,
     Conversation,
     Message,
     MessageStatus,
@@ -117,7 +118,8 @@ def _earlier_send(conversation: Conversation, key: str | None) -> Message | None
     if not key:
         return None
     if getattr(conversation, "earlier_send_key", None) == key:
-        earlier_id = conversation.earlier_send_id
+        # Annotated by selectors.conversation_for_send, with earlier_send_key.
+        earlier_id = conversation.earlier_send_id  # type: ignore[attr-defined]
         return Message.objects.get(pk=earlier_id) if earlier_id is not None else None
     return selectors.message_by_idempotency_key(conversation, key)
 
@@ -156,7 +158,8 @@ class SentMessage(NamedTuple):
 
 
 def _require_vision(conversation: Conversation, attachment_ids: list[str]) -> None:
-    if attachment_ids and not conversation.chat_model.supports_vision:
+    chat_model = cast(ChatModel, conversation.chat_model)  # _require_model ran first
+    if attachment_ids and not chat_model.supports_vision:
         raise ValidationFailed(gettext(NO_VISION))
 
 
@@ -234,7 +237,8 @@ def reply_retry(*, reply: Message) -> Message:
     require_send_allowance(conversation)
     try:
         with transaction.atomic():
-            new_reply = pending_reply_create(conversation=conversation, parent=reply.parent)
+            parent = cast(Message, reply.parent)  # parent_id is set (checked above)
+            new_reply = pending_reply_create(conversation=conversation, parent=parent)
             touch_conversation(conversation, leaf=new_reply)
     except IntegrityError:
         raise ReplyInFlight() from None
@@ -285,7 +289,7 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         reply = reply or Message.objects.select_related("conversation", "chat_model__provider").get(
             pk=reply_id
         )
-        call = {
+        call: dict[str, Any] = {
             "user_id": reply.conversation.owner_id,
             "conversation": reply.conversation,
             "message": reply,

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from contextlib import contextmanager
+from typing import cast
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -107,7 +108,7 @@ def _range_claim(conversation_id: int, through_id: int):
                 cursor.execute("SELECT pg_advisory_unlock(%s)", [key])
 
 
-def _summary_insert(conversation, plan, text: str, model_name: str) -> ConversationSummary:
+def _summary_insert(conversation, plan, text: str, model_name: str) -> ConversationSummary | None:
     try:
         with transaction.atomic():
             return ConversationSummary.objects.create(
@@ -141,7 +142,7 @@ def summary_regenerate(*, summary: ConversationSummary) -> None:
     latest = context.summary_latest(summary.conversation)
     if latest is None or latest.pk != summary.pk:
         raise ValidationFailed(gettext("Only the newest summary can be regenerated."))
-    leaf = selectors.thread_leaf(summary.conversation)
+    leaf = cast(Message, selectors.thread_leaf(summary.conversation))  # it has a summary
     through_id = summary.covers_through_id
     with transaction.atomic():
         summary.delete()

@@ -4,6 +4,8 @@ A title the user typed always wins: a generated one is written only while the co
 has no user-given title, checked again at the moment of writing.
 """
 
+from typing import cast
+
 from django.conf import settings
 
 from conversations import background_jobs, context
@@ -42,7 +44,7 @@ def title_generate(*, conversation_id: int) -> str | None:
         .first()
     )
     exchange = conversation and _first_exchange(conversation)
-    if not exchange:
+    if not exchange or conversation is None:
         return None
     chat_model = context.summary_chat_model(conversation)
     question, answer = exchange
@@ -72,7 +74,7 @@ def title_schedule_if_due(*, reply: Message) -> bool:
         return False
     if reply.status != MessageStatus.COMPLETE or reply.parent_id is None:
         return False
-    if reply.parent.parent_id is not None:
+    if cast(Message, reply.parent).parent_id is not None:
         return False  # not the first exchange
     background_jobs.enqueue(
         background_jobs.TITLE_CONVERSATION, title_generate, conversation_id=conversation.pk

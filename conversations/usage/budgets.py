@@ -6,9 +6,19 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import connection
-from django.db.models import BigIntegerField, CharField, DecimalField, F, Q, QuerySet, Sum, Value
+from django.db.models import (
+    BigIntegerField,
+    CharField,
+    DecimalField,
+    F,
+    Field,
+    Q,
+    QuerySet,
+    Sum,
+    Value,
+)
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Coalesce
 from django.utils.translation import gettext, pgettext
@@ -21,7 +31,7 @@ from conversations.usage.totals import ZERO
 BUDGET_WARNING_AT = 0.8
 
 
-def budget_for_user(user: AbstractBaseUser) -> UsageBudget | None:
+def budget_for_user(user: User) -> UsageBudget | None:
     """The user's own budget, else the site default, else None (no limit)."""
     rows = UsageBudget.objects.filter(Q(user=user.pk) | Q(user__isnull=True))
     budgets = {b.user_id: b for b in rows}
@@ -34,7 +44,7 @@ class BudgetStatus:
     tokens_used: int = 0
     # Spending this month in the budget's currency only.
     money_used: Decimal = ZERO
-    user: AbstractBaseUser | None = None
+    user: User | None = None
 
     @property
     def token_share(self) -> float:
@@ -96,7 +106,7 @@ def _used(records: QuerySet[UsageRecord], currency: str) -> tuple[int, Decimal]:
     return sums["tokens"], sums["money"]
 
 
-def budget_status(user: AbstractBaseUser) -> BudgetStatus:
+def budget_status(user: User) -> BudgetStatus:
     """How much of this month's budget `user` has used."""
     budget = budget_for_user(user)
     if budget is None:
@@ -126,7 +136,7 @@ def with_budget_use(conversations: QuerySet[Conversation]) -> QuerySet[Conversat
 
 
 _MONEY = DecimalField(max_digits=20, decimal_places=8)
-_BUDGET_FIELDS = {
+_BUDGET_FIELDS: dict[str, Field] = {
     "id": BigIntegerField(),
     "user_id": BigIntegerField(),
     "token_limit": BigIntegerField(),
@@ -169,17 +179,18 @@ def budget_status_of_owner(conversation: Conversation) -> BudgetStatus:
         return budget_status(conversation.owner)
     if conversation.budget_id is None:
         return BudgetStatus(budget=None)
+    # The `budget_*` attributes are with_budget_use's annotations, unknown to the stubs.
     budget = UsageBudget(
         pk=conversation.budget_id,
-        user_id=conversation.budget_user_id,
-        token_limit=conversation.budget_token_limit,
-        money_limit=conversation.budget_money_limit,
-        currency=conversation.budget_currency,
+        user_id=conversation.budget_user_id,  # type: ignore[attr-defined]
+        token_limit=conversation.budget_token_limit,  # type: ignore[attr-defined]
+        money_limit=conversation.budget_money_limit,  # type: ignore[attr-defined]
+        currency=conversation.budget_currency,  # type: ignore[attr-defined]
     )
     return BudgetStatus(
         budget=budget,
-        tokens_used=conversation.budget_tokens_used,
-        money_used=conversation.budget_money_used,
+        tokens_used=conversation.budget_tokens_used,  # type: ignore[attr-defined]
+        money_used=conversation.budget_money_used,  # type: ignore[attr-defined]
     )
 
 

@@ -5,7 +5,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Count, QuerySet, Sum, Value
 from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
@@ -122,7 +122,7 @@ def _day_bars(rows: list[dict], start: datetime) -> list[DayBar]:
     return ordered
 
 
-def usage_month_for_user(user: AbstractBaseUser, start: datetime | None = None) -> MonthUsage:
+def usage_month_for_user(user: User, start: datetime | None = None) -> MonthUsage:
     """A user's usage in one month: totals, by model and by day."""
     start = month_start(start)
     records = records_in_month(start).filter(user=user)

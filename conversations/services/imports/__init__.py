@@ -17,7 +17,7 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DatabaseError
 from django.utils.translation import gettext, gettext_lazy
 
@@ -53,7 +53,7 @@ class ImportResult:
 # --- Entry point -----------------------------------------------------------------------
 
 
-def conversations_import(*, owner: AbstractBaseUser, data: bytes | str) -> ImportResult:
+def conversations_import(*, owner: User, data: bytes | str) -> ImportResult:
     """Import every conversation in `data`; ImportRejected if the file is unreadable."""
     items, planner = _conversations_in(_parse(data))
     models = ModelLookup()

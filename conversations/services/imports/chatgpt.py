@@ -16,7 +16,7 @@ from conversations.services.imports.plans import (
 CHATGPT_PROVIDER = "openai"
 
 # ChatGPT's finish_details.type to our status and finish reason.
-_CHATGPT_FINISH = {
+_CHATGPT_FINISH: dict[str | None, tuple[str, str]] = {
     "stop": (MessageStatus.COMPLETE, "stop"),
     "max_tokens": (MessageStatus.TRUNCATED, "length"),
     "interrupted": (MessageStatus.CANCELLED, "cancelled"),

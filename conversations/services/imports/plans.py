@@ -6,6 +6,7 @@ looked up once per import."""
 import math
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import NoReturn
 
 from django.utils import timezone
 
@@ -54,7 +55,7 @@ class MessageFields:
             self.fail("must be a JSON object")
         self.data = data
 
-    def fail(self, problem: str):
+    def fail(self, problem: str) -> NoReturn:
         sentence = f"{self.where} {problem}.".strip()
         raise ValidationFailed(sentence[:1].upper() + sentence[1:])
 

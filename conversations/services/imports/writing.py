@@ -2,7 +2,7 @@
 parents linked afterwards, and its summaries, in a single transaction, with the timestamps
 the file carried."""
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import transaction
 
 from conversations.models import Conversation, ConversationSummary, Message
@@ -13,7 +13,7 @@ WRITE_BATCH = 500
 
 
 @transaction.atomic
-def write_conversation(owner: AbstractBaseUser, plan: ConversationPlan) -> Conversation:
+def write_conversation(owner: User, plan: ConversationPlan) -> Conversation:
     """One conversation and all its rows, or nothing (the caller reports the failure)."""
     conversation = Conversation.objects.create(owner=owner, **plan.fields)
     by_key = _write_messages(conversation, plan.messages)
