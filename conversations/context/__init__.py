@@ -41,31 +41,3 @@ from conversations.context.window import (
     reply_max_output,
     sendable,
 )
-
-__all__ = [
-    # window
-    "CONTEXT_SAFETY_MARGIN",
-    "reply_max_output",
-    "context_budget",
-    "sendable",
-    "IMAGE_TOKENS",
-    "IMAGE_OMITTED",
-    "message_tokens",
-    "message_content",
-    # request
-    "SUMMARY_HEADING",
-    "ReplyContext",
-    "context_for_reply",
-    "RequestThread",
-    # summaries
-    "summary_boundaries",
-    "SummaryPlacement",
-    "summary_for_page",
-    "summary_latest",
-    "summary_covering",
-    "summary_chat_model",
-    "summary_thresholds_passed",
-    "summary_due_after",
-    "SummaryPlan",
-    "summary_plan",
-]

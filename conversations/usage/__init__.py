@@ -37,35 +37,3 @@ from conversations.usage.totals import (
     usage_month_for_user,
     usage_totals_by,
 )
-
-__all__ = [
-    # months
-    "month_start",
-    "month_after",
-    "month_of",
-    "records_in_month",
-    # totals
-    "ZERO",
-    "usage_totals_by",
-    "Totals",
-    "totals_of",
-    "DayBar",
-    "MonthUsage",
-    "CHART_HEIGHT",
-    "CHART_BAR_STEP",
-    "CHART_BAR_WIDTH",
-    "usage_month_for_user",
-    # budgets
-    "BUDGET_WARNING_AT",
-    "budget_for_user",
-    "BudgetStatus",
-    "budget_status",
-    "with_budget_use",
-    "budget_status_of_owner",
-    "budgets_near_or_over",
-    # costs
-    "cost_by_message",
-    "TOKENS",
-    "conversations_with_usage",
-    "messages_with_usage",
-]
