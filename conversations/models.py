@@ -5,16 +5,13 @@ Only `services.py` writes these rows; status fields change through its condition
 
 import enum
 import uuid
+from dataclasses import dataclass
 from decimal import Decimal
-from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext
-
-if TYPE_CHECKING:
-    from conversations.selectors import Siblings
 
 
 class Currency(models.TextChoices):
@@ -151,6 +148,20 @@ class MessageStatus(models.TextChoices):
     REUSABLE = enum.nonmember(("complete", "truncated", "cancelled", "interrupted"))
 
 
+@dataclass(frozen=True)
+class Siblings:
+    """A message among the versions of its turn (edits of a user message, regenerations
+    of a reply): shown as "position / count" with links to its neighbours."""
+
+    position: int = 1
+    count: int = 1
+    previous_uuid: str = ""
+    next_uuid: str = ""
+
+
+NO_SIBLINGS = Siblings()
+
+
 class Message(models.Model):
     uuid = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     conversation = models.ForeignKey(
@@ -194,7 +205,7 @@ class Message(models.Model):
     # Not columns: set on loaded instances by the code that reads them, and read with
     # getattr where they may be absent.
     loaded_images: "list[Attachment]"  # selectors.attach_images
-    siblings: "Siblings"  # presenters, and the services that add messages
+    siblings: Siblings  # presenters, and the services that add messages
     recorded_cost: tuple[Decimal, str]  # services.reply_finish
 
     class Meta:

@@ -3,7 +3,6 @@ walks in batches, the page of messages shown and what a page is missing, the ver
 turn (siblings), images loaded onto messages, and the reply in flight."""
 
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import cast
 from uuid import UUID
@@ -13,7 +12,15 @@ from django.core.exceptions import ValidationError
 from django.db.models import Q, Subquery
 from django.utils import timezone
 
-from conversations.models import Attachment, Conversation, Message, MessageStatus, Role
+from conversations.models import (
+    NO_SIBLINGS,
+    Attachment,
+    Conversation,
+    Message,
+    MessageStatus,
+    Role,
+    Siblings,
+)
 
 # How many messages one backward step through a thread loads; a thread is walked newest
 # first and only as far as the caller needs, so a 10,000-message history costs no more than
@@ -72,20 +79,6 @@ def branch_leaf_of(message: Message) -> Message:
             subtree.add(message_id)
             newest = message_id
     return message if newest == message.id else Message.objects.get(pk=newest)
-
-
-@dataclass(frozen=True)
-class Siblings:
-    """A message among the versions of its turn (edits of a user message, regenerations
-    of a reply): shown as "position / count" with links to its neighbours."""
-
-    position: int = 1
-    count: int = 1
-    previous_uuid: str = ""
-    next_uuid: str = ""
-
-
-NO_SIBLINGS = Siblings()
 
 
 def siblings_of(messages: list[Message]) -> dict[int, Siblings]:
