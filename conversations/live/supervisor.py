@@ -38,12 +38,6 @@ class Supervisor:
             task = tasks[name] = loop.create_task(factory(), context=contextvars.Context())
         return task
 
-    def running(self, name: str) -> bool:
-        """Whether loop `name` runs on the current event loop."""
-        tasks = self._tasks.get(asyncio.get_running_loop()) or {}
-        task = tasks.get(name)
-        return task is not None and not task.done()
-
     def reset(self) -> None:
         """Forget every loop (tests run many event loops in one process)."""
         self._tasks = weakref.WeakKeyDictionary()
