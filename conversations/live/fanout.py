@@ -102,12 +102,14 @@ class Fanout:
         if not subscribers or subscriber not in subscribers:
             return
         subscribers.discard(subscriber)
-        await presence().leave(key, subscriber.channel_name)
+        # The set is settled before any await: two sockets of one conversation leaving at
+        # once must not both find it empty and both remove it.
         if not subscribers:
             del self._subscribers[key]
             await presence().unwatch(key)
             if self._subscribers.get(key):  # a socket subscribed meanwhile: keep watching
                 await presence().watch(key)
+        await presence().leave(key, subscriber.channel_name)
 
     def subscriber_count(self) -> int:
         return sum(len(s) for s in self._subscribers.values())
