@@ -254,3 +254,13 @@ def test_a_tab_on_another_process_gets_the_message_the_text_and_the_end(two_serv
     for page in (sender.page, watcher.page, late.page):
         assert page.last("user").text == "Across"
         assert page.last().text.strip() == "".join(words).strip()
+
+
+async def test_two_sockets_leaving_a_conversation_at_once_both_leave_cleanly():
+    first, second = Recorder(), Recorder()
+    await fanout.subscribe("c-leave", first)
+    await fanout.subscribe("c-leave", second)
+    await asyncio.gather(
+        fanout.unsubscribe("c-leave", first), fanout.unsubscribe("c-leave", second)
+    )
+    assert fanout.subscriber_count() == 0
