@@ -14,7 +14,7 @@ from django.utils.translation import gettext as _
 from conversations import pages, presenters, selectors, services
 from conversations.context import ReplyContext
 from conversations.errors import ValidationFailed
-from conversations.live import run, stops
+from conversations.live import run
 from conversations.live.fanout import fanout
 from conversations.live.threads import on_worker_thread
 from conversations.models import Conversation, Message
@@ -144,8 +144,3 @@ async def switch_branch(*, conversation: Conversation, message_uuid: str) -> Non
 
     await database_sync_to_async(_switch)()
     await _replace_thread(conversation)
-
-
-async def stop_reply(*, conversation: Conversation) -> None:
-    """Stop whatever reply is in flight in `conversation`, wherever it is generated."""
-    await stops.stop_reply(conversation=conversation)

@@ -22,7 +22,7 @@ from django.utils.translation import gettext as _
 
 from conversations import chat_actions, pages, presenters, selectors
 from conversations.errors import ChatError
-from conversations.live import process
+from conversations.live import process, stops
 from conversations.live.fanout import fanout
 from conversations.live.presence import PROCESS_ID
 from conversations.live.registry import LiveReply, ReplyState
@@ -129,7 +129,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             )
             await self.notify("")
         elif action == "stop":
-            await chat_actions.stop_reply(conversation=self.conversation)
+            await stops.stop_reply(conversation=self.conversation)
         elif action == "retry":
             await chat_actions.retry_reply(
                 conversation=self.conversation, reply_uuid=str(data.get("reply") or "")
