@@ -7,6 +7,7 @@ urlpatterns = [
     path("", views.home, name="home"),
     path("c/new/", views.conversation_new, name="conversation_new"),
     path("c/<uuid:uuid>/", views.conversation_detail, name="conversation"),
+    path("c/<uuid:uuid>/open/", views.message_open, name="message_open"),
     path("c/<uuid:uuid>/messages/", views.conversation_messages, name="conversation_messages"),
     path("c/<uuid:uuid>/settings/", views.conversation_settings, name="conversation_settings"),
     path("c/<uuid:uuid>/personas/", views.persona_save, name="persona_save"),

@@ -7,6 +7,7 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -22,7 +23,7 @@ from conversations.forms import (
     PersonaForm,
     SignupForm,
 )
-from conversations.models import Attachment, Conversation, Message
+from conversations.models import Attachment, Conversation
 from conversations.providers import catalogue
 
 
@@ -47,33 +48,39 @@ def home(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 def conversation_detail(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """The latest page of the thread on screen, or with ?m=<message> a window around that
-    message (a search hit), on its branch."""
+    message (a search hit). A message on another branch is not brought on screen by a GET:
+    the page offers to (`message_open`), since switching changes what the next send
+    continues."""
     conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
     target = selectors.message_in_conversation_or_none(conversation, request.GET.get("m", ""))
-    page = _page_around(request, conversation, target) if target else None
+    page = pages.page_around(conversation, target) if target else None
+    on_screen = target if page is not None else None
     page = page or pages.latest_page(conversation)
     context = app_context(
         request,
         **page.context(),
         dropped_turns=selectors.dropped_turns_of_latest_reply(page.messages),
-        jump_to=str(target.uuid) if target else "",
+        jump_to=str(on_screen.uuid) if on_screen else "",
+        other_version=target if target and not on_screen else None,
         personas=selectors.persona_list_for_user(request.user),
     )
     return render(request, "conversations/chat.html", context)
 
 
-def _page_around(request: AuthenticatedHttpRequest, conversation: Conversation, target: Message):
-    """The window around `target`; a message on another branch brings that branch on
-    screen first, as opening it from search means to."""
-    page = pages.page_around(conversation, target)
-    if page is None:
-        try:
-            services.conversation_switch_branch(conversation=conversation, message=target)
-        except ChatError as exc:
-            flash.error(request, exc.message)
-            return None
-        page = pages.page_around(conversation, target)
-    return page
+@require_POST
+@login_required
+def message_open(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
+    """Open the message POSTed as `m` on its own branch, then show it (?m=)."""
+    conversation = selectors.conversation_get_for_user_or_404(request.user, uuid)
+    target = selectors.message_in_conversation_or_none(conversation, request.POST.get("m", ""))
+    if target is None:
+        raise Http404(_("No such message in this chat."))
+    try:
+        services.conversation_open_message(conversation=conversation, message=target)
+    except ChatError as exc:
+        flash.error(request, exc.message)
+    url = f"{reverse('conversation', args=[conversation.uuid])}?m={target.uuid}#m-{target.uuid}"
+    return HttpResponseClientRedirect(url) if request.htmx else redirect(url)
 
 
 @require_GET

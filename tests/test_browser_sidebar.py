@@ -7,7 +7,8 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
-from conversations.models import Conversation
+from conversations import selectors, services
+from conversations.models import Conversation, Message
 from tests.conftest import save_screenshot
 from tests.factories import ChatModelFactory, ConversationFactory, thread
 
@@ -219,6 +220,22 @@ def test_search_finds_a_message_and_opens_the_conversation_at_it(
     expect(small.locator("#search-results")).to_be_hidden()
     expect(small.locator("#conversation-list")).to_be_visible()
     phone.close()
+
+
+def test_a_search_hit_on_an_older_version_opens_that_version(login, alice, live_server_url):
+    conversation = make(alice, "Versions")
+    question, answer = thread(conversation, "Name a bird.", "The kingfisher is bright blue.")
+    services.message_edit(message=question, content="Name a fish.")
+    Message.objects.filter(conversation=conversation, status="pending").update(status="complete")
+    page = login(alice)
+    page.fill("#sidebar-search input[name=q]", "kingfisher")
+    hit = page.locator("#search-results .search-hit-link")
+    expect(hit).to_have_count(1)
+    hit.click()
+    page.wait_for_url(re.compile(rf"/c/{conversation.uuid}/\?m={answer.uuid}#m-{answer.uuid}$"))
+    expect(page.locator(f"#m-{answer.uuid}")).to_be_in_viewport()
+    expect(page.locator("#other-version")).to_have_count(0)
+    assert selectors.thread_leaf(conversation).id == answer.id
 
 
 def test_search_with_no_match_says_so_and_a_title_match_opens_the_conversation(

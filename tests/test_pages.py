@@ -6,7 +6,7 @@ from django.test.utils import CaptureQueriesContext
 
 from conversations import pages, selectors, services
 from conversations.models import Message
-from tests.factories import ConversationFactory, long_thread, thread
+from tests.factories import ConversationFactory, UserFactory, long_thread, thread
 
 pytestmark = pytest.mark.django_db
 
@@ -111,14 +111,53 @@ def test_page_view_jumps_to_a_message(client, long_conversation, user):
     assert 'id="load-older"' in html and 'id="load-newer"' in html
 
 
-def test_page_view_jump_to_an_older_version_brings_its_branch_on_screen(client, conversation, user):
+def test_page_view_offers_an_older_version_without_switching_to_it(client, conversation, user):
+    question, answer = thread(conversation, "Q", "A")
+    services.message_edit(message=question, content="Q2")
+    Message.objects.filter(conversation=conversation, status="pending").update(status="complete")
+    leaf = selectors.thread_leaf(conversation)
+    client.force_login(user)
+    html = client.get(f"/c/{conversation.uuid}/?m={answer.uuid}").content.decode()
+    assert f'id="m-{answer.uuid}"' not in html
+    assert 'id="other-version"' in html and f'value="{answer.uuid}"' in html
+    assert "data-jump-to" not in html
+    assert selectors.thread_leaf(conversation).id == leaf.id  # a GET changes nothing
+
+
+def test_opening_a_message_on_an_older_version_brings_its_branch_on_screen(
+    client, conversation, user
+):
     question, answer = thread(conversation, "Q", "A")
     services.message_edit(message=question, content="Q2")
     Message.objects.filter(conversation=conversation, status="pending").update(status="complete")
     client.force_login(user)
-    html = client.get(f"/c/{conversation.uuid}/?m={answer.uuid}").content.decode()
-    assert f'id="m-{answer.uuid}"' in html
+    response = client.post(f"/c/{conversation.uuid}/open/", {"m": str(answer.uuid)})
+    assert response.status_code == 302
+    assert response["Location"] == f"/c/{conversation.uuid}/?m={answer.uuid}#m-{answer.uuid}"
     assert selectors.thread_leaf(conversation).id == answer.id
+    html = client.get(response["Location"]).content.decode()
+    assert f'id="m-{answer.uuid}"' in html and 'id="other-version"' not in html
+
+
+def test_opening_a_message_from_htmx_redirects_the_page(client, conversation, user):
+    question, answer = thread(conversation, "Q", "A")
+    client.force_login(user)
+    response = client.post(
+        f"/c/{conversation.uuid}/open/", {"m": str(question.uuid)}, HTTP_HX_REQUEST="true"
+    )
+    assert response["HX-Redirect"] == f"/c/{conversation.uuid}/?m={question.uuid}#m-{question.uuid}"
+    assert selectors.thread_leaf(conversation).id == answer.id  # already on screen: no switch
+
+
+def test_opening_a_message_of_another_users_chat_is_not_found(client, conversation, user):
+    question, _ = thread(conversation, "Q", "A")
+    other = UserFactory(username="mallory")
+    client.force_login(other)
+    response = client.post(f"/c/{conversation.uuid}/open/", {"m": str(question.uuid)})
+    assert response.status_code == 404
+    client.force_login(user)
+    assert client.post(f"/c/{conversation.uuid}/open/", {"m": "nope"}).status_code == 404
+    assert client.get(f"/c/{conversation.uuid}/open/").status_code == 405
 
 
 def test_messages_view_returns_the_older_page(client, long_conversation, user):

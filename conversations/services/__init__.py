@@ -5,7 +5,11 @@ Callers use `services.<name>`; the submodules keep each area small.
 
 from conversations.services.accounts import user_signup
 from conversations.services.attachments import attachment_upload
-from conversations.services.branches import conversation_switch_branch, message_edit
+from conversations.services.branches import (
+    conversation_open_message,
+    conversation_switch_branch,
+    message_edit,
+)
 from conversations.services.catalogue import (
     catalogue_add_discovered,
     catalogue_sync_presets,

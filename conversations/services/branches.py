@@ -81,3 +81,12 @@ def conversation_switch_branch(*, conversation: Conversation, message: Message) 
     Conversation.objects.filter(pk=conversation.pk).update(current_leaf=leaf)
     conversation.current_leaf = leaf
     return leaf
+
+
+def conversation_open_message(*, conversation: Conversation, message: Message) -> None:
+    """Bring the branch through `message` on screen unless it is there already (opening a
+    search hit or a link to a message on an older version)."""
+    if message.conversation_id != conversation.pk:
+        raise ValidationFailed(_("That message is not in this conversation."))
+    if message.id not in selectors.thread_path_ids(conversation):
+        conversation_switch_branch(conversation=conversation, message=message)
