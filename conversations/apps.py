@@ -16,7 +16,7 @@ class ConversationsConfig(AppConfig):
         # Built-in providers and models exist after every migrate (and test database flush).
         post_migrate.connect(_sync_catalogue, sender=self)
         # Replies in flight carry their final HTML; the presentation layer renders it.
-        from conversations import presenters
+        from conversations import pages
         from conversations.live import rendering
 
-        rendering.use_renderer(presenters.render_message_html)
+        rendering.use_renderer(pages.message_html)

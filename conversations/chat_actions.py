@@ -43,7 +43,7 @@ async def send_message(
         if not attachment_ids:
             sent.user_message.loaded_images = []  # nothing attached: no query to find out
         reply = cast(Message, sent.reply)  # created: the reply was written with it
-        html = presenters.render_messages_appended([sent.user_message, reply])
+        html = pages.messages_appended_html([sent.user_message, reply])
         return sent, html, run.claim_on_send(reply)
 
     sent, html, claimed = await on_worker_thread(_send)()

@@ -15,6 +15,7 @@ from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 from django.http.cookie import parse_cookie
 from django.utils import translation
@@ -26,7 +27,7 @@ from conversations.live import process, stops
 from conversations.live.fanout import fanout
 from conversations.live.presence import PROCESS_ID
 from conversations.live.registry import LiveReply, ReplyState
-from conversations.models import Conversation, Message
+from conversations.models import Message
 
 log = logging.getLogger(__name__)
 
@@ -52,13 +53,6 @@ def _socket_language(scope) -> str:
     return translation.get_language_from_request(cast(HttpRequest, request))
 
 
-def _conversation_for(user, uuid) -> Conversation | None:
-    try:
-        return selectors.conversation_get_for_user(user, uuid)
-    except Conversation.DoesNotExist:
-        return None
-
-
 class ConversationConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # For this socket's own task (its errors, notices and renders); pushes fed from a
@@ -66,8 +60,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.language = _socket_language(self.scope)
         translation.activate(self.language)
         self.conversation_uuid = str(self.scope["url_route"]["kwargs"]["uuid"])
-        conversation = await database_sync_to_async(_conversation_for)(
-            self.scope["user"], self.conversation_uuid
+        # AuthMiddlewareStack puts a lazy User (or AnonymousUser) in the scope.
+        user = cast(User, self.scope["user"])
+        conversation = await database_sync_to_async(selectors.conversation_get_for_user_or_none)(
+            user, self.conversation_uuid
         )
         if conversation is None:
             await self.close(code=CLOSE_FORBIDDEN)
@@ -171,7 +167,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return self._render_thread()
         known = {last_uuid}
         rendered = []
-        views = presenters.views_of_messages(messages)  # costs for all of them in one query
+        views = presenters.views_of_messages(selectors.read_messages(messages))  # one read
         for message, view in zip(messages, views, strict=True):
             html = presenters.render_message(view)
             if str(message.uuid) not in known:
@@ -235,7 +231,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     def _render_final(self, reply_uuid: str) -> str:
         with translation.override(self.language):
             message = selectors.message_get_in_conversation(self.conversation, reply_uuid)
-            return presenters.render_message_html(message)
+            return pages.message_html(message)
 
     async def messages_appended(self, html: str, uuids: list[str]) -> None:
         if self.backlog is not None:

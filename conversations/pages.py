@@ -52,6 +52,16 @@ class ThreadPage:
         }
 
 
+def message_html(message: Message) -> str:
+    """One message's piece of UI, read and rendered (a finished reply's final push)."""
+    return presenters.render_message(presenters.view_of_message(selectors.read_message(message)))
+
+
+def messages_appended_html(messages: list[Message]) -> str:
+    """Messages added at the end of the thread, for every socket showing it."""
+    return presenters.render_messages_appended(selectors.read_messages(messages))
+
+
 def _finish(page: ThreadPage, *, newest_summary_only: bool = False) -> ThreadPage:
     placement = summary_for_page(page.conversation, page.messages)
     shown = placement.after_uuid is not None
@@ -60,7 +70,7 @@ def _finish(page: ThreadPage, *, newest_summary_only: bool = False) -> ThreadPag
         shown = summary_latest(page.conversation) == placement.summary
     if shown:
         page.summary, page.divider_after = placement.summary, placement.after_uuid
-    page.views = presenters.views_of_messages(page.messages)
+    page.views = presenters.views_of_messages(selectors.read_messages(page.messages))
     return page
 
 

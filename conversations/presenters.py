@@ -1,5 +1,8 @@
 """HTML for messages, shared by the page, htmx responses and websocket pushes.
 
+Presenters never query: they are given `selectors.MessageRead`s (or a live reply's state)
+with everything already resolved, and `pages` composes the two.
+
 Every piece of message UI comes from `conversations/_message.html`; the only hand-built HTML
 is the tiny delta wrapper, which is sent up to 20 times a second per reply per socket and
 must not cost a template render each time.
@@ -13,17 +16,11 @@ from django.template.loader import render_to_string
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
-from conversations import errors, usage
+from conversations import errors
 from conversations.live.registry import LiveReply, ReplyState
-from conversations.models import Message, MessageStatus, Role
+from conversations.models import NO_SIBLINGS, MessageStatus, Role, Siblings
 from conversations.rendering import is_json, render_json, render_markdown
-from conversations.selectors import (
-    NO_SIBLINGS,
-    Siblings,
-    attach_images,
-    message_images,
-    siblings_of,
-)
+from conversations.selectors import MessageRead
 
 STATUS_NOTES: dict[str, Promise] = {
     MessageStatus.TRUNCATED: _("Cut off: the reply reached its length limit."),
@@ -110,15 +107,9 @@ class MessageView:
         return f"{self.completion_tokens / (max(streaming_ms, 1) / 1000):.1f}"
 
 
-def view_of_message(
-    message: Message, *, costs: dict[int, tuple[Decimal, str]] | None = None
-) -> MessageView:
-    """`costs` from usage.cost_by_message when rendering many messages (one query)."""
-    if recorded := getattr(message, "recorded_cost", None):
-        costs = {message.id: recorded}  # reply_finish just wrote it: no query
-    if costs is None and message.role == Role.ASSISTANT and message.status in MessageStatus.FINAL:
-        costs = usage.cost_by_message([message.id])
-    cost, currency = (costs or {}).get(message.id, (None, ""))
+def view_of_message(read: MessageRead) -> MessageView:
+    """What the template shows of a message whose reads are all done (no query here)."""
+    message = read.message
     return MessageView(
         uuid=str(message.uuid),
         role=message.role,
@@ -131,42 +122,17 @@ def view_of_message(
         completion_tokens=message.completion_tokens,
         duration_ms=message.duration_ms,
         time_to_first_token_ms=message.time_to_first_token_ms,
-        cost=cost,
-        currency=currency,
+        cost=read.cost,
+        currency=read.currency,
         reasoning_ms=message.reasoning_ms,
         json_mode=bool((message.context or {}).get("json_mode")),
-        images=_images_of(message),
-        siblings=_siblings_of(message),
+        images=list(read.image_uuids),
+        siblings=read.siblings,
     )
 
 
-def _siblings_of(message: Message) -> Siblings:
-    """Known when the sender or views_of_messages worked it out; else one query."""
-    known = getattr(message, "siblings", None)
-    if known is None and message.pk is not None:
-        known = message.siblings = siblings_of([message])[message.id]
-    return known or NO_SIBLINGS
-
-
-def _images_of(message: Message) -> list[str]:
-    return [str(a.uuid) for a in message_images(message)]
-
-
-def views_of_messages(messages: list[Message]) -> list[MessageView]:
-    # One query for every user message's images (none when the selector loaded them).
-    unloaded = [m for m in messages if not hasattr(m, "loaded_images")]
-    if unloaded:
-        attach_images(unloaded)
-    # Only finished replies can have usage records: a fresh send asks for nothing.
-    finished = [
-        m.id for m in messages if m.role == Role.ASSISTANT and m.status in MessageStatus.FINAL
-    ]
-    costs = usage.cost_by_message(finished) if finished else {}
-    unplaced = [m for m in messages if getattr(m, "siblings", None) is None]
-    places = siblings_of(unplaced)
-    for message in unplaced:
-        message.siblings = places[message.id]
-    return [view_of_message(m, costs=costs) for m in messages]
+def views_of_messages(reads: list[MessageRead]) -> list[MessageView]:
+    return [view_of_message(read) for read in reads]
 
 
 def view_of_live(state: LiveReply | ReplyState) -> MessageView:
@@ -184,12 +150,8 @@ def render_message(view: MessageView) -> str:
     return render_to_string("conversations/_message.html", {"message": view})
 
 
-def render_message_html(message: Message) -> str:
-    return render_message(view_of_message(message))
-
-
-def render_messages_appended(messages: list[Message]) -> str:
-    inner = "".join(render_message(view) for view in views_of_messages(messages))
+def render_messages_appended(reads: list[MessageRead]) -> str:
+    inner = "".join(render_message(view) for view in views_of_messages(reads))
     return f'<div hx-swap-oob="beforeend:#messages">{inner}</div>'
 
 

@@ -42,10 +42,7 @@ def _on_screen(request: AuthenticatedHttpRequest, user) -> Conversation | None:
     uuid = _uuid_on_screen(request)
     if uuid is None:
         return None
-    try:
-        return selectors.conversation_get_for_user(user, uuid)
-    except Conversation.DoesNotExist:
-        return None
+    return selectors.conversation_get_for_user_or_none(user, uuid)
 
 
 def _sidebar_refresh(request: AuthenticatedHttpRequest, user) -> HttpResponse:

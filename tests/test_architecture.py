@@ -185,3 +185,24 @@ def test_no_private_name_crosses_a_module():
             ]
             crossing += [f"{module} imports {node.module}.{name}" for name in private]
     assert crossing == []
+
+
+def test_the_presenters_import_no_reads():
+    """Presenters are handed resolved read models; a query there would run once per message
+    of every page and every push."""
+    path = ROOT / "conversations" / "presenters.py"
+    imported = {
+        (node.module, alias.name)
+        for node in ast.walk(ast.parse(path.read_text()))
+        if isinstance(node, ast.ImportFrom)
+        for alias in node.names
+    }
+    reads = {
+        (module, name)
+        for module, name in imported
+        if module and module.startswith(("conversations.selectors", "conversations.usage"))
+    }
+    assert reads <= {("conversations.selectors", "MessageRead")}
+    assert ("conversations", "usage") not in imported
+    assert ("conversations", "selectors") not in imported
+    assert ".objects" not in path.read_text()

@@ -236,9 +236,12 @@ def test_a_page_of_messages_reads_costs_and_versions_in_two_queries(
         )
     # The images are read by the thread selector before a page is presented.
     selectors.attach_images(messages)
-    # One query for every reply's cost, one for every message's place among its versions.
+    # One query for every reply's cost, one for every message's place among its versions;
+    # presenting what was read queries nothing.
     with django_assert_num_queries(2):
-        views = presenters.views_of_messages(messages)
+        reads = selectors.read_messages(messages)
+    with django_assert_num_queries(0):
+        views = presenters.views_of_messages(reads)
     assert all(v.cost == Decimal("0.00002") for v in views[1::2])
     assert all(v.cost is None for v in views[0::2])
 

@@ -7,7 +7,7 @@ import pytest
 from channels.db import database_sync_to_async
 
 from conversations.models import ChatModel, Message, Provider, Role, UsageRecord
-from conversations.presenters import render_message_html
+from conversations.pages import message_html
 from conversations.providers import profiles
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory
 from tests.fake_provider import Reply
@@ -224,7 +224,7 @@ def test_reasoning_time_is_shown_as_thought_for(db, conversation):
     reply = MessageFactory(
         conversation=conversation, role=Role.ASSISTANT, reasoning="Hmm.", reasoning_ms=12_400
     )
-    assert "Thought for 12 s" in render_message_html(reply)
+    assert "Thought for 12 s" in message_html(reply)
 
 
 def test_valid_json_reply_is_pretty_printed(db, conversation):
@@ -234,7 +234,7 @@ def test_valid_json_reply_is_pretty_printed(db, conversation):
         content='{"b":{"c":1}}',
         context={"json_mode": True},
     )
-    html = render_message_html(reply)
+    html = message_html(reply)
     assert "{\n  &quot;b&quot;: {\n    &quot;c&quot;: 1\n  }\n}" in html
 
 

@@ -4,7 +4,7 @@ import pytest
 
 from conversations import selectors
 from conversations.context import context_budget, context_for_reply
-from conversations.models import Conversation, MessageStatus, Role
+from conversations.models import MessageStatus, Role
 from tests.factories import (
     ConversationFactory,
     ConversationSummaryFactory,
@@ -16,8 +16,9 @@ from tests.factories import (
 
 @pytest.mark.django_db
 def test_conversation_of_another_user_does_not_exist_for_me(conversation, other_user):
-    with pytest.raises(Conversation.DoesNotExist):
-        selectors.conversation_get_for_user(other_user, conversation.uuid)
+    assert selectors.conversation_get_for_user_or_none(other_user, conversation.uuid) is None
+    assert selectors.conversation_get_for_user_or_none(other_user, "not-a-uuid") is None
+    assert selectors.conversation_get_for_user_or_none(conversation.owner, conversation.uuid)
 
 
 @pytest.mark.django_db

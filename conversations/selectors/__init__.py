@@ -1,8 +1,9 @@
 """Every read in chatsite. Ownership is checked here, once.
 
-One module a subject: `providers` (the provider and model catalogue), `conversations` (what
-a user owns), `threads` (messages and the thread on screen) and `export` (reads for export and
-the REST API). Callers import the package and use the names re-exported below
+One module a subject: `conversations` (what a user owns), `threads` (messages and the thread
+on screen), `message_reads` (messages with everything their UI shows resolved) and `export`
+(reads for export and the REST API); the provider catalogue's reads are in
+`providers/catalogue.py`. Callers import the package and use the names re-exported below
 (`selectors.thread_messages(...)`), so where a read lives is this package's own business.
 """
 
@@ -12,8 +13,8 @@ from conversations.selectors.conversations import (
     attachment_get_for_user,
     conversation_for_send,
     conversation_fresh,
-    conversation_get_for_user,
     conversation_get_for_user_or_404,
+    conversation_get_for_user_or_none,
     conversation_groups,
     conversation_list_archived_for_user,
     conversation_list_for_user,
@@ -27,6 +28,7 @@ from conversations.selectors.export import (
     conversation_thread_ids,
     conversations_for_export,
 )
+from conversations.selectors.message_reads import MessageRead, read_message, read_messages
 from conversations.selectors.threads import (
     NO_SIBLINGS,
     PAGE_SIZE,

@@ -7,6 +7,7 @@ from datetime import datetime
 from uuid import UUID
 
 from django.contrib.auth.models import User
+from django.core.exceptions import ValidationError
 from django.db.models import BigIntegerField
 from django.db.models.expressions import RawSQL
 from django.http import Http404
@@ -79,20 +80,25 @@ def conversation_groups(
     return [ConversationGroup(key, items) for key, items in grouped.items() if items]
 
 
-def conversation_get_for_user(user: User, uuid: UUID | str) -> Conversation:
-    """The conversation if `user` owns it; Conversation.DoesNotExist otherwise."""
+def conversation_get_for_user_or_none(user: User, uuid: UUID | str) -> Conversation | None:
+    """The conversation if `user` owns it; None for someone else's, a missing one or a
+    malformed id (the one ownership check: the socket, the sidebar and the 404 below)."""
     if not user.is_authenticated:
-        raise Conversation.DoesNotExist
-    return Conversation.objects.select_related("chat_model__provider").get(uuid=uuid, owner=user)
+        return None
+    found = Conversation.objects.select_related("chat_model__provider")
+    try:
+        return found.get(uuid=uuid, owner=user)
+    except (Conversation.DoesNotExist, ValueError, ValidationError):
+        return None
 
 
 def conversation_get_for_user_or_404(user: User, uuid: UUID | str) -> Conversation:
     """The conversation if `user` owns it; Http404 otherwise (a page, a view, the API), the
     same answer whether it is someone else's or does not exist."""
-    try:
-        return conversation_get_for_user(user, uuid)
-    except Conversation.DoesNotExist:
-        raise Http404(gettext("No such conversation.")) from None
+    conversation = conversation_get_for_user_or_none(user, uuid)
+    if conversation is None:
+        raise Http404(gettext("No such conversation."))
+    return conversation
 
 
 def conversation_fresh(conversation: Conversation) -> Conversation:
