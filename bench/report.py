@@ -205,7 +205,7 @@ def table(r: dict) -> list[dict]:
                 _le(s, "added_delta_p99_ms", ADDED_P99_LIMIT_MS),
             )
         )
-    rows += _capacity_rows(r)
+    rows += capacity_rows(r)
     idle = r["idle"]["kb_per_socket"]
     rows.append(_row("Memory per idle websocket", idle, "KB", "<= 50 KB", idle <= 50))
     st = r["statements"]
@@ -268,7 +268,7 @@ def _or_more(figure: int, levels: dict) -> str:
     return " (top level tried: or more)" if figure == max(levels) else ""
 
 
-def _capacity_rows(r: dict) -> list[dict]:
+def capacity_rows(r: dict) -> list[dict]:
     capacity, floor = _capacity(r["chatsite"]), _capacity(r["relay"])
     servers = r["servers"]
     # Held at the top level tried, a figure is only a lower bound: the relay's makes the

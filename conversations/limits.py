@@ -30,7 +30,7 @@ def _cache() -> BaseCache:
     return _shared[1]
 
 
-def _count(key: str, *, window: int) -> int:
+def window_count(key: str, *, window: int) -> int:
     """Add one to `key`'s counter for the current window and return the new total."""
     cache = _cache()
     if isinstance(cache, RedisCache):
@@ -63,7 +63,7 @@ def _count_in_redis(cache: RedisCache, key: str, window: int) -> int:
 def send_allowed(user_id: int) -> bool:
     """Count one send for this user; False once this minute's allowance is used."""
     minute = int(time.time() // 60)
-    sent = _count(f"limits:send:{user_id}:{minute}", window=60)
+    sent = window_count(f"limits:send:{user_id}:{minute}", window=60)
     return sent <= settings.SEND_RATE_LIMIT_PER_MINUTE
 
 
@@ -110,7 +110,7 @@ def login_locked(username: str, address: str) -> bool:
 
 
 def login_failed(username: str, address: str) -> None:
-    _count(_login_key(username, address), window=settings.LOGIN_FAILURE_WINDOW)
+    window_count(_login_key(username, address), window=settings.LOGIN_FAILURE_WINDOW)
 
 
 def login_succeeded(username: str, address: str) -> None:

@@ -45,7 +45,7 @@ def test_the_ramp_tries_halfway_between_the_capacity_and_the_first_miss(held, mi
 
 
 def test_a_relay_floor_at_the_top_level_tried_gives_no_passing_fraction():
-    rows = report._capacity_rows(
+    rows = report.capacity_rows(
         _results(_levels([250, 500, 750], [1000]), _levels([500, 1000, 1500], []))
     )
     fraction = _row(rows, "chatsite throughput")
@@ -55,7 +55,7 @@ def test_a_relay_floor_at_the_top_level_tried_gives_no_passing_fraction():
 
 
 def test_a_relay_floor_below_the_top_level_is_a_measured_fraction():
-    rows = report._capacity_rows(
+    rows = report.capacity_rows(
         _results(_levels([250, 500, 750], [1000]), _levels([500, 1000, 2000], [3000]))
     )
     assert _row(rows, "chatsite throughput") == {

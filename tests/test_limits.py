@@ -27,7 +27,7 @@ def redis_cache(settings, request):
 
 
 def test_the_counter_counts_from_one_and_expires_with_its_window(redis_cache):
-    assert [limits._count("limits:count", window=60) for _ in range(3)] == [1, 2, 3]
+    assert [limits.window_count("limits:count", window=60) for _ in range(3)] == [1, 2, 3]
     client = redis_cache._cache.get_client()
     ttl = client.ttl(redis_cache.make_and_validate_key("limits:count"))
     assert 0 < ttl <= 60, "a counter without an expiry would limit the user for ever"
@@ -48,7 +48,9 @@ def test_counting_from_many_sockets_opens_one_redis_connection(redis_cache, monk
         return original(pool)
 
     monkeypatch.setattr(ConnectionPool, "make_connection", counting)
-    counts = [contextvars.Context().run(limits._count, "limits:count", window=60) for _ in range(5)]
+    counts = [
+        contextvars.Context().run(limits.window_count, "limits:count", window=60) for _ in range(5)
+    ]
     assert counts == [1, 2, 3, 4, 5]
     assert len(made) <= 1
 
