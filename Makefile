@@ -5,14 +5,20 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-# The suite runs against the machine's real services unless told otherwise.
-TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/postgres
+# The suite runs on the embedded PostgreSQL (started by the suite itself) unless
+# TEST_DATABASE_URL names another, and on the machine's Redis.
+TEST_DATABASE_URL ?=
 TEST_REDIS_URL ?= redis://127.0.0.1:6379/14
 
 .PHONY: run worker test lint format lock bench check-deploy clean messages
 
-$(BIN)/.installed: requirements.txt requirements-dev.txt
+# The runtime dependencies alone for `make run`; the test and tooling extras on top for the rest.
+$(BIN)/.installed: requirements.txt
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements.txt
+	touch $@
+
+$(BIN)/.dev-installed: $(BIN)/.installed requirements-dev.txt
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	touch $@
 
@@ -25,18 +31,18 @@ run: $(BIN)/.installed
 worker: $(BIN)/.installed
 	$(BIN)/celery -A chatsite worker --loglevel=info
 
-test: $(BIN)/.installed
-	DATABASE_URL=$${DATABASE_URL:-$(TEST_DATABASE_URL)} REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
+test: $(BIN)/.dev-installed
+	DATABASE_URL="$(TEST_DATABASE_URL)" REDIS_URL=$${REDIS_URL:-$(TEST_REDIS_URL)} \
 		$(BIN)/python -m pytest $(PYTEST_ARGS)
 
-# mypy's Django plugin imports chatsite.settings: with no DATABASE_URL it names the SQLite
-# file in var/ (settings only, no connection is made).
-lint: $(BIN)/.installed
+# mypy's Django plugin imports chatsite.settings: a database URL keeps it from starting the
+# embedded server (settings only, no connection is made).
+lint: $(BIN)/.dev-installed
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
-	$(BIN)/mypy
+	DATABASE_URL=postgres://lint@localhost/lint $(BIN)/mypy
 
-format: $(BIN)/.installed
+format: $(BIN)/.dev-installed
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
@@ -52,7 +58,7 @@ clean:
 PIP_COMPILE = CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --generate-hashes \
 	--no-reuse-hashes --allow-unsafe --strip-extras \
 	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host
-lock: $(BIN)/.installed
+lock: $(BIN)/.dev-installed
 	$(PIP_COMPILE) --output-file requirements.txt requirements.in
 	$(PIP_COMPILE) --output-file requirements-dev.txt requirements-dev.in
 
@@ -64,6 +70,6 @@ messages: $(BIN)/.installed
 	$(BIN)/python manage.py compilemessages -l zh_Hans --ignore '.*' --ignore 'var' --ignore 'bench*'
 
 # Load and latency figures on this machine (see bench/): its own database and Redis db.
-bench: $(BIN)/.installed
+bench: $(BIN)/.dev-installed
 	DATABASE_URL=postgres://postgres@127.0.0.1:5432/chatsite_bench REDIS_URL=redis://127.0.0.1:6379/13 \
 		$(BIN)/python -m bench

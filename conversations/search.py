@@ -1,13 +1,12 @@
 """Searching a user's conversations: titles and message text. Reads only.
 
-On Postgres, message text is matched by full-text search with the 'simple' configuration
+Message text is matched by full-text search with the 'simple' configuration
 (no stemming, no stop words) and websearch syntax: `fox den` (both words), `"red fox"`
 (the phrase), `fox -den` (without den), `fox or wolf`. Message text is matched through its
 stored `search_vector` (migration 0007), which the `message_search_vector` GIN index holds;
 a reply still streaming has none yet, so it is found once it settles. Titles are parsed as
-they are read (a user's own conversations only, and no index).
-On SQLite (`make run`'s default) the same syntax is approximated with case-insensitive
-substring matching: every word or phrase must appear, `-word` must not.
+they are read (a user's own conversations only, and no index). Chinese and Japanese queries
+also match by substring (every word or phrase must appear, `-word` must not).
 
 Archived conversations are searched too (a result says it is archived): search is how an
 archived chat is found again.
@@ -23,7 +22,6 @@ from uuid import UUID
 
 from django.contrib.auth.models import User
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
-from django.db import connection
 from django.db.models import Expression, F, Func, Q, QuerySet
 from django.db.models.expressions import Col
 from django.urls import reverse
@@ -52,7 +50,7 @@ _TERM = re.compile(r'(-?)"([^"]*)"?|(-?)(\S+)')
 
 @dataclass(frozen=True)
 class Terms:
-    """The query as plain substrings, for the SQLite fallback, CJK matching and highlighting."""
+    """The query as plain substrings, for CJK matching and highlighting."""
 
     include: tuple[str, ...]
     exclude: tuple[str, ...]
@@ -114,10 +112,6 @@ def search_for_user(user: User, q: str, *, limit: int = RESULT_LIMIT) -> list[Se
 # --- Matching ------------------------------------------------------------------------
 
 
-def _postgres() -> bool:
-    return connection.vendor == "postgresql"
-
-
 class _SimpleVector(Func):
     """to_tsvector('simple', <column>), the parse the message trigger stores.
 
@@ -169,8 +163,6 @@ def _substring_match(field: str, terms: Terms) -> Q:
 
 
 def _text_match(queryset: QuerySet, field: str, q: str, terms: Terms) -> QuerySet:
-    if not _postgres():
-        return queryset.filter(_substring_match(field, terms))
     if not has_cjk(q):
         return queryset.alias(search_vector=_vector(field)).filter(search_vector=_tsquery(q))
     matches_text = queryset.model.objects.alias(search_vector=_vector(field)).filter(
@@ -206,10 +198,8 @@ def _ranked_messages(user: User, q: str, *, exclude_conversations: set[int]) -> 
     """Matching messages, best first: rank, then newest."""
     candidates = message_candidates(user, q, exclude_conversations=exclude_conversations)
     ranked = Message.objects.filter(pk__in=candidates.values("pk")).select_related("conversation")
-    if _postgres():
-        rank = SearchRank(_StoredVector(), _tsquery(q))
-        return list(ranked.annotate(rank=rank).order_by("-rank", "-id"))
-    return list(ranked.order_by("-id"))
+    rank = SearchRank(_StoredVector(), _tsquery(q))
+    return list(ranked.annotate(rank=rank).order_by("-rank", "-id"))
 
 
 # --- Snippets ------------------------------------------------------------------------
@@ -263,7 +253,7 @@ def _window(text: str, start: int) -> tuple[str, bool, bool]:
 
 def _first_hit(text: str, terms: Terms) -> tuple[re.Pattern, re.Match | None]:
     """Whole words first, as full-text search matched them; substrings when that finds
-    nothing (SQLite and CJK match substrings)."""
+    nothing (CJK matches substrings)."""
     words = _highlight_words(terms)
     pattern = _pattern(words, whole_words=True)
     first = pattern.search(text)

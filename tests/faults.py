@@ -11,7 +11,9 @@ from tests.live_server import free_port
 
 class FaultProxy:
     """Forwards 127.0.0.1:<port> to `target`; `pause()` stalls every byte, `cut()` drops
-    every connection and refuses new ones until `resume()`."""
+    every connection and refuses new ones until `resume()`. A target host that is a folder
+    is a Postgres Unix socket folder (the embedded server): the proxy forwards to the
+    socket `<folder>/.s.PGSQL.<port>` in it."""
 
     def __init__(self, target_host: str, target_port: int) -> None:
         self.target = (target_host, target_port)
@@ -61,12 +63,18 @@ class FaultProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    async def _open_upstream(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        host, port = self.target
+        if host.startswith("/"):
+            return await asyncio.open_unix_connection(f"{host}/.s.PGSQL.{port}")
+        return await asyncio.open_connection(host, port)
+
     async def _accept(self, reader, writer) -> None:
         if self._refusing:
             writer.transport.abort()
             return
         try:
-            up_reader, up_writer = await asyncio.open_connection(*self.target)
+            up_reader, up_writer = await self._open_upstream()
         except OSError:
             writer.transport.abort()
             return

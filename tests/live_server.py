@@ -11,6 +11,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
+from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -22,8 +23,11 @@ def free_port() -> int:
 
 
 def _database_url(settings_dict: dict) -> str:
+    """The test database's URL for a server or worker process of the suite's own."""
     user = settings_dict.get("USER") or "postgres"
     host = settings_dict.get("HOST") or "127.0.0.1"
+    if host.startswith("/"):
+        host = quote(host, safe="")  # a Unix socket folder (the embedded server)
     port = settings_dict.get("PORT") or 5432
     return f"postgres://{user}@{host}:{port}/{settings_dict['NAME']}"
 

@@ -45,16 +45,29 @@ def test_url_with_wrong_scheme_names_the_variable(monkeypatch):
         env_url("REDIS_URL", schemes={"redis"})
 
 
-def test_unset_database_url_means_the_embedded_sqlite_file(monkeypatch):
+def test_unset_database_url_means_the_embedded_postgres(monkeypatch):
     monkeypatch.delenv("DATABASE_URL", raising=False)
-    config = database_config("DATABASE_URL", "/tmp/x.sqlite3")
-    assert config == {"ENGINE": "django.db.backends.sqlite3", "NAME": "/tmp/x.sqlite3"}
+    config = database_config("DATABASE_URL", lambda: "postgresql://postgres:@/postgres?host=/x/pg")
+    assert config["ENGINE"] == "django.db.backends.postgresql"
+    assert (config["HOST"], config["NAME"]) == ("/x/pg", "postgres")
+    assert "host" not in config.get("OPTIONS", {}), "the socket folder is the HOST"
 
 
-def test_unknown_database_scheme_names_the_variable(monkeypatch):
-    monkeypatch.setenv("DATABASE_URL", "nosuchdb://host/db")
+def test_a_set_database_url_never_starts_the_embedded_server(monkeypatch):
+    monkeypatch.setenv("DATABASE_URL", "postgres://app@db.example:5433/chat")
+
+    def embedded() -> str:
+        raise AssertionError("the embedded server was started")
+
+    config = database_config("DATABASE_URL", embedded)
+    assert (config["HOST"], config["PORT"], config["NAME"]) == ("db.example", 5433, "chat")
+
+
+@pytest.mark.parametrize("url", ["nosuchdb://host/db", "sqlite:////tmp/x.sqlite3"])
+def test_a_database_other_than_postgres_names_the_variable(monkeypatch, url):
+    monkeypatch.setenv("DATABASE_URL", url)
     with pytest.raises(ImproperlyConfigured, match="DATABASE_URL"):
-        database_config("DATABASE_URL", "/tmp/x.sqlite3")
+        database_config("DATABASE_URL", lambda: "unused")
 
 
 def _start_settings(code: str = "", **env) -> subprocess.CompletedProcess:
@@ -103,8 +116,6 @@ def test_a_query_run_again_and_again_is_prepared_but_planned_for_each_run():
 
     from conversations.models import Conversation
 
-    if connection.vendor != "postgresql":
-        pytest.skip("prepared statements are a Postgres connection's")
     for _ in range(6):
         list(Conversation.objects.filter(title="prepared?"))
     with connection.cursor() as cursor:

@@ -1,4 +1,4 @@
-"""Search over titles and message text: full-text on Postgres, substrings for CJK and SQLite."""
+"""Search over titles and message text: full-text search, and substrings for CJK."""
 
 import pytest
 from django.db import connection
@@ -9,10 +9,6 @@ from conversations.models import Message, Role
 from tests.factories import ConversationFactory, MessageFactory, UserFactory, thread
 
 pytestmark = pytest.mark.django_db
-
-postgres_only = pytest.mark.skipif(
-    connection.vendor != "postgresql", reason="full-text search runs on Postgres"
-)
 
 
 def found(user, q):
@@ -29,7 +25,6 @@ def untitled(user, chat_model):
     return ConversationFactory(owner=user, chat_model=chat_model, title="Notes")
 
 
-@postgres_only
 def test_an_english_word_finds_the_message_that_contains_it(user, untitled):
     question, answer = thread(untitled, "What do foxes eat?", "A red fox eats mice and berries.")
     hits = search.search_for_user(user, "berries")
@@ -39,7 +34,6 @@ def test_an_english_word_finds_the_message_that_contains_it(user, untitled):
     assert [h.message_uuid for h in search.search_for_user(user, "FOXES")] == [question.uuid]
 
 
-@postgres_only
 def test_a_quoted_phrase_matches_only_those_words_in_that_order(user, chat_model):
     in_order = ConversationFactory(owner=user, chat_model=chat_model, title="One")
     reversed_ = ConversationFactory(owner=user, chat_model=chat_model, title="Two")
@@ -49,7 +43,6 @@ def test_a_quoted_phrase_matches_only_those_words_in_that_order(user, chat_model
     assert sorted(titles(user, "brown fox")) == ["One", "Two"]
 
 
-@postgres_only
 def test_a_minus_word_excludes_messages_that_contain_it(user, chat_model):
     for title, text in [("Den", "fox den"), ("Field", "fox field")]:
         conversation = ConversationFactory(owner=user, chat_model=chat_model, title=title)
@@ -126,7 +119,6 @@ def test_system_messages_and_blank_queries_find_nothing(user, untitled):
     assert search.search_for_user(user, "-heron") == []
 
 
-@postgres_only
 def test_better_ranked_messages_come_first(user, chat_model):
     once = ConversationFactory(owner=user, chat_model=chat_model, title="Once")
     often = ConversationFactory(owner=user, chat_model=chat_model, title="Often")
@@ -165,16 +157,16 @@ def test_a_long_message_gives_a_short_snippet_around_the_hit(user, untitled):
     assert len(hit.snippet) < search.SNIPPET_CHARS + 40
 
 
-def test_the_substring_fallback_follows_the_websearch_syntax(user, chat_model, monkeypatch):
-    """What SQLite (make run's default) does, run here by switching the vendor check off."""
-    monkeypatch.setattr(search, "_postgres", lambda: False)
-    for title, text in [("A", "red fox den"), ("B", "the red fox"), ("C", "fox, red one")]:
+def test_chinese_matches_by_substring_with_the_websearch_syntax(user, chat_model):
+    """Chinese has no spaces, so full-text search sees a whole run as one token: a CJK
+    query matches substrings too, every phrase required and `-word` excluded."""
+    for title, text in [("A", "红狐狸的洞"), ("B", "那只红狐狸"), ("C", "狐狸，红色的")]:
         conversation = ConversationFactory(owner=user, chat_model=chat_model, title=title)
         MessageFactory(conversation=conversation, content=text)
-    assert sorted(titles(user, "fox red")) == ["A", "B", "C"]
-    assert sorted(titles(user, '"red fox"')) == ["A", "B"]
-    assert titles(user, '"red fox" -den') == ["B"]
-    assert "<mark>red fox</mark>" in search.search_for_user(user, '"red fox" -den')[0].snippet
+    assert sorted(titles(user, "狐狸 红")) == ["A", "B", "C"]
+    assert sorted(titles(user, '"红狐狸"')) == ["A", "B"]
+    assert titles(user, '"红狐狸" -洞') == ["B"]
+    assert "<mark>红狐狸</mark>" in search.search_for_user(user, '"红狐狸" -洞')[0].snippet
 
 
 def test_search_terms_parse_like_websearch():
@@ -204,7 +196,6 @@ def test_search_requires_login(client):
     assert response.status_code == 302 and "/accounts/login/" in response["Location"]
 
 
-@postgres_only
 def test_message_search_uses_the_full_text_index_on_a_large_table(user, chat_model):
     """EXPLAIN on 30,000 messages: a rare word is looked up in message_search_vector."""
     conversations = [
@@ -229,7 +220,6 @@ def test_message_search_uses_the_full_text_index_on_a_large_table(user, chat_mod
     assert [hit.title for hit in search.search_for_user(user, "xylophone")] == ["C3"]
 
 
-@postgres_only
 def test_a_streaming_reply_is_found_once_it_settles(user, untitled):
     from conversations import services
     from conversations.models import MessageStatus
@@ -246,7 +236,6 @@ def test_a_streaming_reply_is_found_once_it_settles(user, untitled):
     assert found(user, "narwhal") == {("Notes", reply.uuid)}
 
 
-@postgres_only
 def test_edited_text_is_searched_as_it_now_reads(user, untitled):
     (message,) = thread(untitled, "a walrus on the ice")
     message.content = "a seal on the ice"
@@ -255,7 +244,6 @@ def test_edited_text_is_searched_as_it_now_reads(user, untitled):
     assert found(user, "seal") == {("Notes", message.uuid)}
 
 
-@postgres_only
 def test_partial_saves_of_a_streaming_reply_are_in_place_updates(user, untitled):
     """No indexed column changes while a reply streams, so Postgres rewrites the row on its
     own page without touching the table's ten indexes (a HOT update)."""

@@ -421,6 +421,7 @@ def _owned_urls(conversation, summary, token, image) -> dict[str, tuple[str, str
         "conversation": ("get", f"/c/{c}/"),
         "conversation_settings": ("post", f"/c/{c}/settings/"),
         "conversation_messages": ("get", f"/c/{c}/messages/?before={c}"),
+        "message_open": ("post", f"/c/{c}/open/"),
         "summary_regenerate": ("post", f"/c/{c}/summary/regenerate/"),
         "persona_save": ("post", f"/c/{c}/personas/"),
         "api:conversation": ("get", f"/api/v1/conversations/{c}/"),

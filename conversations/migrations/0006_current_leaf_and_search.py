@@ -1,7 +1,7 @@
 import django.db.models.deletion
 from django.db import migrations, models
 
-# Full-text search over message text (Postgres only; SQLite searches with LIKE). The
+# Full-text search over message text. The
 # 'simple' configuration neither stems nor drops stop words, so English and pinyin match
 # as typed; Chinese, which has no spaces to split on, is matched with ILIKE instead.
 SEARCH_INDEX = (
@@ -12,13 +12,11 @@ DROP_SEARCH_INDEX = "DROP INDEX IF EXISTS message_content_fts"
 
 
 def create_search_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(SEARCH_INDEX)
+    schema_editor.execute(SEARCH_INDEX)
 
 
 def drop_search_index(apps, schema_editor):
-    if schema_editor.connection.vendor == "postgresql":
-        schema_editor.execute(DROP_SEARCH_INDEX)
+    schema_editor.execute(DROP_SEARCH_INDEX)
 
 
 class Migration(migrations.Migration):

@@ -8,8 +8,6 @@ the most expensive statement under load. Now the full-text index is on `search_v
 column a trigger fills when a message settles (never while it is pending or streaming, when
 it stays NULL), and heartbeat_at is in no index; with some room left on each page
 (fillfactor), a partial save changes no indexed value and Postgres updates the row in place.
-
-Postgres only: SQLite matches message text with LIKE (conversations.search).
 """
 
 from django.db import migrations
@@ -50,11 +48,10 @@ BACKWARD = [
 ]
 
 
-def _on_postgres(statements):
+def _statements(statements):
     def run(apps, schema_editor):
-        if schema_editor.connection.vendor == "postgresql":
-            for statement in statements:
-                schema_editor.execute(statement)
+        for statement in statements:
+            schema_editor.execute(statement)
 
     return run
 
@@ -66,5 +63,5 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.RemoveIndex(model_name="message", name="message_in_flight"),
-        migrations.RunPython(_on_postgres(FORWARD), _on_postgres(BACKWARD)),
+        migrations.RunPython(_statements(FORWARD), _statements(BACKWARD)),
     ]

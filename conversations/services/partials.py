@@ -3,8 +3,6 @@
 from typing import Any, NamedTuple
 
 from django.db import connection
-from django.db.models import TextField
-from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from conversations.models import Message, MessageStatus
@@ -14,27 +12,6 @@ class Partial(NamedTuple):
     reply_id: int
     content: str
     reasoning: str
-
-
-def replies_save_partial(*, partials: list[Partial]) -> int:
-    """Persist the text so far of many streaming replies in one statement (also their
-    heartbeat); a reply that has meanwhile ended keeps its final text. Returns how many
-    were saved."""
-    if not partials:
-        return 0
-    if connection.vendor == "postgresql":
-        return _save_partials_postgres(partials)
-
-    def per_reply(field: str) -> RawSQL:
-        # CASE id WHEN ... written out: as ORM When() objects, compiling it for a few
-        # hundred replies cost more CPU than the update itself.
-        params = [value for p in partials for value in (p.reply_id, getattr(p, field))]
-        return RawSQL(f"CASE id {' WHEN %s THEN %s' * len(partials)} END", params, TextField())
-
-    ids = [p.reply_id for p in partials]
-    return Message.objects.filter(pk__in=ids, status=MessageStatus.STREAMING).update(
-        content=per_reply("content"), reasoning=per_reply("reasoning"), heartbeat_at=timezone.now()
-    )
 
 
 # One statement text however many replies, their values passed as three arrays. psycopg
@@ -48,7 +25,12 @@ WHERE m.id = p.id AND m.status = %s
 """
 
 
-def _save_partials_postgres(partials: list[Partial]) -> int:
+def replies_save_partial(*, partials: list[Partial]) -> int:
+    """Persist the text so far of many streaming replies in one statement (also their
+    heartbeat); a reply that has meanwhile ended keeps its final text. Returns how many
+    were saved."""
+    if not partials:
+        return 0
     ids, contents, reasonings = (list(column) for column in zip(*partials, strict=True))
     params: list[Any] = [timezone.now(), ids, contents, reasonings, MessageStatus.STREAMING]
     with connection.cursor() as cursor:

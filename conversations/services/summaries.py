@@ -90,11 +90,7 @@ def summary_create(
 @contextmanager
 def _range_claim(conversation_id: int, through_id: int):
     """A Postgres advisory lock per summarised range, so two workers never both pay for the
-    same summary. Held by the database session: a killed worker releases it by dying. On
-    SQLite (one process) the unique constraint alone keeps it to one summary."""
-    if connection.vendor != "postgresql":
-        yield True
-        return
+    same summary. Held by the database session: a killed worker releases it by dying."""
     digest = hashlib.blake2b(f"summary:{conversation_id}:{through_id}".encode(), digest_size=8)
     key = int.from_bytes(digest.digest(), "big", signed=True)
     with connection.cursor() as cursor:

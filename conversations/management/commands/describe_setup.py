@@ -26,9 +26,9 @@ class Command(BaseCommand):
     def handle(self, *args, url: str, **options) -> None:
         db = settings.DATABASES["default"]
         database = (
-            f"SQLite file {db['NAME']}"
-            if db["ENGINE"].endswith("sqlite3")
-            else f"{db['ENGINE'].rsplit('.', 1)[-1]} {db.get('HOST') or 'local'}/{db['NAME']}"
+            f"embedded PostgreSQL, data in {settings.EMBEDDED_POSTGRES_DIR}"
+            if settings.DATABASE_IS_EMBEDDED
+            else f"PostgreSQL {db.get('HOST') or 'local'}/{db['NAME']}"
         )
         layer = (
             f"Redis {_redacted(settings.REDIS_URL)}"
