@@ -1,4 +1,5 @@
-"""chatsite's data: the provider catalogue, conversations, messages, summaries and the ledger.
+"""chatsite's data: the provider catalogue, conversations, messages and summaries here; the
+ledger in `usage.py`, recall's chunks in `recall.py`.
 
 Only `services.py` writes these rows; status fields change through its conditional updates.
 """
@@ -13,10 +14,10 @@ from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext
 
-
-class Currency(models.TextChoices):
-    CNY = "CNY", "CNY"
-    USD = "USD", "USD"
+# The ledger and recall live in modules of their own; importing them here registers them
+# with the app and keeps `from conversations.models import X` the one way to name a model.
+from conversations.models.recall import MessageChunk
+from conversations.models.usage import Currency, UsageBudget, UsageKind, UsageRecord
 
 
 class Provider(models.Model):
@@ -97,6 +98,8 @@ class Conversation(models.Model):
     thinking_enabled = models.BooleanField(default=False)
     thinking_budget = models.PositiveIntegerField(null=True, blank=True)
     json_mode = models.BooleanField(default=False)
+    # Earlier turns relevant to each new message are retrieved into its request.
+    recall_enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by every message so the sidebar sorts by last activity.
     updated_at = models.DateTimeField(auto_now=True)
@@ -322,88 +325,3 @@ class ConversationSummary(models.Model):
 
     def __str__(self) -> str:
         return f"Summary of {self.conversation_id} through {self.covers_through_id}"
-
-
-class UsageKind(models.TextChoices):
-    CHAT = "chat", "Chat"
-    SUMMARY = "summary", "Summary"
-    TITLE = "title", "Title"
-
-
-class UsageRecord(models.Model):
-    """One upstream call, priced at the catalogue price of that moment."""
-
-    user = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="usage_records"
-    )
-    conversation = models.ForeignKey(
-        Conversation, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
-    )
-    message = models.ForeignKey(
-        Message, on_delete=models.SET_NULL, null=True, blank=True, related_name="usage"
-    )
-    provider_slug = models.CharField(max_length=50)
-    model_name = models.CharField(max_length=120)
-    kind = models.CharField(max_length=10, choices=UsageKind.choices)
-    prompt_tokens = models.PositiveIntegerField(default=0)
-    completion_tokens = models.PositiveIntegerField(default=0)
-    reasoning_tokens = models.PositiveIntegerField(default=0)
-    cached_tokens = models.PositiveIntegerField(default=0)
-    # False when the provider reported nothing (stream cut, no usage chunk) and we counted.
-    reported = models.BooleanField(default=True)
-    # An attempt that failed before any reply (429, 5xx, timeout, a rejected stream option)
-    # and was sent again: it carries no tokens but is still an upstream call.
-    retried = models.BooleanField(default=False)
-    # Price snapshot per million tokens, so later catalogue edits never rewrite history.
-    input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
-    cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
-    output_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
-    cost = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal(0))
-    currency = models.CharField(max_length=3, choices=Currency.choices)
-    created_at = models.DateTimeField(auto_now_add=True)
-
-    class Meta:
-        indexes = [
-            # Monthly usage and budget checks for one user.
-            models.Index(fields=["user", "created_at"], name="usage_user_created"),
-        ]
-
-    def __str__(self) -> str:
-        return f"{self.kind} {self.model_name} {self.cost} {self.currency}"
-
-    @property
-    def estimated(self) -> bool:
-        return not self.reported
-
-
-class UsageBudget(models.Model):
-    """A monthly allowance: the site default (user empty) or one user's own, which replaces
-    the default as a whole. An empty limit means "no limit" of that kind."""
-
-    # None: the site-wide default that applies to every user without a row of their own.
-    user = models.OneToOneField(
-        settings.AUTH_USER_MODEL,
-        on_delete=models.CASCADE,
-        null=True,
-        blank=True,
-        related_name="usage_budget",
-    )
-    # Prompt + completion tokens per calendar month (UTC), over every model and currency.
-    token_limit = models.PositiveBigIntegerField(null=True, blank=True)
-    # Money per calendar month in `currency`; spending in another currency is not counted
-    # against it (amounts in different currencies are never added together).
-    money_limit = models.DecimalField(max_digits=12, decimal_places=2, null=True, blank=True)
-    currency = models.CharField(max_length=3, choices=Currency.choices, default=Currency.USD)
-    updated_at = models.DateTimeField(auto_now=True)
-
-    class Meta:
-        constraints = [
-            # At most one site default: NULL counts as a value here, so a second empty-user
-            # row fails (per-user rows are unique through the one-to-one already).
-            models.UniqueConstraint(
-                fields=["user"], nulls_distinct=False, name="usagebudget_one_default"
-            ),
-        ]
-
-    def __str__(self) -> str:
-        return f"Budget of {self.user}" if self.user_id else "Site default budget"
