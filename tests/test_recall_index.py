@@ -1,0 +1,231 @@
+"""Recall's index: chunks of finished messages with their vectors, and the two rankings
+over them (nearest vectors, lexical matches), on the embedded PostgreSQL with pgvector.
+
+The same store tests run once more on a PostgreSQL without the vector extension (the
+machine's PostgreSQL 15), where recall is lexical: test_the_store_falls_back_to_words_alone.
+"""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from django.db import connection
+
+from conversations import services
+from conversations.errors import ProviderUnavailable
+from conversations.models import Conversation, MessageChunk, MessageStatus
+from conversations.recall import store
+from conversations.recall.chunks import split_into_chunks
+from conversations.recall.embedders import BUNDLED_DIMENSIONS, BUNDLED_NAME, bundled
+from conversations.tokens import estimate_tokens
+from tests.factories import MessageFactory, thread
+
+ROOT = Path(__file__).resolve().parent.parent
+# Set in the run on a PostgreSQL without pgvector: the vector tests skip, the rest must pass.
+WITHOUT_VECTORS = os.environ.get("RECALL_TEST_WITHOUT_VECTORS") == "1"
+vectors_only = pytest.mark.skipif(WITHOUT_VECTORS, reason="this database has no pgvector")
+
+FACTS = [
+    "我的猫叫小花，是一只三岁的橘猫。",
+    "Yesterday I repaired the bicycle's rear brake with a new cable.",
+    "我们公司用Python写数据管道，每天凌晨两点运行。",
+    "The quarterly report is due on the fourteenth of March.",
+    "周末我打算去杭州西湖看荷花。",
+]
+
+
+# --- Chunks ------------------------------------------------------------------------
+
+
+def test_a_short_message_is_one_chunk():
+    assert split_into_chunks("  Hello there.  ") == ["Hello there."]
+    assert split_into_chunks("   ") == []
+
+
+def test_a_long_message_is_cut_at_sentences_with_overlap():
+    text = " ".join(f"Sentence {i} is about topic {i % 7}." for i in range(200))
+    chunks = split_into_chunks(text, max_tokens=120, overlap_tokens=30)
+    assert len(chunks) > 5
+    assert all(estimate_tokens(chunk) <= 120 for chunk in chunks)
+    for before, after in zip(chunks, chunks[1:], strict=False):
+        last_sentence = before.rsplit(". ", 1)[-1]
+        assert last_sentence in after, "the next chunk repeats the end of the one before"
+        assert not after.startswith(before[:40]), "and moves on"
+    assert "Sentence 0 is" in chunks[0] and "Sentence 199 is" in chunks[-1]
+
+
+def test_chinese_and_unbroken_text_are_cut_within_the_limit():
+    chinese = "。".join(f"第{i}句话讲的是主题{i % 5}" for i in range(300)) + "。"
+    assert all(estimate_tokens(c) <= 320 for c in split_into_chunks(chinese))
+    unbroken = "x" * 5000
+    chunks = split_into_chunks(unbroken)
+    assert len(chunks) >= 4 and all(estimate_tokens(c) <= 320 for c in chunks)
+
+
+# --- Indexing ------------------------------------------------------------------------
+
+
+class BrokenEmbedder:
+    name = "broken/embedder"
+    dimensions = 8
+
+    def passages(self, texts):
+        raise ProviderUnavailable()
+
+    def query(self, text, *, timeout):
+        raise ProviderUnavailable()
+
+
+@pytest.fixture
+def facts(db, conversation):
+    """A conversation whose five user turns each state one fact, indexed."""
+    messages = thread(conversation, *[m for fact in FACTS for m in (fact, "Noted.")])
+    for message in messages:
+        services.message_index(message_id=message.id)
+    return messages
+
+
+@vectors_only
+@pytest.mark.django_db
+def test_a_finished_message_gets_chunks_with_bundled_vectors(conversation):
+    (message,) = thread(conversation, FACTS[0])
+    assert services.message_index(message_id=message.id) == 1
+    chunk = MessageChunk.objects.get(message=message)
+    assert (chunk.embedding_model, chunk.dimensions) == (BUNDLED_NAME, BUNDLED_DIMENSIONS)
+    assert chunk.text == FACTS[0] and chunk.conversation_id == conversation.id
+
+
+@pytest.mark.django_db
+def test_indexing_again_replaces_the_chunks_never_adds_more(conversation):
+    (message,) = thread(conversation, " ".join(f"Point {i} of the plan." for i in range(300)))
+    first = services.message_index(message_id=message.id)
+    before = set(MessageChunk.objects.filter(message=message).values_list("id", flat=True))
+    assert first > 1 and services.message_index(message_id=message.id) == first
+    after = set(MessageChunk.objects.filter(message=message).values_list("id", flat=True))
+    assert len(after) == first and not before & after
+
+
+@pytest.mark.django_db
+def test_streaming_empty_and_missing_messages_are_not_indexed(conversation):
+    streaming = MessageFactory(conversation=conversation, role="assistant", status="streaming")
+    empty = MessageFactory(conversation=conversation, content="  ")
+    assert services.message_index(message_id=streaming.id) == 0
+    assert services.message_index(message_id=empty.id) == 0
+    assert services.message_index(message_id=10**12) == 0
+    assert not MessageChunk.objects.exists()
+
+
+@vectors_only
+@pytest.mark.django_db
+def test_an_embedder_failure_writes_nothing_and_leaves_the_message_alone(conversation):
+    (message,) = thread(conversation, FACTS[1])
+    with pytest.raises(ProviderUnavailable):
+        services.message_index(message_id=message.id, embedder=BrokenEmbedder())
+    message.refresh_from_db()
+    assert message.content == FACTS[1] and message.status == MessageStatus.COMPLETE
+    assert not MessageChunk.objects.exists()
+
+
+@pytest.mark.django_db
+def test_deleting_a_conversation_deletes_its_chunks(facts, conversation):
+    assert MessageChunk.objects.filter(conversation=conversation).count() == len(facts)
+    Conversation.objects.filter(pk=conversation.pk).delete()
+    assert not MessageChunk.objects.exists()
+
+
+# --- Rankings ------------------------------------------------------------------------
+
+
+def _ids(facts):
+    return [m.id for m in facts]
+
+
+@vectors_only
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "fact"),
+    [
+        ("我的猫叫什么名字？", 0),
+        ("What is my cat called?", 0),
+        ("When do we have to hand in the report?", 3),
+        ("周末去哪里玩？", 4),
+    ],
+)
+def test_the_nearest_chunk_is_the_fact_asked_about(facts, conversation, query, fact):
+    vector = bundled().query(query, timeout=5).vectors[0]
+    best = store.nearest(
+        conversation_id=conversation.id,
+        message_ids=_ids(facts),
+        vector=vector,
+        embedding_model=BUNDLED_NAME,
+        limit=3,
+    )
+    assert best[0].message_id == facts[2 * fact].id
+    assert best[0].score >= best[-1].score
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "fact"),
+    [
+        ("which cable fixed the brake", 1),
+        ("Python", 2),  # a Latin word inside Chinese text: pg_trgm finds it
+        ("小花", 0),
+    ],
+)
+def test_the_lexical_ranking_finds_words_and_runs_of_characters(facts, conversation, query, fact):
+    best = store.lexical(
+        conversation_id=conversation.id, message_ids=_ids(facts), query=query, limit=3
+    )
+    assert best and best[0].message_id == facts[2 * fact].id
+
+
+@pytest.mark.django_db
+def test_rankings_only_see_the_messages_they_are_given(facts, conversation):
+    others = [m.id for m in facts if m.id != facts[2].id]
+    found = store.lexical(
+        conversation_id=conversation.id, message_ids=others, query="Python", limit=5
+    )
+    assert facts[2].id not in {c.message_id for c in found}
+
+
+def test_the_store_falls_back_to_words_alone():
+    """The tests above, once more on this machine's PostgreSQL 15, which has pg_trgm but
+    no pgvector: the migration leaves the vectors out and the lexical half still works."""
+    if WITHOUT_VECTORS:
+        pytest.skip("this is the run on the database without pgvector")
+    # A name of its own: its test database (test_recall_fallback) clashes with no other run.
+    default = "postgres://postgres@127.0.0.1:5432/recall_fallback"
+    url = os.environ.get("NO_VECTOR_DATABASE_URL", default)
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:randomly",
+            __file__,
+            "-k",
+            "not falls_back",
+        ],
+        cwd=ROOT,
+        env={**os.environ, "DATABASE_URL": url, "RECALL_TEST_WITHOUT_VECTORS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
+    assert "skipped" in result.stdout, "the vector tests were skipped there"
+
+
+@pytest.mark.django_db
+def test_this_database_says_which_recall_mode_it_is_in():
+    assert store.vectors_available() is not WITHOUT_VECTORS
+    assert store.trigrams_available()
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT extname FROM pg_extension")
+        extensions = {row[0] for row in cursor.fetchall()}
+    assert ("vector" in extensions) is not WITHOUT_VECTORS
