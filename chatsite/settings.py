@@ -308,6 +308,17 @@ SUMMARY_MAX_TOKENS = env_int("SUMMARY_MAX_TOKENS", 1024, minimum=64)
 # After the first exchange a short title is generated (with the summary model).
 TITLES_ENABLED = env_bool("TITLES_ENABLED", True)
 
+# --- Recall ------------------------------------------------------------------------------
+# Finished messages are indexed and earlier turns relevant to a new message are retrieved
+# into its request; off, neither happens anywhere (each conversation has its own switch too).
+RECALL_ENABLED = env_bool("RECALL_ENABLED", True)
+# New conversations start with recall on unless this is false.
+RECALL_DEFAULT_ON = env_bool("RECALL_DEFAULT_ON", True)
+# The share of the model's input budget recalled excerpts may fill.
+RECALL_BUDGET_RATIO = env_float("RECALL_BUDGET_RATIO", 0.15, minimum=0.0)
+# Seconds a recall query's embedding may take before the reply goes on with words alone.
+RECALL_QUERY_TIMEOUT = env_float("RECALL_QUERY_TIMEOUT", 2.0, minimum=0.1)
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

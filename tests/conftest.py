@@ -49,6 +49,9 @@ def _provider_settings(settings, fake_provider_server):
     # Title calls would take scripted replies meant for chat; tests/test_titles.py turns
     # them on.
     settings.TITLES_ENABLED = False
+    # Embedding every reply would load the CPU under timing-sensitive tests, and recall
+    # changes what requests carry; the recall tests turn it on (`recall_on`).
+    settings.RECALL_ENABLED = False
 
 
 @pytest.fixture(autouse=True)
@@ -70,6 +73,12 @@ def _fresh_live_state():
     yield
     process.reset()
     channel_layers.backends.clear()
+
+
+@pytest.fixture
+def recall_on(settings):
+    settings.RECALL_ENABLED = True
+    return settings
 
 
 @pytest.fixture

@@ -51,6 +51,7 @@ class DaphneServer:
             "PROVIDER_READ_TIMEOUT": "2",
             "PROVIDER_MAX_RETRIES": "2",
             "TITLES_ENABLED": "false",
+            "RECALL_ENABLED": "false",
             **env,
         }
         self.process: subprocess.Popen | None = None

@@ -10,6 +10,7 @@ from django.conf import settings
 from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
 from django.db.models.expressions import RawSQL
 
+from conversations.context.recall import Recalled, recall_enabled, recall_for, recall_query
 from conversations.context.window import (
     context_budget,
     message_content,
@@ -26,7 +27,7 @@ from conversations.models import (
     Role,
 )
 from conversations.providers import profiles
-from conversations.selectors import attach_images
+from conversations.selectors import attach_images, thread_path_ids
 from conversations.tokens import PER_MESSAGE_OVERHEAD
 
 SUMMARY_HEADING = "Summary of the earlier conversation (the messages below continue from it):"
@@ -47,6 +48,8 @@ class ReplyContext:
     uncovered_tokens: int = 0
     # The reply is asked for a JSON object (response_format json_object).
     json_mode: bool = False
+    # What recall added (context/recall.py): method, excerpts' messages and scores.
+    recall: dict = field(default_factory=dict)
 
     def meta(self) -> dict:
         """What the reply records about its request (shown in admin)."""
@@ -62,13 +65,19 @@ class ReplyContext:
             "uncovered_turns": self.uncovered_turns,
             "uncovered_tokens": self.uncovered_tokens,
             "json_mode": self.json_mode,
+            "recall": self.recall,
         }
 
 
-def _system_message(conversation: Conversation, summary: ConversationSummary | None) -> str:
+def _system_message(
+    conversation: Conversation, summary: ConversationSummary | None, recalled: str = ""
+) -> str:
+    """The system prompt, then the summary, then recalled excerpts: what comes before the
+    verbatim turns, in the order the conversation had them."""
     parts = [conversation.system_prompt.strip()]
     if summary is not None:
         parts.append(f"{SUMMARY_HEADING}\n{summary.text}")
+    parts.append(recalled)
     return "\n\n".join(p for p in parts if p)
 
 
@@ -77,8 +86,12 @@ def context_for_reply(reply: Message) -> ReplyContext:
     ratio = token_ratio(conversation)
     context = ReplyContext(budget=context_budget(conversation))
     walk = RequestThread(conversation, reply.parent_id or reply.id)
-    # Keep room for a summary we may only find at the end of the walk.
+    # Keep room for a summary we may only find at the end of the walk, and for recall.
     reserve = settings.SUMMARY_MAX_TOKENS + PER_MESSAGE_OVERHEAD if walk.has_summaries else 0
+    recall_budget = (
+        int(context.budget * settings.RECALL_BUDGET_RATIO) if recall_enabled(conversation) else 0
+    )
+    reserve += recall_budget
     base = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
     used, boundary = base, None
     turns: list[Message] = []
@@ -96,7 +109,16 @@ def context_for_reply(reply: Message) -> ReplyContext:
         used += cost
     turns.reverse()
     context.summary = _summary_ending_at(boundary) if boundary else None
-    system = _system_message(conversation, context.summary)
+    recalled = Recalled()
+    if recall_budget and turns and (boundary is not None or context.dropped_turns):
+        recalled = recall_for(
+            conversation,
+            query=recall_query(turns),
+            candidate_ids=_older_on_branch(conversation, turns[0], reply),
+            budget=recall_budget,
+        )
+        context.recall = recalled.meta()
+    system = _system_message(conversation, context.summary, recalled.block)
     # Only `content` is sent: a reply's reasoning stays in the database.
     vision = bool(conversation.chat_model and conversation.chat_model.supports_vision)
     context.messages = ([{"role": Role.SYSTEM, "content": system}] if system else []) + [
@@ -112,6 +134,13 @@ def context_for_reply(reply: Message) -> ReplyContext:
     context.uncovered_turns = len(turns) + context.dropped_turns
     context.uncovered_tokens = used - base
     return context
+
+
+def _older_on_branch(conversation: Conversation, first_sent: Message, reply: Message) -> list[int]:
+    """The messages of the reply's branch before the first one sent verbatim: what the
+    summary covers or the window dropped, the candidates for recall."""
+    path = thread_path_ids(conversation, leaf_id=reply.parent_id or reply.id)
+    return path[: path.index(first_sent.id)] if first_sent.id in path else []
 
 
 def _summary_ending_at(message: Message) -> ConversationSummary:

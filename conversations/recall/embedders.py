@@ -78,3 +78,9 @@ _bundled = BundledEmbedder()
 
 def bundled() -> BundledEmbedder:
     return _bundled
+
+
+def current() -> Embedder:
+    """The embedder chunks and queries go through: the bundled one unless EMBEDDING_MODEL
+    names a provider's."""
+    return bundled()

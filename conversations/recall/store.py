@@ -38,21 +38,37 @@ class Candidate:
     score: float
 
 
+# What each database can do, asked once per process: (vectors, trigrams) by database.
+_features: dict[tuple[str, str, str], tuple[bool, bool]] = {}
+
+
+def _database_features() -> tuple[bool, bool]:
+    key = (
+        connection.alias,
+        str(connection.settings_dict["HOST"]),
+        connection.settings_dict["NAME"],
+    )
+    if key not in _features:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = %s"
+                " AND column_name = 'embedding' AND table_schema = current_schema()),"
+                " EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm')",
+                [CHUNK],
+            )
+            row = cursor.fetchone()
+        _features[key] = (bool(row[0]), bool(row[1]))
+    return _features[key]
+
+
 def vectors_available() -> bool:
-    """Whether this database stores vectors (the chunk table has its `embedding` column)."""
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT 1 FROM information_schema.columns WHERE table_name = %s"
-            " AND column_name = 'embedding' AND table_schema = current_schema()",
-            [CHUNK],
-        )
-        return cursor.fetchone() is not None
+    """Whether this database stores vectors (the chunk table has its `embedding` column:
+    migration 0008 found pgvector)."""
+    return _database_features()[0]
 
 
 def trigrams_available() -> bool:
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT 1 FROM pg_extension WHERE extname = 'pg_trgm'")
-        return cursor.fetchone() is not None
+    return _database_features()[1]
 
 
 def chunks_replace(
@@ -122,7 +138,7 @@ def lexical(
     """The chunks of `message_ids` that share words with `query` (full-text, any of its
     words), or, with pg_trgm, a run of its characters (a Latin word inside Chinese text,
     Chinese itself, which has no spaces), best first."""
-    words = [w for w in _WORD.findall(query.lower()) if len(w) > 1 and w not in _STOP_WORDS]
+    words = content_words(query)
     trigram = trigrams_available()
     if not words and not trigram:
         return []
@@ -145,6 +161,11 @@ def lexical(
             params,
         )
         return [Candidate(c, m, float(s)) for c, m, s in cursor.fetchall()]
+
+
+def content_words(text: str) -> list[str]:
+    """The words of `text` that say what it is about (no stop words, no single letters)."""
+    return [w for w in _WORD.findall(text.lower()) if len(w) > 1 and w not in _STOP_WORDS]
 
 
 def _vector_literal(vector: Sequence[float]) -> str:

@@ -34,7 +34,7 @@ from conversations.services.ledger import (
     usage_records_for_retries,
 )
 from conversations.services.partials import Partial, replies_save_partial
-from conversations.services.recall import message_index, recall_embedder
+from conversations.services.recall import message_index, messages_index
 from conversations.services.replies import (
     SentMessage,
     message_send,
