@@ -29,6 +29,8 @@ IN_PROCESS_RETRIES = 5
 # The Celery tasks' names (conversations.tasks registers them under these).
 SUMMARISE_CONVERSATION = "conversations.tasks.summarise_conversation"
 TITLE_CONVERSATION = "conversations.tasks.title_conversation"
+INDEX_MESSAGES = "conversations.tasks.index_messages"
+INDEX_CONVERSATION = "conversations.tasks.index_conversation"
 
 
 def enqueue(task_name: str, service: Callable[..., Any], **kwargs: Any) -> None:

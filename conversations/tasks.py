@@ -37,3 +37,34 @@ def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id:
 def title_conversation(conversation_id: int):
     """Give a conversation a short generated title after its first exchange."""
     return services.title_generate(conversation_id=conversation_id)
+
+
+# Recall's indexing: idempotent (a re-run replaces chunks), so a redelivered task is safe.
+@shared_task(
+    name=background_jobs.INDEX_MESSAGES,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ProviderError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def index_messages(message_ids: list[int]):
+    """Embed finished messages into recall's chunks."""
+    return services.messages_index(message_ids=message_ids)
+
+
+@shared_task(
+    name=background_jobs.INDEX_CONVERSATION,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(ProviderError,),
+    retry_backoff=2,
+    retry_backoff_max=300,
+    retry_jitter=True,
+    max_retries=5,
+)
+def index_conversation(conversation_id: int):
+    """Embed every not yet indexed message of a conversation (after an import)."""
+    return services.conversation_index(conversation_id=conversation_id)

@@ -254,13 +254,17 @@ def _finish_and_render(
 
 
 def _after_reply(reply: Message, outcome: services.CallOutcome, raw_estimate: int) -> None:
-    """Work that follows a saved reply, off the stream: calibration, summary and title."""
+    """Work that follows a saved reply, off the stream: calibration, summary, title and
+    recall's index."""
     if outcome.usage_reported and outcome.prompt_tokens and reply.chat_model is not None:
         services.chat_model_calibrate(
             chat_model=reply.chat_model, estimated=raw_estimate, reported=outcome.prompt_tokens
         )
     services.summary_schedule_if_due(reply=reply)
     services.title_schedule_if_due(reply=reply)
+    if reply.status in MessageStatus.REUSABLE and reply.content:
+        # The question and its answer, into recall's index (a job: embedding takes a while).
+        services.recall_schedule(message_ids=[m for m in (reply.parent_id, reply.id) if m])
 
 
 def _load_reply(reply_id: int) -> Message | None:

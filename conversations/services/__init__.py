@@ -34,7 +34,15 @@ from conversations.services.ledger import (
     usage_records_for_retries,
 )
 from conversations.services.partials import Partial, replies_save_partial
-from conversations.services.recall import message_index, messages_index
+from conversations.services.recall import (
+    INDEX_BATCH,
+    conversation_index,
+    conversation_recall_schedule,
+    message_index,
+    messages_index,
+    messages_to_index,
+    recall_schedule,
+)
 from conversations.services.replies import (
     SentMessage,
     message_send,

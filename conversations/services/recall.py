@@ -1,17 +1,71 @@
 """Writing recall's index: a finished message's chunks and their vectors."""
 
 import logging
+from typing import TYPE_CHECKING
 
+from django.conf import settings
 from django.db import transaction
+from django.db.models import Exists, OuterRef
 
-from conversations.models import Message, MessageStatus, Role
+from conversations import background_jobs
+from conversations.models import Message, MessageChunk, MessageStatus, Role
 from conversations.recall import embedders, store
 from conversations.recall.chunks import split_into_chunks
 from conversations.recall.embedders import Embedder
 
 log = logging.getLogger(__name__)
 
+if TYPE_CHECKING:
+    from django.db.models import QuerySet
+
 INDEXED_ROLES = (Role.USER, Role.ASSISTANT)
+# Messages embedded per batch when a whole conversation is indexed (an import, a reindex).
+INDEX_BATCH = 64
+
+
+def recall_schedule(*, message_ids: list[int]) -> None:
+    """Index these messages in the background once the current transaction commits."""
+    if settings.RECALL_ENABLED and message_ids:
+        background_jobs.enqueue(
+            background_jobs.INDEX_MESSAGES, messages_index, message_ids=list(message_ids)
+        )
+
+
+def conversation_recall_schedule(*, conversation_id: int) -> None:
+    """Index a whole conversation in the background (after an import)."""
+    if settings.RECALL_ENABLED:
+        background_jobs.enqueue(
+            background_jobs.INDEX_CONVERSATION, conversation_index, conversation_id=conversation_id
+        )
+
+
+def messages_to_index(
+    *, conversation_id: int | None = None, embedding_model: str | None = None
+) -> "QuerySet[Message]":
+    """Finished turns without chunks, or (given `embedding_model`) without chunks embedded
+    by that model: what a backfill or a re-embedding still has to do."""
+    chunks = MessageChunk.objects.filter(message=OuterRef("pk"))
+    if embedding_model is not None:
+        chunks = chunks.filter(embedding_model=embedding_model)
+    pending = Message.objects.filter(
+        role__in=INDEXED_ROLES, status__in=MessageStatus.REUSABLE
+    ).exclude(content="")
+    if conversation_id is not None:
+        pending = pending.filter(conversation_id=conversation_id)
+    return pending.filter(~Exists(chunks)).order_by("id")
+
+
+def conversation_index(*, conversation_id: int, embedder: Embedder | None = None) -> int:
+    """Index every message of the conversation that has no chunks yet, in batches: an
+    interrupted run resumes where it stopped. Returns the chunks written."""
+    written = 0
+    pending = messages_to_index(conversation_id=conversation_id)
+    while batch := list(pending.values_list("id", flat=True)[:INDEX_BATCH]):
+        added = messages_index(message_ids=batch, embedder=embedder)
+        written += added
+        if not added and not MessageChunk.objects.filter(message_id__in=batch).exists():
+            break  # nothing indexable came of it (every one changed meanwhile): stop
+    return written
 
 
 def message_index(*, message_id: int, embedder: Embedder | None = None) -> int:

@@ -7,6 +7,7 @@ from django.db import transaction
 
 from conversations.models import Conversation, ConversationSummary, Message
 from conversations.services.imports.plans import ConversationPlan, MessagePlan, SummaryImportPlan
+from conversations.services.recall import conversation_recall_schedule
 
 # Rows per INSERT / UPDATE statement when writing a long conversation.
 WRITE_BATCH = 500
@@ -25,6 +26,7 @@ def write_conversation(owner: User, plan: ConversationPlan) -> Conversation:
         updated_at=plan.updated_at or newest or conversation.updated_at,
     )
     conversation.refresh_from_db()
+    conversation_recall_schedule(conversation_id=conversation.pk)
     return conversation
 
 
