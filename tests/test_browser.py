@@ -10,6 +10,7 @@ from conversations.models import Message, MessageStatus, Role
 from tests.conftest import save_screenshot
 from tests.factories import ChatModelFactory, ConversationFactory
 from tests.fake_provider import Reply
+from tests.waits import wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -312,10 +313,11 @@ def test_summary_divider_shows_expands_and_regenerates(
     fake_provider.default_reply = Reply(content="A fresh summary of the first forty.")
     divider.locator("button", has_text="Regenerate summary").click()
     expect(page.locator("#summary-divider")).to_contain_text("Regenerating")
-    deadline = time.monotonic() + 15
-    while not ConversationSummary.objects.filter(text__startswith="A fresh").exists():
-        assert time.monotonic() < deadline, "the regenerated summary never arrived"
-        time.sleep(0.1)
+    wait_until(
+        lambda: ConversationSummary.objects.filter(text__startswith="A fresh").exists(),
+        timeout=15,
+        message="the regenerated summary never arrived",
+    )
     page.reload()
     page.locator("#summary-divider summary").click()
     expect(page.locator("#summary-divider .summary-text")).to_have_text(

@@ -13,6 +13,7 @@ from django.contrib.sessions.models import Session
 from chatsite.asgi import application
 from conversations.models import Message, MessageStatus, Role
 from tests.fake_provider import Reply
+from tests.waits import wait_until_async
 from tests.wsclient import ChatSocket, session_cookie
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -182,11 +183,12 @@ async def test_closing_every_socket_does_not_stop_the_reply(conversation, fake_p
     await tab.say("Go", "k1")
     await tab.read_until(lambda page: page.last() is not None and page.last().text)
     await tab.close()
-    for _ in range(100):
+
+    async def ended():
         reply = await reply_in_db(conversation)
-        if reply.status == MessageStatus.COMPLETE:
-            break
-        await asyncio.sleep(0.1)
+        return reply if reply.status not in MessageStatus.IN_FLIGHT else None
+
+    reply = await wait_until_async(ended, message="the reply never ended")
     assert reply.status == MessageStatus.COMPLETE
     assert reply.content == "".join(ANSWER)
 

@@ -12,6 +12,7 @@ from conversations.live import process, run
 from conversations.live.registry import registry
 from conversations.models import Message, MessageStatus, Provider, Role, UsageRecord
 from tests.fake_provider import Reply
+from tests.waits import wait_until_async
 from tests.wsclient import ChatSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -285,11 +286,12 @@ async def test_start_up_sweep_spares_replies_this_process_is_generating(
         conversation=conversation, content="Hi", idempotency_key="k"
     )
     await process.sweep(everything=True)
-    for _ in range(100):
+
+    async def ended():
         reply = await database_sync_to_async(Message.objects.get)(pk=sent.reply.pk)
-        if reply.status not in ("pending", "streaming"):
-            break
-        await asyncio.sleep(0.05)
+        return reply if reply.status not in MessageStatus.IN_FLIGHT else None
+
+    reply = await wait_until_async(ended, message="the reply never ended")
     assert reply.status == MessageStatus.COMPLETE
 
 

@@ -1,6 +1,5 @@
 """The sidebar: date groups, rename, archive, delete, and their views."""
 
-import asyncio
 import logging
 from datetime import UTC, datetime, timedelta
 
@@ -31,6 +30,7 @@ from tests.factories import (
 )
 from tests.fake_provider import Reply
 from tests.test_attachments import PNG
+from tests.waits import wait_until_async
 from tests.wsclient import ChatSocket
 
 
@@ -355,10 +355,10 @@ async def test_deleting_while_a_reply_streams_stops_it_and_leaves_nothing_behind
         reverse("conversation_delete", args=[conversation.uuid]), headers={"HX-Request": "true"}
     )
     assert response.status_code == 200
-    for _ in range(100):
-        if registry.live_in_conversation(str(conversation.uuid)) is None:
-            break
-        await asyncio.sleep(0.05)
+    await wait_until_async(
+        lambda: registry.live_in_conversation(str(conversation.uuid)) is None,
+        message="the generator never ended",
+    )
     assert registry.live_in_conversation(str(conversation.uuid)) is None, "the generator ended"
     stream = fake_provider.wait_for_disconnect(timeout=5)
     assert not stream.finished, "the provider was stopped, not left to stream on"

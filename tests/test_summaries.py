@@ -20,6 +20,7 @@ from conversations.tasks import summarise_conversation
 from conversations.tokens import estimate_message_tokens
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, thread
 from tests.fake_provider import Reply
+from tests.waits import wait_until
 from tests.wsclient import ChatSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -42,15 +43,6 @@ def numbered_replies(body: dict) -> Reply:
 
 def small_window_model() -> ChatModel:
     return ChatModelFactory(name="small-window", context_window=2400, max_output=200)
-
-
-def wait_until(predicate, timeout: float = 20.0, interval: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if result := predicate():
-            return result
-        time.sleep(interval)
-    raise AssertionError("condition not reached in time")
 
 
 def request_tokens(body: dict) -> int:
@@ -132,7 +124,9 @@ def test_two_tasks_at_once_make_one_summary(
     fake_provider.default_reply = Reply(content="One summary.", first_token_delay=1.0)
     summarise_conversation.delay(conversation.pk, messages[-1].pk)
     summarise_conversation.delay(conversation.pk, messages[-1].pk)
-    wait_until(lambda: ConversationSummary.objects.filter(conversation=conversation).exists())
+    wait_until(
+        lambda: ConversationSummary.objects.filter(conversation=conversation).exists(), timeout=20
+    )
     time.sleep(2.0)  # give the other task every chance to write a second one
     assert ConversationSummary.objects.filter(conversation=conversation).count() == 1
     summary_calls = [r for r in fake_provider.chat_requests if is_summary_request(r.json)]
@@ -153,7 +147,7 @@ def test_worker_killed_mid_summary_is_redelivered_and_completes_once(
     fake_provider.script(Reply(content="Never delivered.", first_token_delay=30))
     fake_provider.default_reply = Reply(content="Summary after redelivery.")
     summarise_conversation.delay(conversation.pk, messages[-1].pk)
-    wait_until(lambda: fake_provider.chat_requests)  # the first worker is mid-call
+    wait_until(lambda: fake_provider.chat_requests, timeout=20)  # the first worker is mid-call
     first.kill()
     assert not ConversationSummary.objects.exists()
     celery_worker_factory(CELERY_VISIBILITY_TIMEOUT="3", CELERY_UNACKED_RESTORE_INTERVAL="1")
@@ -245,7 +239,7 @@ def test_without_a_broker_the_summary_runs_in_process(
     fake_provider.default_reply = Reply(content="In-process summary.")
     assert services.summary_schedule_if_due(reply=reply)
     summary = wait_until(
-        lambda: ConversationSummary.objects.filter(conversation=conversation).first()
+        lambda: ConversationSummary.objects.filter(conversation=conversation).first(), timeout=20
     )
     assert summary.text == "In-process summary."
 
@@ -273,6 +267,8 @@ def test_regenerate_replaces_the_newest_summary(user, fake_provider, summary_set
     first = services.summary_create(conversation_id=conversation.pk, leaf_id=messages[-1].pk)
     fake_provider.default_reply = Reply(content="Second take.")
     services.summary_regenerate(summary=first)
-    again = wait_until(lambda: ConversationSummary.objects.filter(text="Second take.").first())
+    again = wait_until(
+        lambda: ConversationSummary.objects.filter(text="Second take.").first(), timeout=20
+    )
     assert again.covers_through_id == first.covers_through_id
     assert ConversationSummary.objects.count() == 1
