@@ -1,6 +1,7 @@
 """A real Celery worker process on the Redis broker, for tests about tasks."""
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -10,6 +11,15 @@ from pathlib import Path
 import redis
 
 from tests.live_server import ROOT, _database_url
+from tests.waits import wait_until
+
+# The line Celery logs when a task's run ends for good: it succeeded, or it raised (an
+# exception it expected or not), or the worker failed it. A retry is not an end: the task
+# runs again.
+TASK_DONE = re.compile(
+    r"Task (?P<task>\S+\[[^\]]+\]) (?:succeeded in|raised expected|raised unexpected|"
+    r"INTERNAL ERROR)"
+)
 
 
 class CeleryWorker:
@@ -46,6 +56,40 @@ class CeleryWorker:
         with Path(self.log_path).open("rb") as log:
             log.seek(self._log_offset)
             return log.read().decode(errors="replace")
+
+    def tasks_done(self, name_contains: str = "") -> list[str]:
+        """The lines of the tasks that finished since this worker started (`name[id]`
+        contains `name_contains`). Every worker writes to one log file: those started in
+        the same test share these lines."""
+        return [
+            line
+            for line in self.log_text().splitlines()
+            if (done := TASK_DONE.search(line)) and name_contains in done["task"]
+        ]
+
+    def wait_for_tasks_done(
+        self, count: int, *, name_contains: str = "", timeout: float = 30
+    ) -> list[str]:
+        """Wait until `count` tasks whose `name[id]` contains `name_contains` (a task name,
+        or the id of one task) have finished; returns their log lines."""
+        if count <= 0:
+            return self.tasks_done(name_contains)
+
+        def finished() -> list[str] | None:
+            if self.process.poll() is not None:
+                raise AssertionError(f"celery worker exited:\n{self.log_text()[-3000:]}")
+            done = self.tasks_done(name_contains)
+            return done if len(done) >= count else None
+
+        try:
+            return wait_until(finished, timeout=timeout)
+        except AssertionError:
+            if self.process.poll() is not None:
+                raise
+            done = len(self.tasks_done(name_contains))
+            raise AssertionError(
+                f"{done} of {count} tasks done in {timeout} s:\n{self.log_text()[-3000:]}"
+            ) from None
 
     def _wait_for_log(self, marker: str, timeout: float = 60) -> None:
         deadline = time.monotonic() + timeout

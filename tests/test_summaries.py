@@ -1,7 +1,6 @@
 """Rolling summaries: long conversations always fit, and the model sees summary + exact tail."""
 
 import json
-import time
 
 import pytest
 from channels.db import database_sync_to_async
@@ -116,7 +115,7 @@ def _assert_tail_starts_after_summary(conversation) -> None:
 def test_two_tasks_at_once_make_one_summary(
     user, fake_provider, summary_settings, celery_worker_factory
 ):
-    celery_worker_factory()
+    worker = celery_worker_factory()
     conversation = ConversationFactory(owner=user, chat_model=small_window_model())
     messages = thread(
         conversation, *[f"{'u' if i % 2 == 0 else 'a'}{i} {FILLER}" for i in range(80)]
@@ -124,10 +123,8 @@ def test_two_tasks_at_once_make_one_summary(
     fake_provider.default_reply = Reply(content="One summary.", first_token_delay=1.0)
     summarise_conversation.delay(conversation.pk, messages[-1].pk)
     summarise_conversation.delay(conversation.pk, messages[-1].pk)
-    wait_until(
-        lambda: ConversationSummary.objects.filter(conversation=conversation).exists(), timeout=20
-    )
-    time.sleep(2.0)  # give the other task every chance to write a second one
+    # Both have run to their end: neither can write a summary after this.
+    worker.wait_for_tasks_done(2, name_contains=summarise_conversation.name)
     assert ConversationSummary.objects.filter(conversation=conversation).count() == 1
     summary_calls = [r for r in fake_provider.chat_requests if is_summary_request(r.json)]
     assert len(summary_calls) == 1, "the second task saw the range claimed and called nothing"
@@ -146,16 +143,17 @@ def test_worker_killed_mid_summary_is_redelivered_and_completes_once(
     )
     fake_provider.script(Reply(content="Never delivered.", first_token_delay=30))
     fake_provider.default_reply = Reply(content="Summary after redelivery.")
-    summarise_conversation.delay(conversation.pk, messages[-1].pk)
+    task = summarise_conversation.delay(conversation.pk, messages[-1].pk)
     wait_until(lambda: fake_provider.chat_requests, timeout=20)  # the first worker is mid-call
     first.kill()
     assert not ConversationSummary.objects.exists()
-    celery_worker_factory(CELERY_VISIBILITY_TIMEOUT="3", CELERY_UNACKED_RESTORE_INTERVAL="1")
-    summary = wait_until(
-        lambda: ConversationSummary.objects.filter(conversation=conversation).first(), timeout=40
+    second = celery_worker_factory(
+        CELERY_VISIBILITY_TIMEOUT="3", CELERY_UNACKED_RESTORE_INTERVAL="1"
     )
-    assert summary.text == "Summary after redelivery."
-    time.sleep(1)
+    # The redelivered task has run to its end on the new worker.
+    second.wait_for_tasks_done(1, name_contains=task.id, timeout=40)
+    summary = ConversationSummary.objects.filter(conversation=conversation).first()
+    assert summary is not None and summary.text == "Summary after redelivery."
     assert ConversationSummary.objects.count() == 1
 
 
