@@ -1,6 +1,7 @@
 """The chat socket: owner-only, streaming, reconnect, stop, two tabs, idempotent sends."""
 
 import asyncio
+import threading
 import time
 
 import pytest
@@ -96,8 +97,14 @@ async def test_a_send_does_not_wait_for_the_thread_that_thread_sensitive_calls_s
     await tab.drain()
     # Thread-sensitive calls all run on one thread; a busy one (a page render, a slow
     # query elsewhere in the process) must not hold up a frame from the browser.
-    busy = asyncio.ensure_future(sync_to_async(time.sleep)(3))
-    await asyncio.sleep(0.05)
+    busy_started = threading.Event()
+
+    def busy_for_three_seconds() -> None:
+        busy_started.set()
+        time.sleep(3)
+
+    busy = asyncio.ensure_future(sync_to_async(busy_for_three_seconds)())
+    assert await asyncio.to_thread(busy_started.wait, 5), "the shared thread is busy"
     started = time.monotonic()
     await tab.say("Still quick?", "key-1")
     await tab.read_until(lambda page: page.last("user") is not None, timeout=2)
@@ -165,8 +172,15 @@ async def test_reconnect_mid_stream_shows_everything_once(conversation, fake_pro
     await first.connect()
     await first.say("Count", "k1")
     await first.read_until(lambda page: page.last() is not None and len(page.last().text) > 20)
+    seen = len(first.page.last().text)
     await first.close()
-    await asyncio.sleep(0.3)  # the reply goes on with no socket at all
+
+    async def went_on_without_a_socket() -> bool:
+        reply = await reply_in_db(conversation)
+        return len(reply.content) > seen or reply.status == MessageStatus.COMPLETE
+
+    # The reply goes on with no socket at all: its saved text grows past what the tab saw.
+    await wait_until_async(went_on_without_a_socket, message="the reply stopped with the tab")
     # The reloaded page shows what the database has, then the socket catches up.
     reply = await reply_in_db(conversation)
     second = ChatSocket(conversation, conversation.owner)

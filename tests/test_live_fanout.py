@@ -6,6 +6,7 @@ import os
 import time
 
 import pytest
+import redis.asyncio as redis
 from channels.db import database_sync_to_async
 from django.db import connection
 
@@ -19,6 +20,7 @@ from tests.factories import ChatModelFactory, ConversationFactory, MessageFactor
 from tests.fake_provider import Reply
 from tests.live_server import DaphneServer
 from tests.page_model import PageModel
+from tests.waits import wait_until_async
 from tests.wsclient import LiveSocket
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -54,10 +56,16 @@ async def test_a_growing_reply_gets_at_most_one_fragment_per_interval(settings):
         live.add_content(f"{i} ")
         await fanout.reply_grew(live)
         await asyncio.sleep(0.005)
-    await asyncio.sleep(0.1)
+    everything = "".join(f"{i} " for i in range(100))
+    # The ticker flushes the text still waiting after the last token.
+    await wait_until_async(
+        lambda: tab.updates and tab.updates[-1][1] == everything,
+        timeout=2,
+        message="nothing is left behind",
+    )
     elapsed = time.monotonic() - started
     assert len(tab.updates) <= elapsed / 0.05 + 2
-    assert tab.updates[-1][1] == "".join(f"{i} " for i in range(100)), "nothing is left behind"
+    assert tab.updates[-1][1] == everything, "nothing is left behind"
     gaps = [b[0] - a[0] for a, b in zip(tab.updates, tab.updates[1:], strict=False)]
     assert min(gaps) > 0.03
 
@@ -109,8 +117,6 @@ def test_fragments_grow_apart_as_more_replies_stream_in_the_process(settings):
 async def test_new_messages_use_the_channel_layer_only_when_another_process_watches(
     monkeypatch,
 ):
-    import redis.asyncio as redis
-
     sent = []
 
     async def record(conversation_uuid, event):
@@ -231,6 +237,10 @@ def _ended(page: PageModel) -> bool:
     return page.last() is not None and page.last().status == "complete"
 
 
+async def _both_processes_watch(client, conversation) -> bool:
+    return await client.scard(f"chatsite:watch:{conversation.uuid}") == 2
+
+
 @pytest.mark.django_db(transaction=True)
 def test_a_tab_on_another_process_gets_the_message_the_text_and_the_end(two_servers, fake_provider):
     conversation = ConversationFactory(owner=UserFactory(), chat_model=ChatModelFactory())
@@ -242,7 +252,17 @@ def test_a_tab_on_another_process_gets_the_message_the_text_and_the_end(two_serv
     async def scenario():
         await sender.open()
         await watcher.open()
-        await asyncio.sleep(0.3)
+        # An empty conversation's sync sends no frame: what says both sockets are subscribed
+        # is their processes in the conversation's watcher set, where the sender's process
+        # looks before sending the new message to other processes.
+        client = redis.Redis.from_url(REDIS_URL)
+        try:
+            await wait_until_async(
+                lambda: _both_processes_watch(client, conversation),
+                message="the two processes never both watched the conversation",
+            )
+        finally:
+            await client.aclose()
         await sender.say("Across", "k")
         await watcher.read_until(lambda page: len(page.last().text if page.last() else "") > 20)
         await late.open()
