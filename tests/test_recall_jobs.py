@@ -13,15 +13,18 @@ from conversations.recall.embedders import BUNDLED_NAME
 from conversations.tasks import index_messages
 from tests.factories import ConversationFactory, thread
 from tests.fake_provider import Reply
+from tests.waits import wait_until
 from tests.wsclient import ChatSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _wait_for_chunks(**filters):
-    from tests.test_summaries import wait_until
-
-    return wait_until(lambda: MessageChunk.objects.filter(**filters).count() or None, timeout=30)
+    return wait_until(
+        lambda: MessageChunk.objects.filter(**filters).count() or None,
+        timeout=30,
+        message="the messages were indexed",
+    )
 
 
 async def test_a_finished_reply_indexes_its_question_and_answer(
