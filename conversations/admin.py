@@ -222,8 +222,21 @@ class MessageAdmin(MessageUsageMixin, admin.ModelAdmin):
     list_select_related = ["conversation"]
     search_fields = ["content"]
     raw_id_fields = ["conversation", "parent", "chat_model"]
-    readonly_fields = ["uuid", "created_at", "completed_at", "heartbeat_at", "context"]
+    readonly_fields = ["uuid", "created_at", "completed_at", "heartbeat_at", "recall", "context"]
     inlines = [UsageRecordInline]
+
+    @admin.display(description="Recall")
+    def recall(self, message: Message) -> str:
+        """What recall put into this reply's request: how, and which messages, by score."""
+        record = (message.context or {}).get("recall") or {}
+        if not record:
+            return "—"
+        recalled = ", ".join(
+            f"#{entry.get('id')} ({entry.get('score')})" for entry in record.get("messages", [])
+        )
+        method = record.get("method") or "none"
+        note = f"; {record['note']}" if record.get("note") else ""
+        return f"{method}: {recalled or 'nothing relevant'}{note}"
 
 
 @admin.register(ConversationSummary)

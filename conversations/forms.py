@@ -26,6 +26,7 @@ class ConversationSettingsForm(forms.Form):
     thinking_enabled = forms.BooleanField(required=False)
     thinking_budget = forms.IntegerField(required=False)
     json_mode = forms.BooleanField(required=False)
+    recall_enabled = forms.BooleanField(required=False)
 
     def generation_settings(self) -> GenerationSettings | None:
         data = self.cleaned_data
@@ -39,6 +40,7 @@ class ConversationSettingsForm(forms.Form):
             thinking_enabled=data["thinking_enabled"],
             thinking_budget=data["thinking_budget"],
             json_mode=data["json_mode"],
+            recall_enabled=data["recall_enabled"],
         )
 
 

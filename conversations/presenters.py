@@ -9,10 +9,12 @@ must not cost a template render each time.
 """
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from decimal import Decimal
 from html import escape
 
 from django.template.loader import render_to_string
+from django.utils.dateparse import parse_datetime
 from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
@@ -26,6 +28,15 @@ STATUS_NOTES: dict[str, Promise] = {
     MessageStatus.TRUNCATED: _("Cut off: the reply reached its length limit."),
     MessageStatus.CANCELLED: _("Stopped."),
 }
+
+
+@dataclass(frozen=True)
+class RecalledMessage:
+    """An earlier message recall put into this reply's request, as the reply's record has it."""
+
+    uuid: str
+    excerpt: str
+    at: datetime | None
 
 
 @dataclass
@@ -53,6 +64,8 @@ class MessageView:
     images: list[str] = field(default_factory=list)
     # Its place among the other versions of its turn (edits, regenerations): "2 / 3".
     siblings: Siblings = NO_SIBLINGS
+    # Earlier messages recalled into this reply's request, oldest first.
+    recalled: list[RecalledMessage] = field(default_factory=list)
 
     @property
     def is_final(self) -> bool:
@@ -128,7 +141,21 @@ def view_of_message(read: MessageRead) -> MessageView:
         json_mode=bool((message.context or {}).get("json_mode")),
         images=list(read.image_uuids),
         siblings=read.siblings,
+        recalled=_recalled(message.context or {}),
     )
+
+
+def _recalled(context: dict) -> list[RecalledMessage]:
+    entries = (context.get("recall") or {}).get("messages") or []
+    return [
+        RecalledMessage(
+            uuid=str(entry.get("uuid", "")),
+            excerpt=str(entry.get("excerpt", "")),
+            at=parse_datetime(entry["at"]) if entry.get("at") else None,
+        )
+        for entry in entries
+        if isinstance(entry, dict) and entry.get("uuid")
+    ]
 
 
 def views_of_messages(reads: list[MessageRead]) -> list[MessageView]:

@@ -36,6 +36,8 @@ RANKING_DEPTH = 20
 FOLLOW_UP_WORDS = 3
 FOLLOW_UP_CJK_CHARACTERS = 6
 PREVIOUS_TURN_CHARS = 400
+# Characters of each recalled excerpt kept in the record for the page to show.
+EXCERPT_PREVIEW_CHARS = 140
 _CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\u3040-\u30ff\uac00-\ud7af]")
 
 
@@ -172,6 +174,13 @@ def _frame(recalled: Recalled, chosen: list[_Excerpt]) -> None:
     recalled.block = "\n\n".join([RECALL_HEADING, *(_line(e) for e in chosen)])
     recalled.tokens = estimate_tokens(recalled.block)
     recalled.messages = [
-        {"id": e.message.id, "uuid": str(e.message.uuid), "score": round(e.ranked.score, 5)}
+        {
+            "id": e.message.id,
+            "uuid": str(e.message.uuid),
+            "score": round(e.ranked.score, 5),
+            # Shown under the reply without another read: when it was said, and how it began.
+            "at": e.message.created_at.isoformat(),
+            "excerpt": e.text[:EXCERPT_PREVIEW_CHARS],
+        }
         for e in chosen
     ]

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext
@@ -21,7 +22,11 @@ def conversation_create(
     if chat_model is None:
         chat_model = catalogue.default_chat_model()
     return Conversation.objects.create(
-        owner=owner, chat_model=chat_model, title=title[:200], system_prompt=system_prompt
+        owner=owner,
+        chat_model=chat_model,
+        title=title[:200],
+        system_prompt=system_prompt,
+        recall_enabled=settings.RECALL_DEFAULT_ON,
     )
 
 
@@ -36,6 +41,9 @@ class GenerationSettings:
     thinking_enabled: bool = False
     thinking_budget: int | None = None
     json_mode: bool = False
+    # Earlier turns retrieved into each request (recall); not a model parameter, but set
+    # with them in the conversation's settings.
+    recall_enabled: bool = True
 
 
 def _check_range(label: str, value: float | None, low: float, high: float) -> None:
@@ -79,6 +87,7 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
         thinking_enabled=params.thinking_enabled and profiles.can_toggle_thinking(chat_model),
         thinking_budget=params.thinking_budget if chat_model.supports_thinking else None,
         json_mode=params.json_mode and chat_model.supports_json,
+        recall_enabled=params.recall_enabled,
     )
 
 

@@ -17,6 +17,18 @@ def _redacted(url: str) -> str:
     return url
 
 
+def _recall_mode() -> str:
+    """Which recall this database allows, said plainly at start-up."""
+    from conversations.recall import embedders, store
+
+    if not settings.RECALL_ENABLED:
+        return "off (RECALL_ENABLED=false)"
+    if store.vectors_available():
+        return f"hybrid: vectors ({embedders.current().name}) and words"
+    words = "full-text and trigrams" if store.trigrams_available() else "full-text"
+    return f"lexical only ({words}): this database has no pgvector extension"
+
+
 class Command(BaseCommand):
     help = "Describe the services and providers this configuration uses."
 
@@ -47,6 +59,7 @@ class Command(BaseCommand):
         self.stdout.write(f"  database:      {database}")
         self.stdout.write(f"  channel layer: {layer}")
         self.stdout.write(f"  broker:        {broker}")
+        self.stdout.write(f"  recall:        {_recall_mode()}")
         self.stdout.write(f"  providers:     {names}")
         if disabled:
             self.stdout.write(f"  (without a key: {', '.join(disabled)})")
