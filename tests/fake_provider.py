@@ -1,4 +1,4 @@
-"""A scriptable fake OpenAI-compatible chat-completions server for tests.
+"""A scriptable fake OpenAI-compatible chat-completions and embeddings server for tests.
 
 The server speaks the real wire protocol (JSON bodies and Server-Sent Events framed exactly as
 OpenAI, DeepSeek and DashScope send them) so that the real ``openai`` SDK, or any code reading the
@@ -18,6 +18,10 @@ Each ``POST /v1/chat/completions`` consumes the next scripted :class:`Reply`; wh
 empty ``FakeProvider.default_reply`` (a plain ``Reply()``) is used. A bearer token of
 ``"bad-key"`` always gets a 401 without consuming the script.
 
+Each ``POST /v1/embeddings`` likewise consumes the next :class:`EmbeddingReply` of its own
+queue (``script_embeddings``), and answers with :func:`embedding_vector` of each input: a
+hashed bag of words, so texts sharing words come out close.
+
 Run ``python tests/fake_provider.py --port 8099`` to serve it by hand for manual testing.
 """
 
@@ -25,9 +29,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import base64
 import contextlib
+import hashlib
 import json
+import math
 import re
+import struct
 import threading
 import time
 import uuid
@@ -40,17 +48,23 @@ from aiohttp import web
 
 __all__ = [
     "BAD_API_KEY",
+    "DEFAULT_EMBEDDING_DIMENSIONS",
     "DEFAULT_MODELS",
+    "EmbeddingReply",
     "FakeProvider",
     "RecordedRequest",
     "Reply",
     "StreamRecord",
     "count_prompt_tokens",
+    "embedding_vector",
+    "embedding_words",
     "split_tokens",
 ]
 
 BAD_API_KEY = "bad-key"
 DEFAULT_MODELS = ("fake-model", "fake-reasoner")
+# The size of the fake's vectors when a request asks for none.
+DEFAULT_EMBEDDING_DIMENSIONS = 8
 
 # Kana, CJK punctuation, ideographs (incl. extension A and compatibility) and full-width forms:
 # these scripts are written without spaces, and real tokenizers emit roughly one token per char.
@@ -176,6 +190,57 @@ def _as_tokens(value: str | list[str]) -> list[str]:
     return split_tokens(value) if isinstance(value, str) else list(value)
 
 
+def embedding_words(text: str) -> list[str]:
+    """The words of ``text`` as the fake embeds and counts them: :func:`split_tokens`'
+    tokens, lowercased, without punctuation (each CJK character a word of its own)."""
+    words = (re.sub(r"\W", "", token.lower()) for token in split_tokens(text))
+    return [word for word in words if word]
+
+
+def embedding_vector(text: str, dimensions: int = DEFAULT_EMBEDDING_DIMENSIONS) -> list[float]:
+    """The fake's embedding of ``text``: each word hashed to a dimension and a sign, summed,
+    then scaled to length 1. Texts sharing most words come out close (cosine near 1), unrelated
+    ones near 0; a text without words is the first axis."""
+    vector = [0.0] * dimensions
+    for word in embedding_words(text):
+        digest = int.from_bytes(hashlib.blake2b(word.encode(), digest_size=8).digest(), "big")
+        vector[digest % dimensions] += 1.0 if (digest >> 32) & 1 else -1.0
+    norm = math.sqrt(sum(x * x for x in vector))
+    if not norm:
+        return [1.0] + [0.0] * (dimensions - 1)
+    return [x / norm for x in vector]
+
+
+@dataclass
+class EmbeddingReply:
+    """How the fake provider answers one embeddings request; the error fields are
+    :class:`Reply`'s."""
+
+    status: int = 200
+    """Non-200: answer (after ``delay``) with an OpenAI-style JSON error body."""
+    error_message: str = ""
+    error_code: str | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+    delay: float = 0.0
+    """Seconds before anything is sent (a slow provider, for timeouts)."""
+    disconnect: bool = False
+    """Abort the TCP connection (after ``delay``) instead of answering."""
+    usage: dict | None | Literal["auto"] = "auto"
+    """``"auto"``: prompt_tokens is the inputs' :func:`embedding_words`, at least 1 each.
+    None: no usage field, as some local servers."""
+    dimensions: int | None = None
+    """Vectors of this size whatever was asked (a server ignoring ``dimensions``); None: the
+    size asked for, else DEFAULT_EMBEDDING_DIMENSIONS."""
+    encoding: Literal["float", "base64"] | None = None
+    """Send the vectors so whatever ``encoding_format`` asked (a server ignoring it); None:
+    as asked, float by default."""
+    reverse_order: bool = False
+    """List the vectors last input first (each with its right ``index``), which the protocol
+    allows: a client must sort by index."""
+    model: str | None = None
+    """``model`` field of the response; None: echo the requested model."""
+
+
 @dataclass
 class RecordedRequest:
     """One HTTP request the fake provider received (any path, including rejected ones)."""
@@ -240,8 +305,10 @@ class FakeProvider:
         # test answer summary calls and chat calls differently).
         self.responder: Callable[[dict], Reply] | None = None
         self.models: list[str] = list(DEFAULT_MODELS)
+        self.default_embedding_reply = EmbeddingReply()
         self._cond = threading.Condition(threading.RLock())
         self._queue: deque[Reply] = deque()
+        self._embedding_queue: deque[EmbeddingReply] = deque()
         self._requests: list[RecordedRequest] = []
         self._streams: list[StreamRecord] = []
         # Bumped by reset() so that streams of an earlier test stop stalling.
@@ -314,6 +381,7 @@ class FakeProvider:
     async def _start_server(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
         app.router.add_route("*", "/{tail:.*}", self._handle_unknown)
@@ -344,13 +412,21 @@ class FakeProvider:
         with self._cond:
             self._queue.extend(replies)
 
+    def script_embeddings(self, *replies: EmbeddingReply) -> None:
+        """Replace the embeddings reply queue; each embeddings request consumes the next."""
+        with self._cond:
+            self._embedding_queue = deque(replies)
+
     def reset(self) -> None:
-        """Clear queue and recordings, restore default reply and models, end stalled streams."""
+        """Clear queues and recordings, restore default replies and models, end stalled
+        streams."""
         with self._cond:
             self._queue.clear()
+            self._embedding_queue.clear()
             self._requests = []
             self._streams = []
             self.default_reply = Reply()
+            self.default_embedding_reply = EmbeddingReply()
             self.responder = None
             self.models = list(DEFAULT_MODELS)
             self._generation += 1
@@ -375,6 +451,12 @@ class FakeProvider:
         """Snapshot of the ``POST /v1/chat/completions`` requests only."""
         with self._cond:
             return [r for r in self._requests if r.path.endswith("/chat/completions")]
+
+    @property
+    def embedding_requests(self) -> list[RecordedRequest]:
+        """Snapshot of the ``POST /v1/embeddings`` requests only."""
+        with self._cond:
+            return [r for r in self._requests if r.path.endswith("/embeddings")]
 
     @property
     def streams(self) -> list[StreamRecord]:
@@ -497,6 +579,46 @@ class FakeProvider:
         if body.get("stream") is True:
             return await self._stream(request, recorded, reply)
         return await self._complete(request, recorded, reply)
+
+    async def _handle_embeddings(self, request: web.Request) -> web.StreamResponse:
+        recorded = await self._record(request)
+        if recorded.api_key == BAD_API_KEY:
+            return _error_response(401)
+        with self._cond:
+            queue = self._embedding_queue
+            reply = queue.popleft() if queue else self.default_embedding_reply
+        if reply.delay:
+            await asyncio.sleep(reply.delay)
+        if reply.disconnect:
+            _abort(request)
+            return web.Response()
+        if reply.status != 200:
+            return _error_response(
+                reply.status, reply.error_message, code=reply.error_code, headers=reply.headers
+            )
+        body = recorded.json if isinstance(recorded.json, dict) else {}
+        texts, problem = _embedding_request(body)
+        if problem:
+            return _error_response(400, problem)
+        size = reply.dimensions or body.get("dimensions") or DEFAULT_EMBEDDING_DIMENSIONS
+        as_base64 = (reply.encoding or body.get("encoding_format")) == "base64"
+        data = [
+            {"object": "embedding", "index": i, "embedding": _encoded(vector, as_base64)}
+            for i, vector in enumerate(embedding_vector(text, size) for text in texts)
+        ]
+        if reply.reverse_order:
+            data.reverse()
+        payload: dict[str, Any] = {
+            "object": "list",
+            "data": data,
+            "model": reply.model or body.get("model"),
+        }
+        if reply.usage == "auto":
+            tokens = sum(max(1, len(embedding_words(text))) for text in texts)
+            payload["usage"] = {"prompt_tokens": tokens, "total_tokens": tokens}
+        elif reply.usage is not None:
+            payload["usage"] = reply.usage
+        return _json_response(payload, headers=reply.headers)
 
     async def _complete(
         self, request: web.Request, recorded: RecordedRequest, reply: Reply
@@ -683,6 +805,31 @@ def _abort(request: web.Request) -> None:
     transport = request.transport
     if transport is not None:
         transport.abort()
+
+
+def _embedding_request(body: dict[str, Any]) -> tuple[list[str], str]:
+    """The texts of an embeddings body, or what is wrong with it (as OpenAI words it)."""
+    raw = body.get("input")
+    texts = [raw] if isinstance(raw, str) else raw
+    if not body.get("model"):
+        return [], "you must provide a model parameter"
+    if not isinstance(texts, list) or not texts or not all(isinstance(t, str) for t in texts):
+        return [], "'input' must be a string or a non-empty array of strings"
+    if any(not text for text in texts):
+        return [], "'$.input' is invalid: an input is an empty string"
+    dimensions = body.get("dimensions")
+    if dimensions is not None and (type(dimensions) is not int or dimensions < 1):
+        return [], "'dimensions' must be a positive integer"
+    if body.get("encoding_format", "float") not in ("float", "base64"):
+        return [], "'encoding_format' must be 'float' or 'base64'"
+    return texts, ""
+
+
+def _encoded(vector: list[float], as_base64: bool) -> list[float] | str:
+    # base64 of little-endian float32s, as OpenAI sends it.
+    if not as_base64:
+        return vector
+    return base64.b64encode(struct.pack(f"<{len(vector)}f", *vector)).decode()
 
 
 def _completion_id() -> str:

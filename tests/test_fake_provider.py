@@ -25,7 +25,13 @@ import openai
 import pytest
 from openai import AsyncOpenAI, OpenAI
 
-from tests.fake_provider import FakeProvider, Reply, split_tokens
+from tests.fake_provider import (
+    EmbeddingReply,
+    FakeProvider,
+    Reply,
+    embedding_vector,
+    split_tokens,
+)
 
 MODEL = "fake-model"
 MESSAGES = [{"role": "user", "content": "Say hello to the test suite."}]
@@ -531,6 +537,25 @@ def test_models_endpoint_lists_the_configured_models(fp, openai_client):
     assert openai_client.models.retrieve("qwen-plus").id == "qwen-plus"
     with pytest.raises(openai.NotFoundError):
         openai_client.models.retrieve("fake-model")
+
+
+def test_embeddings_in_base64_as_the_sdk_asks_by_default_are_the_fakes_vectors(fp, openai_client):
+    texts = ["The cat sat on the mat.", "会议推迟到周五下午。"]
+    response = openai_client.embeddings.create(model="fake-embedder", input=texts, dimensions=16)
+    assert fp.embedding_requests[0].json["encoding_format"] == "base64"
+    for item, text in zip(response.data, texts, strict=True):
+        # float32 on the wire: equal to about seven digits.
+        assert item.embedding == pytest.approx(embedding_vector(text, 16), abs=1e-6)
+    assert response.usage.prompt_tokens == 6 + 9
+
+
+def test_embeddings_fail_as_scripted_and_refuse_an_empty_input(fp, openai_client):
+    fp.script_embeddings(EmbeddingReply(status=429, headers={"Retry-After": "0"}))
+    with pytest.raises(openai.RateLimitError):
+        openai_client.embeddings.create(model="fake-embedder", input=["hi"])
+    with pytest.raises(openai.BadRequestError, match="empty string"):
+        openai_client.embeddings.create(model="fake-embedder", input=["hi", ""])
+    assert len(fp.embedding_requests) == 2
 
 
 def test_recorded_request_json_equals_what_was_sent(fp, openai_client):
