@@ -318,6 +318,10 @@ RECALL_DEFAULT_ON = env_bool("RECALL_DEFAULT_ON", True)
 RECALL_BUDGET_RATIO = env_float("RECALL_BUDGET_RATIO", 0.15, minimum=0.0)
 # Seconds a recall query's embedding may take before the reply goes on with words alone.
 RECALL_QUERY_TIMEOUT = env_float("RECALL_QUERY_TIMEOUT", 2.0, minimum=0.1)
+# "<provider slug>/<model name>" of the embedding model finished messages are indexed with
+# (e.g. dashscope/text-embedding-v4); empty: the bundled multilingual-e5-small, in process.
+# Checked where it is used: conversations.providers.catalogue.embedding_choice.
+EMBEDDING_MODEL = env_str("EMBEDDING_MODEL")
 
 LOGGING = {
     "version": 1,

@@ -522,15 +522,14 @@ def test_a_provider_error_echoing_the_key_is_masked(settings):
     import httpx2
     import openai
 
-    from conversations.providers.transport import ChatRequest, _status_error
+    from conversations.providers.transport import _status_error
 
     key = "sk-profile-key-0123456789"  # a key the environment does not know
     request = httpx2.Request("POST", "http://provider.test/v1/chat/completions")
     body = {"error": {"message": f"Invalid request for key {key}: bad parameter"}}
     response = httpx2.Response(400, request=request, json=body)
     exc = openai.BadRequestError(body["error"]["message"], response=response, body=body)
-    chat = ChatRequest(base_url="http://provider.test/v1", api_key=key, model="m", messages=[])
-    error = _status_error(exc, chat)
+    error = _status_error(exc, api_key=key)
     assert isinstance(error, ProviderRejected)
     assert key not in error.message and "***: bad parameter" in error.message
 

