@@ -63,9 +63,11 @@ def configure_env(provider_port: int) -> None:
         # Each stream is a user of its own (one reply in flight, the default limit being
         # 3), but the single-stream phase sends a message every half second: lift the
         # send rate limit. Titles (an extra upstream call per first exchange) are kept out
-        # of the figures.
+        # of the figures, and so is recall's indexing: without a broker it would embed every
+        # finished reply on the server's own cores, which is a worker's job in production.
         SEND_RATE_LIMIT_PER_MINUTE="1000000",
         TITLES_ENABLED="false",
+        RECALL_ENABLED="false",
     )
 
 

@@ -8,6 +8,7 @@ machine's PostgreSQL 15), where recall is lexical: test_the_store_falls_back_to_
 import os
 import subprocess
 import sys
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from django.db import connection
 
 from conversations import services
 from conversations.errors import ProviderUnavailable
-from conversations.models import Conversation, MessageChunk, MessageStatus
+from conversations.models import Conversation, MessageChunk, MessageStatus, UsageKind, UsageRecord
 from conversations.recall import store
 from conversations.recall.chunks import split_into_chunks
 from conversations.recall.embedders import BUNDLED_DIMENSIONS, BUNDLED_NAME, bundled
@@ -229,3 +230,57 @@ def test_this_database_says_which_recall_mode_it_is_in():
         cursor.execute("SELECT extname FROM pg_extension")
         extensions = {row[0] for row in cursor.fetchall()}
     assert ("vector" in extensions) is not WITHOUT_VECTORS
+
+
+# --- A provider's embedder ------------------------------------------------------------
+
+
+@pytest.fixture
+def dashscope_embedder(settings, fake_provider_server):
+    """EMBEDDING_MODEL=dashscope/text-embedding-v4, answered by the fake provider."""
+    settings.PROVIDER_CREDENTIALS = {
+        **settings.PROVIDER_CREDENTIALS,
+        "dashscope": {"api_key": "sk-test", "base_url": fake_provider_server.base_url},
+    }
+    settings.EMBEDDING_MODEL = "dashscope/text-embedding-v4"
+    return settings
+
+
+@vectors_only
+@pytest.mark.django_db
+def test_a_provider_embedder_indexes_and_bills_the_owner(
+    conversation, fake_provider, dashscope_embedder
+):
+    messages = thread(conversation, *FACTS)
+    assert services.messages_index(message_ids=[m.id for m in messages]) == len(FACTS)
+    chunk = MessageChunk.objects.filter(conversation=conversation).first()
+    assert (chunk.embedding_model, chunk.dimensions) == ("dashscope/text-embedding-v4", 1024)
+    assert len(fake_provider.embedding_requests) == 1, "one batch of five, within ten a call"
+    (record,) = UsageRecord.objects.filter(kind=UsageKind.EMBEDDING)
+    assert record.user_id == conversation.owner_id and record.conversation_id == conversation.id
+    assert record.prompt_tokens > 0 and record.currency == "CNY"
+    assert record.cost == Decimal(record.prompt_tokens) * Decimal("0.5") / Decimal(1_000_000)
+
+
+@vectors_only
+@pytest.mark.django_db
+def test_a_recall_query_through_a_provider_is_billed(
+    user, fake_provider, dashscope_embedder, recall_on
+):
+    from conversations.context import context_for_reply
+    from tests.test_recall_context import _ask, _long_chat
+
+    conversation, messages = _long_chat(user, turns=120)
+    UsageRecord.objects.all().delete()
+    context = context_for_reply(_ask(conversation, messages[-1]))
+    assert context.recall["method"] == "hybrid" and context.recall["embedding_tokens"] > 0
+    services.recall_query_usage_record(conversation=conversation, recalled=context.recall)
+    (record,) = UsageRecord.objects.filter(kind=UsageKind.EMBEDDING)
+    assert record.prompt_tokens == context.recall["embedding_tokens"]
+
+
+@pytest.mark.django_db
+def test_the_bundled_embedder_bills_nothing(conversation):
+    messages = thread(conversation, *FACTS)
+    services.messages_index(message_ids=[m.id for m in messages])
+    assert not UsageRecord.objects.exists()

@@ -52,6 +52,9 @@ class Recalled:
     note: str = ""
     messages: list[dict] = field(default_factory=list)
     embedding_ms: int | None = None
+    # A provider's query embedding, billed after the context is built (services/recall.py).
+    embedding_tokens: int = 0
+    embedding_billed: tuple[str, str] | None = None
 
     def meta(self) -> dict:
         return {
@@ -60,6 +63,8 @@ class Recalled:
             "tokens": self.tokens,
             "messages": self.messages,
             "embedding_ms": self.embedding_ms,
+            "embedding_tokens": self.embedding_tokens,
+            "embedding_billed": self.embedding_billed,
         }
 
 
@@ -118,12 +123,16 @@ def _rankings(
     embedder = embedders.current()
     started = time.monotonic()
     try:
-        vector = embedder.query(query, timeout=settings.RECALL_QUERY_TIMEOUT).vectors[0]
+        embedded = embedder.query(query, timeout=settings.RECALL_QUERY_TIMEOUT)
+        vector = embedded.vectors[0]
     except ProviderError as exc:
         recalled.note = f"query embedding failed: {type(exc).__name__}"
         return [lexical]
     finally:
         recalled.embedding_ms = int((time.monotonic() - started) * 1000)
+    if embedded.billed is not None:
+        recalled.embedding_tokens = embedded.prompt_tokens
+        recalled.embedding_billed = (embedded.billed.provider_slug, embedded.billed.name)
     nearest = store.nearest(
         conversation_id=conversation.pk,
         message_ids=candidate_ids,

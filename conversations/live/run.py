@@ -229,6 +229,8 @@ def _claim(reply: Message) -> ReplyContext | None:
     context = context_for_reply(reply)
     if not services.reply_start(reply_id=reply.id, context=context.meta()):
         return None
+    if context.recall:
+        services.recall_query_usage_record(conversation=reply.conversation, recalled=context.recall)
     reply.context = context.meta()
     return context
 

@@ -12,6 +12,13 @@ import time
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from django.conf import settings
+
+from conversations.providers import catalogue, transport
+from conversations.providers.catalogue import EmbeddingChoice
+from conversations.providers.presets import EmbeddingPreset
+from conversations.tokens import estimate_tokens
+
 BUNDLED_NAME = "bundled/multilingual-e5-small"
 BUNDLED_DIMENSIONS = 384
 
@@ -22,11 +29,18 @@ class Embedded:
     # Tokens the provider billed (0 for the bundled embedder, which bills nothing).
     prompt_tokens: int = 0
     elapsed_ms: int = 0
+    # The provider's model it was billed under; None: nothing was billed (bundled).
+    billed: EmbeddingPreset | None = None
+    # False: the provider sent no usage, and prompt_tokens is our estimate.
+    usage_reported: bool = True
 
 
 class Embedder(Protocol):
-    name: str
-    dimensions: int | None
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def dimensions(self) -> int | None: ...
 
     def passages(self, texts: list[str]) -> Embedded: ...
 
@@ -80,7 +94,52 @@ def bundled() -> BundledEmbedder:
     return _bundled
 
 
+@dataclass
+class ProviderEmbedder:
+    """A provider's embeddings endpoint (EMBEDDING_MODEL=provider/model), called in the
+    preset's batch sizes; every call is billed and the caller records it in the ledger."""
+
+    choice: EmbeddingChoice
+
+    @property
+    def name(self) -> str:
+        return self.choice.qualified_name
+
+    @property
+    def dimensions(self) -> int | None:
+        return self.choice.preset.dimensions
+
+    def passages(self, texts: list[str]) -> Embedded:
+        return self._embed(texts, timeout=settings.PROVIDER_READ_TIMEOUT)
+
+    def query(self, text: str, *, timeout: float) -> Embedded:
+        return self._embed([text], timeout=timeout)
+
+    def _embed(self, texts: list[str], *, timeout: float) -> Embedded:
+        started = time.monotonic()
+        preset, credentials = self.choice.preset, self.choice.credentials
+        assert credentials is not None  # a provider's choice always has them
+        embedded = Embedded([], billed=preset)
+        for batch in preset.batches(texts):
+            result = transport.embed_texts(
+                credentials,
+                model=self.choice.model,
+                texts=batch,
+                dimensions=preset.dimensions,
+                timeout=timeout,
+            )
+            embedded.vectors += result.vectors
+            if result.usage_reported:
+                embedded.prompt_tokens += result.prompt_tokens
+            else:
+                embedded.usage_reported = False
+                embedded.prompt_tokens += sum(estimate_tokens(text) for text in batch)
+        embedded.elapsed_ms = _since(started)
+        return embedded
+
+
 def current() -> Embedder:
     """The embedder chunks and queries go through: the bundled one unless EMBEDDING_MODEL
     names a provider's."""
-    return bundled()
+    choice = catalogue.embedding_choice()
+    return bundled() if choice.bundled else ProviderEmbedder(choice)

@@ -29,6 +29,7 @@ from conversations.services.imports import (
 )
 from conversations.services.ledger import (
     CallOutcome,
+    embedding_usage_record_create,
     usage_cost,
     usage_record_create,
     usage_records_for_retries,
@@ -41,6 +42,7 @@ from conversations.services.recall import (
     message_index,
     messages_index,
     messages_to_index,
+    recall_query_usage_record,
     recall_schedule,
 )
 from conversations.services.replies import (

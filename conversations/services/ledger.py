@@ -9,8 +9,10 @@ from conversations.models import (
     Currency,
     Message,
     MessageStatus,
+    UsageKind,
     UsageRecord,
 )
+from conversations.providers.presets import EmbeddingPreset
 from conversations.providers.transport import Usage
 
 MILLION = Decimal(1_000_000)
@@ -134,6 +136,31 @@ def usage_record_create(
     )
     record.save()
     return record
+
+
+def embedding_usage_record_create(
+    *,
+    user_id: int,
+    conversation: Conversation | None,
+    preset: EmbeddingPreset,
+    prompt_tokens: int,
+    reported: bool = True,
+) -> UsageRecord:
+    """The record of an embeddings call through a provider (recall's index or query),
+    priced by the embedding preset: input tokens only."""
+    cost = Decimal(prompt_tokens) * preset.input_price / Decimal(1_000_000)
+    return UsageRecord.objects.create(
+        user_id=user_id,
+        conversation=conversation,
+        provider_slug=preset.provider_slug,
+        model_name=preset.name,
+        kind=UsageKind.EMBEDDING,
+        prompt_tokens=prompt_tokens,
+        reported=reported,
+        input_price=preset.input_price,
+        cost=cost,
+        currency=preset.currency,
+    )
 
 
 def usage_records_for_retries(

@@ -8,10 +8,12 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef
 
 from conversations import background_jobs
-from conversations.models import Message, MessageChunk, MessageStatus, Role
+from conversations.models import Conversation, Message, MessageChunk, MessageStatus, Role
+from conversations.providers.presets import embedding_preset
 from conversations.recall import embedders, store
 from conversations.recall.chunks import split_into_chunks
-from conversations.recall.embedders import Embedder
+from conversations.recall.embedders import Embedded, Embedder
+from conversations.services.ledger import embedding_usage_record_create
 
 log = logging.getLogger(__name__)
 
@@ -88,12 +90,27 @@ def messages_index(*, message_ids: list[int], embedder: Embedder | None = None) 
     if not messages:
         return 0
     embedder = embedder or embedders.current()
+    by_conversation: dict[int, list[Message]] = {}
+    for message in messages:
+        by_conversation.setdefault(message.conversation_id, []).append(message)
+    return sum(
+        _index_conversation_messages(conversation_id, group, embedder)
+        for conversation_id, group in by_conversation.items()
+    )
+
+
+def _index_conversation_messages(
+    conversation_id: int, messages: list[Message], embedder: Embedder
+) -> int:
+    """One conversation's messages: one embedding batch, billed to its owner."""
     texts = {m.id: split_into_chunks(m.content) for m in messages}
     vectors: dict[int, list[list[float]] | None] = {m.id: None for m in messages}
-    if store.vectors_available():
-        flat = [text for m in messages for text in texts[m.id]]
-        embedded = iter(embedder.passages(flat).vectors) if flat else iter(())
-        vectors = {m.id: [next(embedded) for _ in texts[m.id]] for m in messages}
+    flat = [text for m in messages for text in texts[m.id]]
+    if flat and store.vectors_available():
+        embedded = embedder.passages(flat)
+        _bill(conversation_id, embedded)
+        remaining = iter(embedded.vectors)
+        vectors = {m.id: [next(remaining) for _ in texts[m.id]] for m in messages}
     with transaction.atomic():
         # Changed or deleted while we embedded? Such a message keeps no chunks of its old text.
         current = dict(
@@ -104,7 +121,7 @@ def messages_index(*, message_ids: list[int], embedder: Embedder | None = None) 
         return sum(
             store.chunks_replace(
                 message_id=m.id,
-                conversation_id=m.conversation_id,
+                conversation_id=conversation_id,
                 texts=texts[m.id],
                 vectors=vectors[m.id],
                 embedding_model=embedder.name,
@@ -112,6 +129,32 @@ def messages_index(*, message_ids: list[int], embedder: Embedder | None = None) 
             for m in messages
             if current.get(m.id) == m.content
         )
+
+
+def recall_query_usage_record(*, conversation: Conversation, recalled: dict) -> None:
+    """Bill a recall query's embedding, when a provider made it (the context records it)."""
+    tokens = recalled.get("embedding_tokens") or 0
+    preset = embedding_preset(*(recalled.get("embedding_billed") or ("", "")))
+    if tokens and preset is not None:
+        embedding_usage_record_create(
+            user_id=conversation.owner_id,
+            conversation=conversation,
+            preset=preset,
+            prompt_tokens=tokens,
+        )
+
+
+def _bill(conversation_id: int, embedded: Embedded) -> None:
+    if embedded.billed is None:
+        return  # the bundled embedder: no provider, nothing to pay
+    owner_id = Conversation.objects.values_list("owner_id", flat=True).get(pk=conversation_id)
+    embedding_usage_record_create(
+        user_id=owner_id,
+        conversation=Conversation(pk=conversation_id, owner_id=owner_id),
+        preset=embedded.billed,
+        prompt_tokens=embedded.prompt_tokens,
+        reported=embedded.usage_reported,
+    )
 
 
 def _indexable(message: Message) -> bool:
