@@ -1,22 +1,25 @@
 """Celery tasks: load by id, call one service, own the retry policy."""
 
+from typing import Any
+
 from celery import shared_task
 
 from conversations import background_jobs, services
 from conversations.errors import ProviderError
 
+# Every task is safe to run twice (each service checks or claims before it writes): acked
+# after the work, redelivered when a worker dies, retried on provider errors with backoff.
+RETRIED: dict[str, Any] = {
+    "acks_late": True,
+    "reject_on_worker_lost": True,
+    "autoretry_for": (ProviderError,),
+    "retry_backoff": 2,
+    "retry_backoff_max": 300,
+    "retry_jitter": True,
+}
 
-@shared_task(
-    name=background_jobs.SUMMARISE_CONVERSATION,
-    bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ProviderError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
+
+@shared_task(name=background_jobs.SUMMARISE_CONVERSATION, bind=True, max_retries=5, **RETRIED)
 def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id: int | None = None):
     """Condense the older uncovered turns of the thread ending at `leaf_id`."""
     summary = services.summary_create(
@@ -25,46 +28,20 @@ def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id:
     return summary.pk if summary else None
 
 
-@shared_task(
-    name=background_jobs.TITLE_CONVERSATION,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ProviderError,),
-    retry_backoff=2,
-    retry_jitter=True,
-    max_retries=3,
-)
+@shared_task(name=background_jobs.TITLE_CONVERSATION, max_retries=3, **RETRIED)
 def title_conversation(conversation_id: int):
     """Give a conversation a short generated title after its first exchange."""
     return services.title_generate(conversation_id=conversation_id)
 
 
-# Recall's indexing: idempotent (a re-run replaces chunks), so a redelivered task is safe.
-@shared_task(
-    name=background_jobs.INDEX_MESSAGES,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ProviderError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
+# Recall's indexing: a re-run replaces a message's chunks, never adds more.
+@shared_task(name=background_jobs.INDEX_MESSAGES, max_retries=5, **RETRIED)
 def index_messages(message_ids: list[int]):
     """Embed finished messages into recall's chunks."""
     return services.messages_index(message_ids=message_ids)
 
 
-@shared_task(
-    name=background_jobs.INDEX_CONVERSATION,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(ProviderError,),
-    retry_backoff=2,
-    retry_backoff_max=300,
-    retry_jitter=True,
-    max_retries=5,
-)
+@shared_task(name=background_jobs.INDEX_CONVERSATION, max_retries=5, **RETRIED)
 def index_conversation(conversation_id: int):
     """Embed every not yet indexed message of a conversation (after an import)."""
     return services.conversation_index(conversation_id=conversation_id)
