@@ -13,13 +13,15 @@ archived chat is found again.
 
 One result per conversation, at most `limit`: conversations whose title matches first
 (most recently active first), then the best matching message of each other conversation,
-by rank and then recency.
+by rank and then recency, then a few conversations found by meaning through recall's index
+(marked as such).
 """
 
 import re
 from dataclasses import dataclass
 from uuid import UUID
 
+from django.conf import settings
 from django.contrib.auth.models import User
 from django.contrib.postgres.search import SearchQuery, SearchRank, SearchVectorField
 from django.db.models import Expression, F, Func, Q, QuerySet
@@ -28,7 +30,8 @@ from django.urls import reverse
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from conversations.models import Conversation, Message, Role
+from conversations.models import Conversation, Message, MessageChunk, Role
+from conversations.recall import embedders, store
 
 QUERY_MAX_CHARS = 200
 RESULT_LIMIT = 20
@@ -38,6 +41,10 @@ CANDIDATES = 300
 # Characters of context kept before the first hit and in the whole snippet.
 SNIPPET_BEFORE = 40
 SNIPPET_CHARS = 160
+# Results by meaning after the word matches, and the cosine they must reach (the bundled
+# e5's scores for related passages start around 0.8; unrelated ones sit near 0.7).
+MEANING_LIMIT = 5
+MEANING_MIN_SCORE = 0.8
 
 # Han, kana, Hangul and CJK punctuation/compatibility blocks.
 _CJK = re.compile(
@@ -81,6 +88,8 @@ class SearchHit:
     snippet: SafeString
     # The title, highlighted the same way when it is what matched.
     title: SafeString
+    # Found by meaning (recall's index), not by its words: shown as such.
+    by_meaning: bool = False
 
     @property
     def url(self) -> str:
@@ -106,7 +115,42 @@ def search_for_user(user: User, q: str, *, limit: int = RESULT_LIMIT) -> list[Se
         if message.conversation_id not in seen:
             seen.add(message.conversation_id)
             hits.append(_message_hit(message, terms))
-    return hits
+    room = min(MEANING_LIMIT, limit - len(hits))
+    return hits + meaning_hits(user, q, exclude_conversations=seen, limit=room)
+
+
+def meaning_hits(
+    user: User, q: str, *, exclude_conversations: set[int], limit: int
+) -> list[SearchHit]:
+    """Conversations with a passage close in meaning to `q` that its words did not find,
+    from recall's index: with the bundled embedder only (a provider's would bill every
+    search), and above MEANING_MIN_SCORE (e5's cosines sit between 0.7 and 0.95)."""
+    if limit <= 0 or not settings.RECALL_ENABLED or not store.vectors_available():
+        return []
+    embedder = embedders.current()
+    if embedder.name != embedders.BUNDLED_NAME:
+        return []
+    vector = embedder.query(q, timeout=settings.RECALL_QUERY_TIMEOUT).vectors[0]
+    found = store.nearest_for_owner(
+        owner_id=user.pk,
+        vector=vector,
+        embedding_model=embedder.name,
+        limit=limit * 8,
+        exclude_conversations=list(exclude_conversations),
+    )
+    best: dict[int, store.Candidate] = {}
+    chunks = {
+        c.pk: c
+        for c in MessageChunk.objects.filter(pk__in=[f.chunk_id for f in found]).select_related(
+            "message__conversation"
+        )
+    }
+    for candidate in found:
+        chunk = chunks.get(candidate.chunk_id)
+        if chunk is None or candidate.score < MEANING_MIN_SCORE:
+            continue
+        best.setdefault(chunk.conversation_id, candidate)
+    return [_meaning_hit(chunks[c.chunk_id]) for c in list(best.values())[:limit]]
 
 
 # --- Matching ------------------------------------------------------------------------
@@ -279,6 +323,19 @@ def _title_hit(conversation: Conversation, terms: Terms) -> SearchHit:
         message_uuid=None,
         snippet=mark_safe(""),
         title=mark_safe(title),
+    )
+
+
+def _meaning_hit(chunk: MessageChunk) -> SearchHit:
+    message = chunk.message
+    text = " ".join(chunk.text.split())
+    cut = text[:SNIPPET_CHARS] + ("…" if len(text) > SNIPPET_CHARS else "")
+    return SearchHit(
+        conversation=message.conversation,
+        message_uuid=message.uuid,
+        snippet=mark_safe(escape(cut)),
+        title=mark_safe(escape(message.conversation.display_title)),
+        by_meaning=True,
     )
 
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 from django.db import connection, transaction
 
-from conversations.models import MessageChunk
+from conversations.models import Conversation, MessageChunk
 
 CHUNK = MessageChunk._meta.db_table
 # Sizes with an HNSW index of their own (migration 0008); others are compared exactly.
@@ -128,6 +128,31 @@ def nearest(
             " AND embedding_model = %s AND message_id = ANY(%s)"
             f" ORDER BY (embedding::vector({size})) <=> %s::vector({size}) LIMIT %s",
             [literal, conversation_id, embedding_model, list(message_ids), literal, limit],
+        )
+        return [Candidate(c, m, 1.0 - float(d)) for c, m, d in cursor.fetchall()]
+
+
+def nearest_for_owner(
+    *,
+    owner_id: int,
+    vector: Sequence[float],
+    embedding_model: str,
+    limit: int,
+    exclude_conversations: Sequence[int] = (),
+) -> list[Candidate]:
+    """Chunks of any of the owner's conversations nearest to `vector`, best first (the
+    sidebar's search by meaning)."""
+    size = len(vector)
+    literal = _vector_literal(vector)
+    owned = f"SELECT id FROM {Conversation._meta.db_table} WHERE owner_id = %s"
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
+        cursor.execute(
+            f"SELECT id, message_id, (embedding::vector({size})) <=> %s::vector({size})"
+            f" FROM {CHUNK} WHERE conversation_id IN ({owned}) AND dimensions = {size}"
+            " AND embedding_model = %s AND NOT (conversation_id = ANY(%s))"
+            f" ORDER BY (embedding::vector({size})) <=> %s::vector({size}) LIMIT %s",
+            [literal, owner_id, embedding_model, list(exclude_conversations), literal, limit],
         )
         return [Candidate(c, m, 1.0 - float(d)) for c, m, d in cursor.fetchall()]
 
