@@ -249,6 +249,49 @@ def table(r: dict) -> list[dict]:
         ),
         _row("Page render, 5,000 messages (server time)", page, "ms", "< 200 ms", page < 200),
     ]
+    return rows + recall_rows(r["recall"]) if "recall" in r else rows
+
+
+def recall_rows(recall: dict) -> list[dict]:
+    """Recall's phase (bench/recall.py): added context time, hit rates, embedder speed."""
+    rows = []
+    for length, c in recall["context"].items():
+        added_ms = c["added_ms"]
+        rows.append(
+            _row(
+                f"Recall added to the context build, {int(length):,} messages",
+                added_ms,
+                "ms",
+                "<= 15 ms",
+                added_ms <= 15,
+            )
+        )
+        rows.append(
+            _row(
+                f"Recall query embedding, {int(length):,} messages",
+                c["query_embedding_ms"],
+                "ms",
+                "",
+                None,
+            )
+        )
+    for language, h in recall["hit_rate"].items():
+        for method in ("lexical", "vector"):
+            rows.append(
+                _row(f"Recall hit rate, {language}, {method}", f"{h[method]:.0%}", "", "", None)
+            )
+        rows.append(
+            _row(
+                f"Recall hit rate, {language}, hybrid",
+                f"{h['hybrid']:.0%}",
+                "",
+                ">= 90%",
+                h["hybrid"] >= 0.9,
+            )
+        )
+        rows.append(
+            _row(f"Bundled embedder, {language}", h["chunks_per_second"], "chunks/s", "", None)
+        )
     return rows
 
 

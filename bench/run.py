@@ -332,6 +332,19 @@ def run_data_phases() -> dict:
         f"export: {results['export']['messages'] / results['export']['seconds']:.0f} msg/s",
         flush=True,
     )
+    # Recall needs pgvector: its phase runs on the embedded PostgreSQL, in a process of its
+    # own (its settings name another database).
+    recall_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.recall"],
+        check=True,
+        capture_output=True,
+        text=True,
+        env=recall_env,
+        cwd=ROOT,
+    )
+    results["recall"] = json.loads(output.stdout.strip().splitlines()[-1])
+    print("recall:", results["recall"], flush=True)
     return results
 
 

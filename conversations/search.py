@@ -31,7 +31,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from conversations.models import Conversation, Message, MessageChunk, Role
-from conversations.recall import embedders, store
+from conversations.recall import embedders, rankings, store
 
 QUERY_MAX_CHARS = 200
 RESULT_LIMIT = 20
@@ -131,14 +131,14 @@ def meaning_hits(
     if embedder.name != embedders.BUNDLED_NAME:
         return []
     vector = embedder.query(q, timeout=settings.RECALL_QUERY_TIMEOUT).vectors[0]
-    found = store.nearest_for_owner(
+    found = rankings.nearest_for_owner(
         owner_id=user.pk,
         vector=vector,
         embedding_model=embedder.name,
         limit=limit * 8,
         exclude_conversations=list(exclude_conversations),
     )
-    best: dict[int, store.Candidate] = {}
+    best: dict[int, rankings.Candidate] = {}
     chunks = {
         c.pk: c
         for c in MessageChunk.objects.filter(pk__in=[f.chunk_id for f in found]).select_related(

@@ -14,6 +14,11 @@ _CJK = re.compile(
 PER_MESSAGE_OVERHEAD = 4
 
 
+def has_cjk(text: str) -> bool:
+    """Chinese, Japanese or Korean in `text`: written without spaces between words."""
+    return bool(_CJK.search(text))
+
+
 def estimate_tokens(text: str) -> int:
     if not text:
         return 0

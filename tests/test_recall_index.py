@@ -17,7 +17,7 @@ from django.db import connection
 from conversations import services
 from conversations.errors import ProviderUnavailable
 from conversations.models import Conversation, MessageChunk, MessageStatus, UsageKind, UsageRecord
-from conversations.recall import store
+from conversations.recall import rankings, store
 from conversations.recall.chunks import split_into_chunks
 from conversations.recall.embedders import BUNDLED_DIMENSIONS, BUNDLED_NAME, bundled
 from conversations.tokens import estimate_tokens
@@ -139,8 +139,8 @@ def test_deleting_a_conversation_deletes_its_chunks(facts, conversation):
 # --- Rankings ------------------------------------------------------------------------
 
 
-def _ids(facts):
-    return [m.id for m in facts]
+def _scope(conversation, facts):
+    return rankings.Scope(conversation.id, before_id=facts[-1].id + 1)
 
 
 @vectors_only
@@ -156,12 +156,8 @@ def _ids(facts):
 )
 def test_the_nearest_chunk_is_the_fact_asked_about(facts, conversation, query, fact):
     vector = bundled().query(query, timeout=5).vectors[0]
-    best = store.nearest(
-        conversation_id=conversation.id,
-        message_ids=_ids(facts),
-        vector=vector,
-        embedding_model=BUNDLED_NAME,
-        limit=3,
+    best = rankings.nearest(
+        scope=_scope(conversation, facts), vector=vector, embedding_model=BUNDLED_NAME, limit=3
     )
     assert best[0].message_id == facts[2 * fact].id
     assert best[0].score >= best[-1].score
@@ -177,19 +173,19 @@ def test_the_nearest_chunk_is_the_fact_asked_about(facts, conversation, query, f
     ],
 )
 def test_the_lexical_ranking_finds_words_and_runs_of_characters(facts, conversation, query, fact):
-    best = store.lexical(
-        conversation_id=conversation.id, message_ids=_ids(facts), query=query, limit=3
-    )
+    best = rankings.lexical(scope=_scope(conversation, facts), query=query, limit=3)
     assert best and best[0].message_id == facts[2 * fact].id
 
 
 @pytest.mark.django_db
 def test_rankings_only_see_the_messages_they_are_given(facts, conversation):
     others = [m.id for m in facts if m.id != facts[2].id]
-    found = store.lexical(
-        conversation_id=conversation.id, message_ids=others, query="Python", limit=5
-    )
+    scope = rankings.Scope(conversation.id, before_id=facts[-1].id + 1, message_ids=tuple(others))
+    found = rankings.lexical(scope=scope, query="Python", limit=5)
     assert facts[2].id not in {c.message_id for c in found}
+    older = rankings.Scope(conversation.id, before_id=facts[2].id)
+    found = rankings.lexical(scope=older, query="Python", limit=5)
+    assert facts[2].id not in {c.message_id for c in found}, "nor messages after `before_id`"
 
 
 def test_the_store_falls_back_to_words_alone():

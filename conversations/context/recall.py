@@ -21,6 +21,7 @@ from conversations.errors import ProviderError
 from conversations.models import Conversation, Message, MessageChunk
 from conversations.recall import embedders, store
 from conversations.recall.ranking import Ranked, fuse, within_budget
+from conversations.recall.rankings import Candidate, Scope, content_words, lexical, nearest
 from conversations.tokens import estimate_tokens
 
 log = logging.getLogger(__name__)
@@ -86,18 +87,16 @@ def _says_little(text: str) -> bool:
     cjk = len(_CJK.findall(text))
     if cjk:
         return cjk < FOLLOW_UP_CJK_CHARACTERS
-    return len(store.content_words(text)) < FOLLOW_UP_WORDS
+    return len(content_words(text)) < FOLLOW_UP_WORDS
 
 
-def recall_for(
-    conversation: Conversation, *, query: str, candidate_ids: list[int], budget: int
-) -> Recalled:
-    """Excerpts of `candidate_ids` relevant to `query` within `budget` tokens."""
+def recall_for(conversation: Conversation, *, query: str, scope: Scope, budget: int) -> Recalled:
+    """Excerpts of the messages in `scope` relevant to `query` within `budget` tokens."""
     recalled = Recalled()
-    if not query or not candidate_ids or budget <= 0:
+    if not query or budget <= 0:
         return recalled
     try:
-        rankings = _rankings(conversation, query, candidate_ids, recalled)
+        rankings = _rankings(query, scope, recalled)
     except DatabaseError:
         log.exception("recall failed for conversation %s", conversation.pk)
         recalled.method, recalled.note = "", "recall query failed"
@@ -107,19 +106,12 @@ def recall_for(
     return recalled
 
 
-def _rankings(
-    conversation: Conversation, query: str, candidate_ids: list[int], recalled: Recalled
-) -> list[list[store.Candidate]]:
-    lexical = store.lexical(
-        conversation_id=conversation.pk,
-        message_ids=candidate_ids,
-        query=query,
-        limit=RANKING_DEPTH,
-    )
+def _rankings(query: str, scope: Scope, recalled: Recalled) -> list[list[Candidate]]:
+    by_words = lexical(scope=scope, query=query, limit=RANKING_DEPTH)
     recalled.method = "lexical"
     if not store.vectors_available():
         recalled.note = "no vector index in this database"
-        return [lexical]
+        return [by_words]
     embedder = embedders.current()
     started = time.monotonic()
     try:
@@ -127,21 +119,17 @@ def _rankings(
         vector = embedded.vectors[0]
     except ProviderError as exc:
         recalled.note = f"query embedding failed: {type(exc).__name__}"
-        return [lexical]
+        return [by_words]
     finally:
         recalled.embedding_ms = int((time.monotonic() - started) * 1000)
     if embedded.billed is not None:
         recalled.embedding_tokens = embedded.prompt_tokens
         recalled.embedding_billed = (embedded.billed.provider_slug, embedded.billed.name)
-    nearest = store.nearest(
-        conversation_id=conversation.pk,
-        message_ids=candidate_ids,
-        vector=vector,
-        embedding_model=embedder.name,
-        limit=RANKING_DEPTH,
+    by_meaning = nearest(
+        scope=scope, vector=vector, embedding_model=embedder.name, limit=RANKING_DEPTH
     )
     recalled.method = "hybrid"
-    return [nearest, lexical]
+    return [by_meaning, by_words]
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from conversations.models import (
     Role,
 )
 from conversations.providers import profiles
+from conversations.recall.rankings import Scope
 from conversations.selectors import attach_images, thread_path_ids
 from conversations.tokens import PER_MESSAGE_OVERHEAD
 
@@ -114,7 +115,7 @@ def context_for_reply(reply: Message) -> ReplyContext:
         recalled = recall_for(
             conversation,
             query=recall_query(turns),
-            candidate_ids=_older_on_branch(conversation, turns[0], reply),
+            scope=_recall_scope(conversation, turns[0], reply),
             budget=recall_budget,
         )
         context.recall = recalled.meta()
@@ -136,11 +137,16 @@ def context_for_reply(reply: Message) -> ReplyContext:
     return context
 
 
-def _older_on_branch(conversation: Conversation, first_sent: Message, reply: Message) -> list[int]:
+def _recall_scope(conversation: Conversation, first_sent: Message, reply: Message) -> Scope:
     """The messages of the reply's branch before the first one sent verbatim: what the
-    summary covers or the window dropped, the candidates for recall."""
+    summary covers or the window dropped, the candidates for recall. Without branches every
+    older message is on it; with some, the branch's path is read to say which."""
+    scope = Scope(conversation_id=conversation.pk, before_id=first_sent.id)
+    if not conversation.has_branches:
+        return scope
     path = thread_path_ids(conversation, leaf_id=reply.parent_id or reply.id)
-    return path[: path.index(first_sent.id)] if first_sent.id in path else []
+    older = path[: path.index(first_sent.id)] if first_sent.id in path else []
+    return Scope(conversation.pk, before_id=first_sent.id, message_ids=tuple(older))
 
 
 def _summary_ending_at(message: Message) -> ConversationSummary:

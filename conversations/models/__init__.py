@@ -100,6 +100,9 @@ class Conversation(models.Model):
     json_mode = models.BooleanField(default=False)
     # Earlier turns relevant to each new message are retrieved into its request.
     recall_enabled = models.BooleanField(default=True)
+    # Some turn has more than one version (an edit, a regeneration, an imported tree):
+    # until then every older message is on the branch, which spares recall reading the path.
+    has_branches = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     # Bumped by every message so the sidebar sorts by last activity.
     updated_at = models.DateTimeField(auto_now=True)

@@ -9,7 +9,7 @@ best chunk.
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from conversations.recall.store import Candidate
+from conversations.recall.rankings import Candidate
 
 # The usual constant of reciprocal rank fusion: damps the weight of the very first ranks.
 K = 60

@@ -60,7 +60,7 @@ def message_edit(*, message: Message, content: str) -> SentMessage:
             if has_images:
                 _copy_images(message, edited)
             reply = pending_reply_create(conversation=conversation, parent=edited)
-            touch_conversation(conversation, leaf=reply)
+            touch_conversation(conversation, leaf=reply, branched=True)
     except IntegrityError:
         raise ReplyInFlight() from None
     reply.siblings = selectors.NO_SIBLINGS

@@ -139,12 +139,15 @@ def _provisional_title(text: str) -> str:
 
 
 def touch_conversation(
-    conversation: Conversation, *, leaf: Message, first_message: str = ""
+    conversation: Conversation, *, leaf: Message, first_message: str = "", branched: bool = False
 ) -> None:
     """Bump last activity and move the branch on screen to `leaf`; an untitled conversation
-    is named after its first message until a better title is generated or the user names it."""
+    is named after its first message until a better title is generated or the user names it.
+    `branched`: `leaf` is a new version of a turn (an edit, a regeneration)."""
     changes: dict = {"updated_at": timezone.now(), "current_leaf": leaf}
     conversation.current_leaf = leaf
+    if branched:
+        conversation.has_branches = changes["has_branches"] = True
     if first_message and not conversation.title:
         conversation.title = changes["title"] = _provisional_title(first_message)
     Conversation.objects.filter(pk=conversation.pk).update(**changes)
@@ -239,7 +242,7 @@ def reply_retry(*, reply: Message) -> Message:
         with transaction.atomic():
             parent = cast(Message, reply.parent)  # parent_id is set (checked above)
             new_reply = pending_reply_create(conversation=conversation, parent=parent)
-            touch_conversation(conversation, leaf=new_reply)
+            touch_conversation(conversation, leaf=new_reply, branched=True)
     except IntegrityError:
         raise ReplyInFlight() from None
     return new_reply

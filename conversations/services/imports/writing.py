@@ -21,9 +21,11 @@ def write_conversation(owner: User, plan: ConversationPlan) -> Conversation:
     _write_summaries(conversation, plan.summaries, by_key)
     newest = max((m.created_at for m in plan.messages if m.created_at), default=None)
     # created_at/updated_at are auto fields: set them after the fact, by a plain UPDATE.
+    parents = [m.parent for m in plan.messages]
     Conversation.objects.filter(pk=conversation.pk).update(
         created_at=plan.created_at or conversation.created_at,
         updated_at=plan.updated_at or newest or conversation.updated_at,
+        has_branches=len(parents) != len(set(parents)),  # two messages under one parent
     )
     conversation.refresh_from_db()
     conversation_recall_schedule(conversation_id=conversation.pk)
