@@ -1,7 +1,6 @@
 """The chat page in Chromium against daphne, Postgres, Redis and the fake provider."""
 
 import re
-import time
 
 import pytest
 from playwright.sync_api import expect
@@ -10,11 +9,20 @@ from conversations.models import Message, MessageStatus, Role
 from tests.conftest import save_screenshot
 from tests.factories import ChatModelFactory, ConversationFactory
 from tests.fake_provider import Reply
-from tests.waits import wait_until
+from tests.waits import wait_for_socket, wait_until
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 LAST_REPLY = "#messages [data-role=assistant]:last-child"
+
+# The last reply's text once it differs from `previous` or the reply is complete; else false.
+NEXT_REPLY_STATE = """([selector, previous]) => {
+  const reply = document.querySelector(selector);
+  if (!reply) return false;
+  const text = reply.querySelector(".message-content")?.innerText ?? "";
+  const done = reply.dataset.status === "complete";
+  return (done || text !== previous) && { text, done };
+}"""
 
 
 @pytest.fixture
@@ -25,9 +33,8 @@ def conversation(alice):
 def open_chat(login, user, conversation, live_server_url, page=None):
     page = login(user, page)
     page.goto(f"{live_server_url}/c/{conversation.uuid}/")
+    wait_for_socket(page)
     expect(page.locator("body")).not_to_have_class(re.compile("is-offline"))
-    page.wait_for_function("() => document.querySelector('[ws-connect]') !== null")
-    page.wait_for_timeout(150)  # let the socket open and sync
     return page
 
 
@@ -56,13 +63,17 @@ def test_reply_streams_in_progressively(login, conversation, alice, fake_provide
     expect(page.locator("#messages [data-role=user] .message-content")).to_have_text(
         "Tell me a story"
     )
+    # Each distinct text the reply shows on its way to complete: wait for the next change
+    # (polled every animation frame) rather than sampling at a fixed pace.
     seen = set()
-    deadline = time.monotonic() + 15
-    while time.monotonic() < deadline:
-        seen.add(reply_text(page))
-        if page.locator(LAST_REPLY).get_attribute("data-status") == "complete":
+    previous = ""
+    while True:
+        state = page.wait_for_function(
+            NEXT_REPLY_STATE, arg=[LAST_REPLY, previous], timeout=15_000
+        ).json_value()
+        seen.add(previous := state["text"])
+        if state["done"]:
             break
-        page.wait_for_timeout(60)
     wait_for_status(page, "complete")
     assert len({s for s in seen if s}) >= 4, "several intermediate states were visible"
     assert reply_text(page).strip() == "".join(tokens(40)).strip()
@@ -131,7 +142,7 @@ def test_two_tabs_see_the_same_reply(
     first = open_chat(login, alice, conversation, live_server_url)
     second = browser_context.new_page()
     second.goto(f"{live_server_url}/c/{conversation.uuid}/")
-    second.wait_for_timeout(300)
+    wait_for_socket(second)
     send(first, "Both tabs")
     expect(second.locator("#messages [data-role=user] .message-content")).to_have_text("Both tabs")
     wait_for_status(second, "streaming")
@@ -267,7 +278,7 @@ def test_tab_on_another_server_process_streams_and_stops_the_reply(
     # Cookies are per host, not per port: the second tab is logged in on the other process.
     second = browser_context.new_page()
     second.goto(f"{second_server}/c/{conversation.uuid}/")
-    second.wait_for_timeout(300)
+    wait_for_socket(second)
     send(first, "Across processes")
     expect(second.locator("#messages [data-role=user] .message-content")).to_have_text(
         "Across processes"

@@ -279,7 +279,7 @@ def test_a_rich_reply_looks_right_on_desktop_phone_and_in_dark_mode(
     save_screenshot(page, "comfort-rich-dark")
     page.emulate_media(color_scheme="light")
     page.set_viewport_size({"width": 390, "height": 844})
-    page.wait_for_timeout(100)
+    page.wait_for_function("() => window.innerWidth === 390")
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     save_screenshot(page, "comfort-rich-phone")
     assert re.search(r"step\(theta", reply.locator("pre").inner_text())

@@ -9,6 +9,7 @@ from tests.conftest import save_screenshot
 from tests.factories import ChatModelFactory, ConversationFactory
 from tests.fake_provider import Reply
 from tests.test_browser import LAST_REPLY, open_chat, send
+from tests.waits import wait_for_socket
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
@@ -64,9 +65,8 @@ def test_a_chinese_browser_sees_chinese_switches_to_english_and_pushes_follow(
     expect(page.locator("#send")).to_have_text("Send")
     expect(page.locator("html")).to_have_attribute("lang", "en")
     assert page.url == f"{live_server_url}/c/{conversation.uuid}/"
-    page.wait_for_function("() => document.querySelector('[ws-connect]') !== null")
+    wait_for_socket(page)  # the reloaded page's own socket
     expect(page.locator("body")).not_to_have_class(re.compile("is-offline"))
-    page.wait_for_timeout(150)
 
     streamed_reply(fake_provider, page, "And another one")
     reply = page.locator(LAST_REPLY)

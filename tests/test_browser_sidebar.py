@@ -132,16 +132,25 @@ def test_delete_asks_first_dismissing_keeps_it_accepting_removes_it(login, alice
     keep = make(alice, "Keep this one")
     doomed = make(alice, "Delete this one")
     page = login(alice)
+
+    def deletes(request):
+        return request.method == "POST" and str(doomed.uuid) in request.url
+
+    sent = []
+    page.on("request", lambda request: deletes(request) and sent.append(request))
     messages = []
     page.once("dialog", lambda dialog: (messages.append(dialog.message), dialog.dismiss()))
+    # The click returns once the dialog is answered: confirm() blocks the page's handler.
     item(page, doomed).get_by_role("button", name="Delete").click()
-    page.wait_for_timeout(300)
     assert messages == ["Delete “Delete this one”? This cannot be undone."]
     expect(item(page, doomed)).to_be_visible()
     assert Conversation.objects.filter(pk=doomed.pk).exists()
 
     page.once("dialog", lambda dialog: dialog.accept())
-    item(page, doomed).get_by_role("button", name="Delete").click()
+    with page.expect_response(lambda response: deletes(response.request)):
+        item(page, doomed).get_by_role("button", name="Delete").click()
+    # Had the dismissed dialog let a request through, it would have gone before this one.
+    assert len(sent) == 1, "only the accepted dialog deleted"
     expect(item(page, doomed)).to_have_count(0)
     expect(item(page, keep)).to_be_visible()
     assert not Conversation.objects.filter(pk=doomed.pk).exists()

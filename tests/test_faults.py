@@ -20,6 +20,7 @@ from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.faults import FaultProxy
 from tests.live_server import DaphneServer
+from tests.waits import wait_for_socket
 from tests.wsclient import LiveSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -211,7 +212,7 @@ def test_daphne_killed_mid_stream_the_page_reconnects_and_the_reply_ends_interru
     page.click("button[type=submit]")
     page.wait_for_url(f"{server.url}/")
     page.goto(f"{server.url}/c/{conversation.uuid}/")
-    page.wait_for_timeout(300)
+    wait_for_socket(page)
     page.locator("form#composer textarea[name=message]").fill("Talk for a while")
     page.locator("form#composer textarea[name=message]").press("Enter")
     last = page.locator("#messages [data-role=assistant]:last-child")

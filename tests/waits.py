@@ -35,3 +35,13 @@ async def wait_until_async(
         if time.monotonic() >= deadline:
             raise AssertionError(message or f"condition not reached in {timeout} s")
         await asyncio.sleep(interval)
+
+
+def wait_for_socket(page, *, timeout: float = 10_000) -> None:
+    """Wait until the chat page's socket is open: static/js/chatsite.js marks the element
+    holding it with data-socket="open" once the socket has opened and the sync request has
+    gone out. The server answers that sync before anything the page sends afterwards, so a
+    message sent from now on lands on a synced, subscribed socket."""
+    from playwright.sync_api import expect
+
+    expect(page.locator("[ws-connect]")).to_have_attribute("data-socket", "open", timeout=timeout)

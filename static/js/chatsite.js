@@ -67,12 +67,18 @@
     }
   });
 
-  // After every (re)connect, ask the server for whatever this page is missing.
+  // After every (re)connect, ask the server for whatever this page is missing. The socket's
+  // element says whether it is open (data-socket): once "open", the sync request has gone
+  // out, and the server answers it before anything this page sends later.
   document.addEventListener("htmx:wsOpen", function (event) {
     event.detail.socketWrapper.sendImmediately(JSON.stringify({ action: "sync", last: lastMessageId() }));
+    event.target.dataset.socket = "open";
     document.body.classList.remove("is-offline");
   });
-  document.addEventListener("htmx:wsClose", function () { document.body.classList.add("is-offline"); });
+  document.addEventListener("htmx:wsClose", function (event) {
+    event.target.dataset.socket = "closed";
+    document.body.classList.add("is-offline");
+  });
 
   // --- Images: uploaded as soon as they are chosen or pasted, sent as chips' ids. -----
 
