@@ -37,6 +37,7 @@ from tests.factories import (
     UserFactory,
     thread,
 )
+from tests.waits import wait_for_socket
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -518,20 +519,21 @@ def _body(response) -> bytes:
 # --- Keys never reach a page -----------------------------------------------------------
 
 
-def test_a_provider_error_echoing_the_key_is_masked(settings):
-    import httpx2
-    import openai
-
-    from conversations.providers.transport import _status_error
+def test_a_provider_error_echoing_the_key_is_masked(fake_provider):
+    from conversations.providers import transport
+    from conversations.providers.catalogue import Credentials
+    from tests.fake_provider import EmbeddingReply
 
     key = "sk-profile-key-0123456789"  # a key the environment does not know
-    request = httpx2.Request("POST", "http://provider.test/v1/chat/completions")
-    body = {"error": {"message": f"Invalid request for key {key}: bad parameter"}}
-    response = httpx2.Response(400, request=request, json=body)
-    exc = openai.BadRequestError(body["error"]["message"], response=response, body=body)
-    error = _status_error(exc, api_key=key)
-    assert isinstance(error, ProviderRejected)
-    assert key not in error.message and "***: bad parameter" in error.message
+    fake_provider.script_embeddings(
+        EmbeddingReply(status=400, error_message=f"Invalid request for key {key}: bad parameter")
+    )
+    credentials = Credentials(api_key=key, base_url=fake_provider.base_url)
+    with pytest.raises(ProviderRejected) as caught:
+        transport.embed_texts(
+            credentials, model="fake-embedder", texts=["hi"], dimensions=None, timeout=5.0
+        )
+    assert key not in caught.value.message and "***: bad parameter" in caught.value.message
 
 
 async def test_the_reply_and_the_page_keep_only_the_masked_error(
@@ -586,7 +588,7 @@ def test_chat_page_streams_a_reply_with_no_policy_violations(
     login(owner, page)
     response = page.goto(f"{live_server_url}/c/{conversation.uuid}/")
     assert "script-src 'self'" in response.headers["content-security-policy"]
-    page.wait_for_timeout(300)
+    wait_for_socket(page)
     page.locator("form#composer textarea[name=message]").fill("Hello")
     page.locator("form#composer textarea[name=message]").press("Enter")
     last = page.locator("#messages [data-role=assistant]:last-child")
