@@ -10,7 +10,7 @@ from pathlib import Path
 
 import redis
 
-from tests.live_server import ROOT, _database_url
+from tests.live_server import ROOT, database_url
 from tests.waits import wait_until
 
 # The line Celery logs when a task's run ends for good: it succeeded, or it raised (an
@@ -29,7 +29,7 @@ class CeleryWorker:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-            "DATABASE_URL": _database_url(settings_dict),
+            "DATABASE_URL": database_url(settings_dict),
             "CELERY_BROKER_URL": broker_url,
             "LOCAL_BASE_URL": provider_url,
             "LOCAL_API_KEY": "test-key",

@@ -157,3 +157,42 @@ def long_thread(conversation: Conversation, count: int, *, words: int = 12) -> l
         message.parent_id = previous.id
     Message.objects.bulk_update(rows[1:], ["parent"], batch_size=1000)
     return [m.id for m in rows]
+
+
+# --- Recall: a long chat with a fact in its first turns, indexed ------------------------
+
+FACT = "By the way, the code of my gym locker is 4711, please remember it."
+QUESTION = "What was the code of my gym locker again?"
+
+
+def long_chat_with_fact(owner, *, turns: int = 300, fact_turn: int = 5):
+    """`turns` messages over a 2,400-token window, the fact in user turn `fact_turn`."""
+    model = ChatModelFactory(name="small-window", context_window=2400, max_output=200)
+    conversation = ConversationFactory(owner=owner, chat_model=model)
+    texts = []
+    for index in range(turns):
+        if index == 2 * (fact_turn - 1):
+            texts.append(FACT)
+        elif index % 2 == 0:
+            texts.append(f"Turn {index}: let us talk about the weather on day {index} instead.")
+        else:
+            texts.append(f"Reply {index}: the weather on day {index} was mild and grey.")
+    messages = thread(conversation, *texts)
+    from conversations import services
+
+    services.messages_index(message_ids=[m.id for m in messages])
+    return conversation, messages
+
+
+def pending_reply_to(conversation, parent, text=QUESTION):
+    question = MessageFactory(
+        conversation=conversation, role=Role.USER, content=text, parent=parent
+    )
+    reply = MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status="pending",
+        content="",
+        parent=question,
+    )
+    return Message.objects.select_related("conversation__chat_model").get(pk=reply.pk)

@@ -22,7 +22,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _database_url(settings_dict: dict) -> str:
+def database_url(settings_dict: dict) -> str:
     """The test database's URL for a server or worker process of the suite's own."""
     user = settings_dict.get("USER") or "postgres"
     host = settings_dict.get("HOST") or "127.0.0.1"
@@ -40,7 +40,7 @@ class DaphneServer:
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "chatsite.settings",
-            "DATABASE_URL": _database_url(settings_dict),
+            "DATABASE_URL": database_url(settings_dict),
             "REDIS_URL": redis_url,
             "LOCAL_BASE_URL": provider_url,
             "LOCAL_API_KEY": "test-key",

@@ -8,7 +8,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
+def manage_command(*args: str, **env: str) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "manage.py", *args],
         cwd=ROOT,
@@ -20,7 +20,7 @@ def _manage(*args: str, **env: str) -> subprocess.CompletedProcess:
 
 
 def test_check_deploy_passes_with_production_settings():
-    result = _manage(
+    result = manage_command(
         "check",
         "--deploy",
         "--fail-level",
@@ -33,7 +33,7 @@ def test_check_deploy_passes_with_production_settings():
 
 
 def test_models_and_migrations_agree():
-    result = _manage("makemigrations", "--check", "--dry-run")
+    result = manage_command("makemigrations", "--check", "--dry-run")
     assert result.returncode == 0, result.stdout + result.stderr
 
 

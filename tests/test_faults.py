@@ -2,7 +2,7 @@
 
 Each test ends in a clear final state: nothing lost, nothing doubled, no endless spinner.
 Postgres and Redis are failed only for this test's daphne, through a loopback proxy
-(tests/faults.py); provider failures are in test_generation.py and test_browser.py, and a
+(tests/faults.py); provider failures are in test_live_run.py and test_browser.py, and a
 Celery worker killed mid-summary in test_summaries.py.
 """
 

@@ -9,49 +9,23 @@ from conversations.context.recall import RECALL_HEADING, recall_query
 from conversations.errors import ProviderTimeout
 from conversations.models import Message, Role
 from conversations.recall import embedders
-from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, thread
+from tests.factories import (
+    FACT,
+    QUESTION,
+    ChatModelFactory,
+    ConversationFactory,
+    long_chat_with_fact,
+    pending_reply_to,
+    thread,
+)
 
 pytestmark = pytest.mark.django_db
 
-FACT = "By the way, the code of my gym locker is 4711, please remember it."
-QUESTION = "What was the code of my gym locker again?"
-
-
-def _long_chat(owner, *, turns: int = 300, fact_turn: int = 5):
-    """`turns` messages over a 2,400-token window, the fact in user turn `fact_turn`."""
-    model = ChatModelFactory(name="small-window", context_window=2400, max_output=200)
-    conversation = ConversationFactory(owner=owner, chat_model=model)
-    texts = []
-    for index in range(turns):
-        if index == 2 * (fact_turn - 1):
-            texts.append(FACT)
-        elif index % 2 == 0:
-            texts.append(f"Turn {index}: let us talk about the weather on day {index} instead.")
-        else:
-            texts.append(f"Reply {index}: the weather on day {index} was mild and grey.")
-    messages = thread(conversation, *texts)
-    services.messages_index(message_ids=[m.id for m in messages])
-    return conversation, messages
-
-
-def _ask(conversation, parent, text=QUESTION):
-    question = MessageFactory(
-        conversation=conversation, role=Role.USER, content=text, parent=parent
-    )
-    reply = MessageFactory(
-        conversation=conversation,
-        role=Role.ASSISTANT,
-        status="pending",
-        content="",
-        parent=question,
-    )
-    return Message.objects.select_related("conversation__chat_model").get(pk=reply.pk)
-
 
 def test_a_300_turn_chat_recalls_the_fact_of_turn_5(user, recall_on):
-    conversation, messages = _long_chat(user)
+    conversation, messages = long_chat_with_fact(user)
     fact = messages[8]
-    context = context_for_reply(_ask(conversation, messages[-1]))
+    context = context_for_reply(pending_reply_to(conversation, messages[-1]))
     system = context.messages[0]["content"]
     assert RECALL_HEADING in system and "4711" in system
     assert context.recall["method"] == "hybrid"
@@ -65,23 +39,23 @@ def test_a_300_turn_chat_recalls_the_fact_of_turn_5(user, recall_on):
 
 def test_recall_stays_within_its_share_of_the_budget(user, recall_on):
     recall_on.RECALL_BUDGET_RATIO = 0.05
-    conversation, messages = _long_chat(user, turns=120)
-    context = context_for_reply(_ask(conversation, messages[-1]))
+    conversation, messages = long_chat_with_fact(user, turns=120)
+    context = context_for_reply(pending_reply_to(conversation, messages[-1]))
     assert 0 < context.recall["tokens"] <= int(context.budget * 0.05)
 
 
 def test_a_chat_that_fits_its_window_recalls_nothing(user, recall_on):
     conversation = ConversationFactory(owner=user, chat_model=ChatModelFactory())
     messages = thread(conversation, FACT, "Noted.")
-    context = context_for_reply(_ask(conversation, messages[-1]))
+    context = context_for_reply(pending_reply_to(conversation, messages[-1]))
     assert context.recall == {} and RECALL_HEADING not in context.messages[0]["content"]
 
 
 def test_recall_off_for_the_conversation_sends_no_excerpts(user, recall_on):
-    conversation, messages = _long_chat(user, turns=120)
+    conversation, messages = long_chat_with_fact(user, turns=120)
     conversation.recall_enabled = False
     conversation.save(update_fields=["recall_enabled"])
-    context = context_for_reply(_ask(conversation, messages[-1]))
+    context = context_for_reply(pending_reply_to(conversation, messages[-1]))
     assert context.recall == {}
     assert "4711" not in str(context.messages)
 
@@ -100,21 +74,21 @@ class SlowEmbedder:
 
 
 def test_a_failing_query_embedding_falls_back_to_words(user, recall_on, monkeypatch):
-    conversation, messages = _long_chat(user, turns=120)
+    conversation, messages = long_chat_with_fact(user, turns=120)
     monkeypatch.setattr(embedders, "current", lambda: SlowEmbedder())
-    context = context_for_reply(_ask(conversation, messages[-1]))
+    context = context_for_reply(pending_reply_to(conversation, messages[-1]))
     assert context.recall["method"] == "lexical"
     assert "ProviderTimeout" in context.recall["note"]
     assert "4711" in context.messages[0]["content"], "its words still find the fact"
 
 
 def test_only_the_branch_being_answered_is_recalled(user, recall_on):
-    conversation, messages = _long_chat(user, turns=120)
+    conversation, messages = long_chat_with_fact(user, turns=120)
     fact = messages[8]
     edited = services.message_edit(message=fact, content="I have no locker at all.")
     Message.objects.filter(pk=edited.reply.pk).update(status="complete", content="Fine.")
     # The branch through the original fact goes on; the edit's branch does not carry it.
-    context = context_for_reply(_ask(conversation, edited.reply))
+    context = context_for_reply(pending_reply_to(conversation, edited.reply))
     assert "4711" not in context.messages[0]["content"]
 
 

@@ -264,11 +264,11 @@ def test_a_recall_query_through_a_provider_is_billed(
     user, fake_provider, dashscope_embedder, recall_on
 ):
     from conversations.context import context_for_reply
-    from tests.test_recall_context import _ask, _long_chat
+    from tests.factories import long_chat_with_fact, pending_reply_to
 
-    conversation, messages = _long_chat(user, turns=120)
+    conversation, messages = long_chat_with_fact(user, turns=120)
     UsageRecord.objects.all().delete()
-    context = context_for_reply(_ask(conversation, messages[-1]))
+    context = context_for_reply(pending_reply_to(conversation, messages[-1]))
     assert context.recall["method"] == "hybrid" and context.recall["embedding_tokens"] > 0
     services.recall_query_usage_record(conversation=conversation, recalled=context.recall)
     (record,) = UsageRecord.objects.filter(kind=UsageKind.EMBEDDING)

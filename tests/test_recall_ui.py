@@ -9,16 +9,15 @@ from django.core.management import call_command
 
 from conversations import services
 from conversations.models import Message
-from tests.factories import thread
+from tests.factories import FACT, QUESTION, long_chat_with_fact, thread
 from tests.fake_provider import Reply
-from tests.test_recall_context import FACT, QUESTION, _long_chat
 from tests.wsclient import ChatSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 async def test_a_reply_shows_and_links_what_it_recalled(user, fake_provider, recall_on):
-    conversation, messages = await database_sync_to_async(_long_chat)(user, turns=120)
+    conversation, messages = await database_sync_to_async(long_chat_with_fact)(user, turns=120)
     fact = messages[8]
     fake_provider.script(Reply(content="Your locker code is 4711."))
     tab = ChatSocket(conversation, user)

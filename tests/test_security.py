@@ -126,9 +126,9 @@ def test_htmx_posts_send_the_token_in_a_header_and_pass(user, conversation, chat
 
 
 def test_production_cookies_are_secure_and_hsts_is_on():
-    from tests.test_deploy import _manage
+    from tests.test_deploy import manage_command
 
-    result = _manage(
+    result = manage_command(
         "shell",
         "-c",
         "from django.conf import settings as s; print(s.SESSION_COOKIE_SECURE, "

@@ -13,7 +13,7 @@ line splitting through four nested async generators) was a fifth of a busy serve
 
 The SDK's public API is used everywhere but in reading a stream's body, where its cost was
 measured too high (above). There it reads private names of the SDK's aiohttp transport,
-and tests/test_llm.py pins each:
+and tests/test_providers_transport.py pins each:
 - `openai._vendor.httpx_aiohttp.transport.map_aiohttp_exceptions`: aiohttp's errors mapped
   as the transport maps them, so a body read straight from aiohttp fails in the same error
   vocabulary as one read through the SDK (a stall still ends as ProviderTimeout);
