@@ -92,3 +92,13 @@ def test_reindex_refuses_a_model_that_is_not_configured(user):
     with pytest.raises(CommandError, match="No conversation"):
         call_command("reindex_recall", "--conversation", "not-a-uuid")
     assert Conversation.objects.count() == 0
+
+
+def test_a_message_that_yields_no_chunks_does_not_stop_the_backfill(user, chat_model, monkeypatch):
+    from conversations.services import recall
+
+    monkeypatch.setattr(recall, "INDEX_BATCH", 1)  # one message a batch: the blank is alone
+    conversation = ConversationFactory(owner=user, chat_model=chat_model)
+    blank, *rest = thread(conversation, "   ", "first answer", "second question")
+    assert services.conversation_index(conversation_id=conversation.pk) == 2
+    assert set(MessageChunk.objects.values_list("message_id", flat=True)) == {m.id for m in rest}

@@ -36,12 +36,12 @@ from conversations.services.ledger import (
 )
 from conversations.services.partials import Partial, replies_save_partial
 from conversations.services.recall import (
-    INDEX_BATCH,
     conversation_index,
     conversation_recall_schedule,
     message_index,
     messages_index,
     messages_to_index,
+    pending_index,
     recall_query_usage_record,
     recall_schedule,
 )

@@ -1,6 +1,6 @@
 """Writing recall's index: a finished message's chunks and their vectors."""
 
-import logging
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from django.conf import settings
@@ -14,8 +14,6 @@ from conversations.recall import embedders, store
 from conversations.recall.chunks import split_into_chunks
 from conversations.recall.embedders import Embedded, Embedder
 from conversations.services.ledger import embedding_usage_record_create
-
-log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from django.db.models import QuerySet
@@ -57,17 +55,30 @@ def messages_to_index(
     return pending.filter(~Exists(chunks)).order_by("id")
 
 
+def pending_index(
+    *,
+    pending: "QuerySet[Message]",
+    embedder: Embedder | None = None,
+    on_batch: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Index the `pending` messages in id order, INDEX_BATCH at a time, each batch after
+    the last id of the one before: a message that yields no chunks (blank, or changed as it
+    was embedded) is passed, never met again. Returns (messages gone through, chunks
+    written); `on_batch` hears the same after each batch."""
+    done = chunks = last_id = 0
+    while batch := list(pending.filter(id__gt=last_id).values_list("id", flat=True)[:INDEX_BATCH]):
+        chunks += messages_index(message_ids=batch, embedder=embedder)
+        done, last_id = done + len(batch), batch[-1]
+        if on_batch is not None:
+            on_batch(done, chunks)
+    return done, chunks
+
+
 def conversation_index(*, conversation_id: int, embedder: Embedder | None = None) -> int:
-    """Index every message of the conversation that has no chunks yet, in batches: an
-    interrupted run resumes where it stopped. Returns the chunks written."""
-    written = 0
+    """Index every message of the conversation that has no chunks yet: an interrupted run
+    resumes where it stopped. Returns the chunks written."""
     pending = messages_to_index(conversation_id=conversation_id)
-    while batch := list(pending.values_list("id", flat=True)[:INDEX_BATCH]):
-        added = messages_index(message_ids=batch, embedder=embedder)
-        written += added
-        if not added and not MessageChunk.objects.filter(message_id__in=batch).exists():
-            break  # nothing indexable came of it (every one changed meanwhile): stop
-    return written
+    return pending_index(pending=pending, embedder=embedder)[1]
 
 
 def message_index(*, message_id: int, embedder: Embedder | None = None) -> int:

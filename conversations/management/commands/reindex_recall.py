@@ -38,15 +38,13 @@ class Command(BaseCommand):
         )
         total = pending.count()
         self.stdout.write(f"{total} messages to index with {embedder.name}")
-        done, chunks, started, previous = 0, 0, time.monotonic(), None
-        while batch := list(pending.values_list("id", flat=True)[: services.INDEX_BATCH]):
-            if batch == previous:
-                break  # none of them could be indexed (each changed as it was embedded)
-            chunks += services.messages_index(message_ids=batch, embedder=embedder)
-            done += len(batch)
-            total = max(total, done)  # messages that arrived meanwhile are indexed too
-            self._progress(done, total, started)
-            previous = batch
+        started = time.monotonic()
+        done, chunks = services.pending_index(
+            pending=pending,
+            embedder=embedder,
+            # Messages that arrived meanwhile are indexed too: the total grows with them.
+            on_batch=lambda done, _: self._progress(done, max(total, done), started),
+        )
         self.stdout.write(f"\nindexed {done} messages into {chunks} chunks")
 
     def _conversation_id(self, uuid: str | None) -> int | None:
