@@ -8,9 +8,10 @@ from channels.db import database_sync_to_async
 from django.core.management import call_command
 
 from conversations import services
-from conversations.models import Message
+from conversations.models import Message, MessageChunk
 from tests.factories import FACT, QUESTION, long_chat_with_fact, thread
 from tests.fake_provider import Reply
+from tests.waits import wait_until_async
 from tests.wsclient import ChatSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,6 +39,10 @@ async def test_a_reply_shows_and_links_what_it_recalled(user, fake_provider, rec
     assert FACT in request["messages"][0]["content"], "the provider got the excerpt"
     reply = await database_sync_to_async(Message.objects.get)(uuid=page.last().uuid)
     assert fact.id in [entry["id"] for entry in reply.context["recall"]["messages"]]
+    # The finished turn is indexed by a background job: the test ends after it, not while
+    # it still holds the database (the flush at teardown would wait on it).
+    indexed = MessageChunk.objects.filter(message_id=reply.id)
+    await wait_until_async(database_sync_to_async(indexed.exists), timeout=30)
 
 
 def test_the_page_shows_recall_under_a_reply_after_a_reload(client, user, conversation):
