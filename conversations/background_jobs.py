@@ -8,9 +8,10 @@ in-process path, so the services that queue jobs never import the tasks that run
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any
 
 from celery import current_app
@@ -23,6 +24,9 @@ log = logging.getLogger(__name__)
 
 # Two threads: summaries are rare, and a burst must not starve the server's own threads.
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatsite-job")
+
+_running: set[Future] = set()
+_running_lock = threading.Lock()
 
 IN_PROCESS_RETRIES = 5
 
@@ -39,7 +43,31 @@ def enqueue(task_name: str, service: Callable[..., Any], **kwargs: Any) -> None:
     if settings.CELERY_BROKER_URL:
         transaction.on_commit(lambda: current_app.send_task(task_name, kwargs=kwargs))
     else:
-        transaction.on_commit(lambda: _executor.submit(_run_in_process, task_name, service, kwargs))
+        transaction.on_commit(lambda: _submit(task_name, service, kwargs))
+
+
+def _submit(task_name: str, service: Callable[..., Any], kwargs: dict) -> None:
+    future = _executor.submit(_run_in_process, task_name, service, kwargs)
+    with _running_lock:
+        _running.add(future)
+    future.add_done_callback(_forget)
+
+
+def _forget(future: Future) -> None:
+    with _running_lock:
+        _running.discard(future)
+
+
+def wait_for_in_process_jobs(timeout: float) -> bool:
+    """Block until every in-process job queued so far has ended (True), or `timeout`
+    seconds pass (False). The test suite calls it before it empties the database, which a
+    job still writing would otherwise deadlock against."""
+    with _running_lock:
+        running = set(_running)
+    if not running:
+        return True
+    _, not_done = wait(running, timeout=timeout)
+    return not not_done
 
 
 def _run_in_process(task_name: str, service: Callable[..., Any], kwargs: dict) -> None:

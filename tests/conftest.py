@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 from channels.layers import channel_layers
 
+from conversations import background_jobs
 from conversations.live import process
 from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import FakeProvider
@@ -18,6 +19,16 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     from django.conf import settings
 
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_teardown(item, nextitem):
+    """A test's in-process jobs (indexing, titles, summaries queued after a reply) end
+    before its fixtures are torn down: emptying the database under a job still writing
+    deadlocks the flush."""
+    if not background_jobs.wait_for_in_process_jobs(timeout=60):
+        item.warn(pytest.PytestWarning("an in-process background job outlived its test"))
+    yield
 
 
 @pytest.fixture(scope="session")
