@@ -12,8 +12,10 @@ and a plain SIGTERM is turned into a normal exit (which runs the stop) where not
 handles it.
 """
 
+import functools
 import json
 import logging
+import platform
 import signal
 import sys
 import threading
@@ -24,6 +26,12 @@ from typing import Any
 # pgserver's list of attached processes, in the data folder (see its PostgresServer).
 HANDLES_FILE = ".handle_pids.json"
 
+# The instructions the wheel's pgvector (vector.so) is compiled to use: it is built for
+# x86-64-v3. On a CPU without them any vector function kills the server's backend with SIGILL
+# (and with it every connection), so recall keeps to words there (recall/store.py).
+PGVECTOR_CPU_FLAGS = ("avx2", "fma", "f16c", "bmi1", "bmi2")
+CPUINFO = Path("/proc/cpuinfo")
+
 _server: Any = None
 
 
@@ -33,6 +41,25 @@ def database_url(data_dir: Path) -> str:
     if _server is None:
         _server = attach(Path(data_dir))
     return _server.get_uri()
+
+
+@functools.cache
+def missing_cpu_flags() -> tuple[str, ...]:
+    """The instructions the bundled pgvector needs that this CPU lacks (none checked beyond
+    x86-64 Linux: elsewhere the wheel is built for the platform's baseline)."""
+    if platform.machine() not in ("x86_64", "AMD64") or not CPUINFO.exists():
+        return ()
+    return flags_missing_from(CPUINFO.read_text(errors="replace"))
+
+
+def flags_missing_from(cpuinfo: str) -> tuple[str, ...]:
+    """Of PGVECTOR_CPU_FLAGS, those the first `flags` line of a /proc/cpuinfo text lacks."""
+    for line in cpuinfo.splitlines():
+        name, _, value = line.partition(":")
+        if name.strip() == "flags":
+            flags = set(value.split())
+            return tuple(flag for flag in PGVECTOR_CPU_FLAGS if flag not in flags)
+    return ()
 
 
 def stop() -> None:

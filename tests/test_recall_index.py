@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
+from chatsite import embedded_postgres
 from conversations import services
 from conversations.errors import ProviderUnavailable
 from conversations.models import Conversation, MessageChunk, MessageStatus, UsageKind, UsageRecord
@@ -22,11 +23,9 @@ from conversations.recall.chunks import split_into_chunks
 from conversations.recall.embedders import BUNDLED_DIMENSIONS, BUNDLED_NAME, bundled
 from conversations.tokens import estimate_tokens
 from tests.factories import MessageFactory, thread
+from tests.markers import WITHOUT_PGVECTOR, WITHOUT_VECTORS, vectors_only
 
 ROOT = Path(__file__).resolve().parent.parent
-# Set in the run on a PostgreSQL without pgvector: the vector tests skip, the rest must pass.
-WITHOUT_VECTORS = os.environ.get("RECALL_TEST_WITHOUT_VECTORS") == "1"
-vectors_only = pytest.mark.skipif(WITHOUT_VECTORS, reason="this database has no pgvector")
 
 FACTS = [
     "我的猫叫小花，是一只三岁的橘猫。",
@@ -191,7 +190,7 @@ def test_rankings_only_see_the_messages_they_are_given(facts, conversation):
 def test_the_store_falls_back_to_words_alone():
     """The tests above, once more on this machine's PostgreSQL 15, which has pg_trgm but
     no pgvector: the migration leaves the vectors out and the lexical half still works."""
-    if WITHOUT_VECTORS:
+    if WITHOUT_PGVECTOR:
         pytest.skip("this is the run on the database without pgvector")
     # A name of its own: its test database (test_recall_fallback) clashes with no other run.
     default = "postgres://postgres@127.0.0.1:5432/recall_fallback"
@@ -218,6 +217,24 @@ def test_the_store_falls_back_to_words_alone():
     assert "skipped" in result.stdout, "the vector tests were skipped there"
 
 
+@pytest.mark.skipif(WITHOUT_PGVECTOR, reason="there the database itself lacks pgvector")
+@pytest.mark.django_db
+def test_on_a_cpu_the_embedded_pgvector_cannot_run_on_recall_keeps_to_words(
+    facts, conversation, settings, monkeypatch
+):
+    """pgvector's code would kill the server's backend there (SIGILL): no vector is
+    written or compared, and the words still find the fact."""
+    settings.DATABASE_IS_EMBEDDED = True
+    monkeypatch.setattr(embedded_postgres, "missing_cpu_flags", lambda: ("avx2",))
+    assert not store.vectors_available()
+    assert "this CPU lacks (avx2)" in store.vectors_unavailable_reason()
+    services.message_index(message_id=facts[6].id)
+    chunk = MessageChunk.objects.get(message=facts[6])
+    assert (chunk.embedding_model, chunk.dimensions) == ("", None)
+    best = rankings.lexical(scope=_scope(conversation, facts), query="quarterly report", limit=3)
+    assert best and best[0].message_id == facts[6].id
+
+
 @pytest.mark.django_db
 def test_this_database_says_which_recall_mode_it_is_in():
     assert store.vectors_available() is not WITHOUT_VECTORS
@@ -225,7 +242,7 @@ def test_this_database_says_which_recall_mode_it_is_in():
     with connection.cursor() as cursor:
         cursor.execute("SELECT extname FROM pg_extension")
         extensions = {row[0] for row in cursor.fetchall()}
-    assert ("vector" in extensions) is not WITHOUT_VECTORS
+    assert ("vector" in extensions) is not WITHOUT_PGVECTOR
 
 
 # --- A provider's embedder ------------------------------------------------------------

@@ -7,10 +7,12 @@ import pytest
 from channels.db import database_sync_to_async
 from django.core.management import call_command
 
+from chatsite import embedded_postgres
 from conversations import services
 from conversations.models import Message, MessageChunk
 from tests.factories import FACT, QUESTION, long_chat_with_fact, thread
 from tests.fake_provider import Reply
+from tests.markers import vectors_only
 from tests.waits import wait_until_async
 from tests.wsclient import ChatSocket
 
@@ -39,8 +41,7 @@ async def test_a_reply_shows_and_links_what_it_recalled(user, fake_provider, rec
     assert FACT in request["messages"][0]["content"], "the provider got the excerpt"
     reply = await database_sync_to_async(Message.objects.get)(uuid=page.last().uuid)
     assert fact.id in [entry["id"] for entry in reply.context["recall"]["messages"]]
-    # The finished turn is indexed by a background job: the test ends after it, not while
-    # it still holds the database (the flush at teardown would wait on it).
+    # The finished turn is indexed by a background job, so the next question can recall it.
     indexed = MessageChunk.objects.filter(message_id=reply.id)
     await wait_until_async(database_sync_to_async(indexed.exists), timeout=30)
 
@@ -93,6 +94,7 @@ def test_the_admin_shows_recall_per_reply(admin_client, conversation):
     assert "lexical: #7 (0.02); no vector index" in html
 
 
+@vectors_only
 def test_start_up_says_which_recall_mode_is_active(recall_on):
     out = io.StringIO()
     call_command("describe_setup", stdout=out)
@@ -103,3 +105,16 @@ def test_start_up_says_which_recall_mode_is_active(recall_on):
     out = io.StringIO()
     call_command("describe_setup", stdout=out)
     assert "recall:        off" in out.getvalue()
+
+
+def test_on_a_cpu_the_embedded_pgvector_cannot_run_on_recall_keeps_to_words(
+    recall_on, settings, monkeypatch
+):
+    settings.DATABASE_IS_EMBEDDED = True
+    monkeypatch.setattr(embedded_postgres, "missing_cpu_flags", lambda: ("avx2", "fma"))
+    out = io.StringIO()
+    call_command("describe_setup", stdout=out)
+    assert (
+        "recall:        lexical only (full-text and trigrams): the embedded PostgreSQL's"
+        " pgvector needs instructions this CPU lacks (avx2, fma)" in out.getvalue()
+    )

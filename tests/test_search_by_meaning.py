@@ -6,8 +6,9 @@ from django.urls import reverse
 
 from conversations import search, services
 from tests.factories import ConversationFactory, UserFactory, thread
+from tests.markers import vectors_only
 
-pytestmark = pytest.mark.django_db
+pytestmark = [pytest.mark.django_db, vectors_only]
 
 CAT = "My cat Whiskers loves sleeping on the sofa all afternoon."
 REPORT = "The quarterly report is due on the fourteenth of March."

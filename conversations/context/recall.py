@@ -109,8 +109,8 @@ def recall_for(conversation: Conversation, *, query: str, scope: Scope, budget: 
 def _rankings(query: str, scope: Scope, recalled: Recalled) -> list[list[Candidate]]:
     by_words = lexical(scope=scope, query=query, limit=RANKING_DEPTH)
     recalled.method = "lexical"
-    if not store.vectors_available():
-        recalled.note = "no vector index in this database"
+    if (reason := store.vectors_unavailable_reason()) is not None:
+        recalled.note = f"no vectors: {reason}"
         return [by_words]
     embedder = embedders.current()
     started = time.monotonic()

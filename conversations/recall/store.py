@@ -7,8 +7,10 @@ pgvector does (migration 0008): `vectors_available()` says which mode this datab
 
 from collections.abc import Sequence
 
+from django.conf import settings
 from django.db import connection, transaction
 
+from chatsite import embedded_postgres
 from conversations.models import MessageChunk
 
 CHUNK = MessageChunk._meta.db_table
@@ -35,10 +37,23 @@ def _database_features() -> tuple[bool, bool]:
     return _features[key]
 
 
+def vectors_unavailable_reason() -> str | None:
+    """Why this database cannot rank by vectors, said plainly; None when it can."""
+    if not _database_features()[0]:
+        return "this database has no pgvector extension"
+    # The embedded server runs here, on this CPU; a server named by URL runs its own build.
+    if settings.DATABASE_IS_EMBEDDED and (missing := embedded_postgres.missing_cpu_flags()):
+        return (
+            "the embedded PostgreSQL's pgvector needs instructions this CPU lacks"
+            f" ({', '.join(missing)})"
+        )
+    return None
+
+
 def vectors_available() -> bool:
-    """Whether this database stores vectors (the chunk table has its `embedding` column:
-    migration 0008 found pgvector)."""
-    return _database_features()[0]
+    """Whether this database stores and ranks vectors: the chunk table has its `embedding`
+    column (migration 0008 found pgvector) and the server can run pgvector's code."""
+    return vectors_unavailable_reason() is None
 
 
 def trigrams_available() -> bool:

@@ -23,10 +23,11 @@ def _recall_mode() -> str:
 
     if not settings.RECALL_ENABLED:
         return "off (RECALL_ENABLED=false)"
-    if store.vectors_available():
+    reason = store.vectors_unavailable_reason()
+    if reason is None:
         return f"hybrid: vectors ({embedders.current().name}) and words"
     words = "full-text and trigrams" if store.trigrams_available() else "full-text"
-    return f"lexical only ({words}): this database has no pgvector extension"
+    return f"lexical only ({words}): {reason}"
 
 
 class Command(BaseCommand):
