@@ -6,6 +6,7 @@ and in-process background jobs. Point DATABASE_URL / REDIS_URL /
 CELERY_BROKER_URL at real services to get the full stack. `.env.example` lists every variable.
 """
 
+import os
 import re
 import secrets
 from pathlib import Path
@@ -26,6 +27,12 @@ from chatsite.env import (
 BASE_DIR = Path(__file__).resolve().parent.parent
 # A real environment variable always wins over the file.
 load_dotenv(BASE_DIR / ".env", override=False)
+
+# One BLAS thread per process unless told otherwise, set before anything loads numpy: the
+# bundled embedder embeds one short query at a time, which more threads do not speed up, and
+# idle OpenBLAS threads spinning beside the server's own work doubled a query's embedding
+# time on a two-core machine (docs/performance.md).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Local state of the embedded default (PostgreSQL data, uploads, dev secret); git ignores it.
 VAR_DIR = Path(env_str("CHATSITE_VAR_DIR") or BASE_DIR / "var")

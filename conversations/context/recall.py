@@ -13,6 +13,8 @@ import logging
 import re
 import time
 from dataclasses import dataclass, field
+from datetime import datetime
+from uuid import UUID
 
 from django.conf import settings
 from django.db import DatabaseError
@@ -52,7 +54,7 @@ class Recalled:
     method: str = ""
     note: str = ""
     messages: list[dict] = field(default_factory=list)
-    embedding_ms: int | None = None
+    embedding_ms: float | None = None
     # A provider's query embedding, billed after the context is built (services/recall.py).
     embedding_tokens: int = 0
     embedding_billed: tuple[str, str] | None = None
@@ -121,7 +123,7 @@ def _rankings(query: str, scope: Scope, recalled: Recalled) -> list[list[Candida
         recalled.note = f"query embedding failed: {type(exc).__name__}"
         return [by_words]
     finally:
-        recalled.embedding_ms = int((time.monotonic() - started) * 1000)
+        recalled.embedding_ms = round((time.monotonic() - started) * 1000, 1)
     if embedded.billed is not None:
         recalled.embedding_tokens = embedded.prompt_tokens
         recalled.embedding_billed = (embedded.billed.provider_slug, embedded.billed.name)
@@ -136,33 +138,33 @@ def _rankings(query: str, scope: Scope, recalled: Recalled) -> list[list[Candida
 class _Excerpt:
     ranked: Ranked
     text: str
-    message: Message
+    message_id: int
+    message_uuid: UUID
+    role: str
+    said_at: datetime
 
 
 def _chosen(ranked: list[Ranked], budget: int) -> list[_Excerpt]:
     """The best excerpts that fit `budget`, in the order they were said."""
     if not ranked:
         return []
-    chunks = MessageChunk.objects.filter(pk__in=[r.chunk_id for r in ranked]).select_related(
-        "message"
+    # Plain values, one query: a handful of fields of a few dozen rows, no model instances.
+    rows = MessageChunk.objects.filter(pk__in=[r.chunk_id for r in ranked]).values_list(
+        "pk", "text", "message_id", "message__uuid", "message__role", "message__created_at"
     )
-    by_id = {chunk.pk: chunk for chunk in chunks}
-    excerpts = {
-        r.chunk_id: _Excerpt(r, by_id[r.chunk_id].text, by_id[r.chunk_id].message)
-        for r in ranked
-        if r.chunk_id in by_id
-    }
+    by_id = {row[0]: row[1:] for row in rows}
+    excerpts = {r.chunk_id: _Excerpt(r, *by_id[r.chunk_id]) for r in ranked if r.chunk_id in by_id}
     fitting = within_budget(
         [r for r in ranked if r.chunk_id in excerpts],
         lambda r: estimate_tokens(_line(excerpts[r.chunk_id])),
         budget - estimate_tokens(RECALL_HEADING),
     )
-    return sorted((excerpts[r.chunk_id] for r in fitting), key=lambda e: e.message.id)
+    return sorted((excerpts[r.chunk_id] for r in fitting), key=lambda e: e.message_id)
 
 
 def _line(excerpt: _Excerpt) -> str:
-    when = excerpt.message.created_at.strftime("%Y-%m-%d %H:%M UTC")
-    return f"[{when}, {excerpt.message.role}] {excerpt.text}"
+    when = excerpt.said_at.strftime("%Y-%m-%d %H:%M UTC")
+    return f"[{when}, {excerpt.role}] {excerpt.text}"
 
 
 def _frame(recalled: Recalled, chosen: list[_Excerpt]) -> None:
@@ -172,11 +174,11 @@ def _frame(recalled: Recalled, chosen: list[_Excerpt]) -> None:
     recalled.tokens = estimate_tokens(recalled.block)
     recalled.messages = [
         {
-            "id": e.message.id,
-            "uuid": str(e.message.uuid),
+            "id": e.message_id,
+            "uuid": str(e.message_uuid),
             "score": round(e.ranked.score, 5),
             # Shown under the reply without another read: when it was said, and how it began.
-            "at": e.message.created_at.isoformat(),
+            "at": e.said_at.isoformat(),
             "excerpt": e.text[:EXCERPT_PREVIEW_CHARS],
         }
         for e in chosen
