@@ -178,6 +178,26 @@ def test_chunk_rows_keep_their_vectors_inline():
     assert storage == (None if WITHOUT_PGVECTOR else ("m",)), "MAIN: out of line last"
 
 
+@vectors_only
+@pytest.mark.django_db
+def test_a_thing_said_many_times_does_not_crowd_out_the_answer(conversation):
+    """Thirty near-copies of one question sit closer to the query than the turn that
+    answers it: the nearest ranks take one or two of them, then the answer."""
+    allergy = "I am allergic to peanuts and shellfish."
+    messages = thread(conversation, allergy, "Noted.")
+    for day in range(30):
+        messages += thread(conversation, f"How do I keep basil alive on a windowsill? ({day})")
+    for message in messages:
+        services.message_index(message_id=message.id)
+    vector = bundled().query("Which foods must I avoid?", timeout=5).vectors[0]
+    scope = rankings.Scope(conversation.id, before_id=messages[-1].id + 1)
+    # As deep as recall asks (RANKING_DEPTH); the first five are what counts here.
+    best = rankings.nearest(scope=scope, vector=vector, embedding_model=BUNDLED_NAME, limit=20)
+    texts = [MessageChunk.objects.get(pk=c.chunk_id).text for c in best[:5]]
+    assert allergy in texts
+    assert sum("basil" in text for text in texts) <= 3
+
+
 @pytest.mark.django_db
 @pytest.mark.parametrize(
     ("query", "fact"),

@@ -12,9 +12,11 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 from django.db import connection, transaction
 
 from conversations.models import Conversation
+from conversations.recall.diversity import diverse_order
 from conversations.recall.store import CHUNK, trigrams_available, vector_literal
 from conversations.tokens import has_cjk
 
@@ -22,6 +24,9 @@ from conversations.tokens import has_cjk
 # more about a turn than a short one), and at most this many matches are ranked.
 MAX_QUERY_WORDS = 6
 FULL_TEXT_ROWS = 1000
+# The nearest this many times the ranks asked for are read, with their vectors, and taken
+# in an order that passes over near-copies (recall/diversity.py).
+DIVERSITY_POOL = 5
 # word_similarity() above which a chunk counts as a match of the query's characters.
 TRIGRAM_THRESHOLD = 0.3
 # Words too common to say anything about what a turn was about.
@@ -70,21 +75,36 @@ def content_words(text: str) -> list[str]:
 def nearest(
     *, scope: Scope, vector: Sequence[float], embedding_model: str, limit: int
 ) -> list[Candidate]:
-    """The chunks in `scope` nearest to `vector` (cosine), best first."""
+    """`limit` chunks in `scope` near to `vector` (cosine): the nearest first, then each
+    the nearest of those unlike the ones before it."""
     size, literal = len(vector), vector_literal(vector)
     where, params = scope.where()
     # The size is written into the statement, not passed: an index's WHERE dimensions = 384
     # is only used when the query's condition is the same literal. Iterative scans (pgvector
     # 0.8) keep the HNSW index searching until enough rows pass the conversation filter.
+    # vector_send() hands the vectors over as bytes (parsing their text would cost more
+    # than the whole query), and only the pool's: outside the subquery it would run on
+    # every row before the sort.
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute("SET LOCAL hnsw.iterative_scan = relaxed_order")
         cursor.execute(
-            f"SELECT id, message_id, (embedding::vector({size})) <=> %s::vector({size})"
+            "SELECT id, message_id, distance, vector_send(embedding) FROM ("
+            f" SELECT id, message_id, embedding,"
+            f" (embedding::vector({size})) <=> %s::vector({size}) AS distance"
             f" FROM {CHUNK} WHERE {where} AND dimensions = {size} AND embedding_model = %s"
-            f" ORDER BY (embedding::vector({size})) <=> %s::vector({size}) LIMIT %s",
-            [literal, *params, embedding_model, literal, limit],
+            f" ORDER BY (embedding::vector({size})) <=> %s::vector({size}) LIMIT %s"
+            ") AS pool ORDER BY distance",
+            [literal, *params, embedding_model, literal, limit * DIVERSITY_POOL],
         )
-        return [Candidate(c, m, 1.0 - float(d)) for c, m, d in cursor.fetchall()]
+        rows = cursor.fetchall()
+    if not rows:
+        return []
+    # pgvector's binary form: two 16-bit words (size, unused), then big-endian float4s.
+    vectors = np.stack([np.frombuffer(row[3], dtype=">f4", offset=4) for row in rows])
+    return [
+        Candidate(rows[i][0], rows[i][1], 1.0 - float(rows[i][2]))
+        for i in diverse_order(vector, vectors, limit)
+    ]
 
 
 def nearest_for_owner(
