@@ -12,10 +12,8 @@ and a plain SIGTERM is turned into a normal exit (which runs the stop) where not
 handles it.
 """
 
-import functools
 import json
 import logging
-import platform
 import signal
 import sys
 import threading
@@ -23,14 +21,14 @@ import warnings
 from pathlib import Path
 from typing import Any
 
+from chatsite import cpu
+
 # pgserver's list of attached processes, in the data folder (see its PostgresServer).
 HANDLES_FILE = ".handle_pids.json"
 
 # The instructions the wheel's pgvector (vector.so) is compiled to use: it is built for
-# x86-64-v3. On a CPU without them any vector function kills the server's backend with SIGILL
-# (and with it every connection), so recall keeps to words there (recall/store.py).
+# x86-64-v3 (see chatsite/cpu.py).
 PGVECTOR_CPU_FLAGS = ("avx2", "fma", "f16c", "bmi1", "bmi2")
-CPUINFO = Path("/proc/cpuinfo")
 
 _server: Any = None
 
@@ -43,23 +41,9 @@ def database_url(data_dir: Path) -> str:
     return _server.get_uri()
 
 
-@functools.cache
 def missing_cpu_flags() -> tuple[str, ...]:
-    """The instructions the bundled pgvector needs that this CPU lacks (none checked beyond
-    x86-64 Linux: elsewhere the wheel is built for the platform's baseline)."""
-    if platform.machine() not in ("x86_64", "AMD64") or not CPUINFO.exists():
-        return ()
-    return flags_missing_from(CPUINFO.read_text(errors="replace"))
-
-
-def flags_missing_from(cpuinfo: str) -> tuple[str, ...]:
-    """Of PGVECTOR_CPU_FLAGS, those the first `flags` line of a /proc/cpuinfo text lacks."""
-    for line in cpuinfo.splitlines():
-        name, _, value = line.partition(":")
-        if name.strip() == "flags":
-            flags = set(value.split())
-            return tuple(flag for flag in PGVECTOR_CPU_FLAGS if flag not in flags)
-    return ()
+    """The instructions the bundled pgvector needs that this CPU lacks."""
+    return cpu.missing(PGVECTOR_CPU_FLAGS)
 
 
 def stop() -> None:

@@ -125,13 +125,3 @@ def test_the_suite_runs_on_the_embedded_server_by_default(db):
         assert {row[0] for row in cursor.fetchall()} == {"vector", "pg_trgm"}
     assert connection.settings_dict["HOST"].startswith("/"), "a Unix socket, no TCP port"
     assert _running(Path(settings.EMBEDDED_POSTGRES_DIR))
-
-
-EPYC_WITHOUT_AVX512 = "processor\t: 0\nflags\t\t: fpu sse2 avx fma f16c bmi1 avx2 bmi2 sha_ni\n"
-OLD_XEON = "processor\t: 0\nflags\t\t: fpu sse2 sse4_2 avx popcnt\nbugs\t\t: avx\n"
-
-
-def test_the_cpu_check_names_the_instructions_the_bundled_pgvector_needs():
-    assert embedded_postgres.flags_missing_from(EPYC_WITHOUT_AVX512) == ()
-    assert embedded_postgres.flags_missing_from(OLD_XEON) == ("avx2", "fma", "f16c", "bmi1", "bmi2")
-    assert embedded_postgres.flags_missing_from("") == (), "unreadable: not guessed at"

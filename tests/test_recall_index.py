@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from django.db import connection
 
-from chatsite import embedded_postgres
+from chatsite import cpu, embedded_postgres
 from conversations import services
 from conversations.errors import ProviderUnavailable
 from conversations.models import Conversation, MessageChunk, MessageStatus, UsageKind, UsageRecord
@@ -269,6 +269,24 @@ def test_on_a_cpu_the_embedded_pgvector_cannot_run_on_recall_keeps_to_words(
     assert (chunk.embedding_model, chunk.dimensions) == ("", None)
     best = rankings.lexical(scope=_scope(conversation, facts), query="quarterly report", limit=3)
     assert best and best[0].message_id == facts[6].id
+
+
+@pytest.mark.skipif(WITHOUT_PGVECTOR, reason="there the database itself lacks pgvector")
+@pytest.mark.django_db
+def test_on_a_cpu_the_bundled_embedder_cannot_run_on_nothing_is_embedded(
+    conversation, settings, monkeypatch
+):
+    """Its engine would kill this very process (SIGILL): it is never loaded, even with a
+    database elsewhere that has pgvector."""
+    settings.DATABASE_IS_EMBEDDED = False
+    monkeypatch.setattr(cpu, "flags", lambda: frozenset({"sse2", "avx"}))
+    monkeypatch.setattr(bundled(), "passages", None)  # called, it would fail the test
+    assert (
+        store.vectors_unavailable_reason()
+    ) == "the bundled embedder needs instructions this CPU lacks (avx2, fma)"
+    (message,) = thread(conversation, FACTS[1])
+    assert services.message_index(message_id=message.id) == 1
+    assert MessageChunk.objects.get(message=message).embedding_model == ""
 
 
 @pytest.mark.django_db

@@ -103,6 +103,15 @@ BUNDLED_CHOICE = EmbeddingChoice(
 )
 
 
+def embedding_is_bundled() -> bool:
+    """Whether EMBEDDING_MODEL leaves embeddings to the bundled model (no database read)."""
+    raw = settings.EMBEDDING_MODEL
+    if not raw.strip():
+        return True
+    parsed = provider_and_model(raw)
+    return parsed is not None and embedding_preset(*parsed) is BUNDLED_EMBEDDING
+
+
 def embedding_choice() -> EmbeddingChoice:
     """The embedder EMBEDDING_MODEL names; the bundled one when it is empty. Raises
     ImproperlyConfigured when it is malformed, names no embedding model of a provider, or a

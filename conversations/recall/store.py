@@ -12,6 +12,7 @@ from django.db import connection, transaction
 
 from chatsite import embedded_postgres
 from conversations.models import MessageChunk
+from conversations.recall import embedders
 
 CHUNK = MessageChunk._meta.db_table
 # What each database can do, asked once per process: (vectors, trigrams) by database.
@@ -38,7 +39,7 @@ def _database_features() -> tuple[bool, bool]:
 
 
 def vectors_unavailable_reason() -> str | None:
-    """Why this database cannot rank by vectors, said plainly; None when it can."""
+    """Why recall cannot rank by vectors here, said plainly; None when it can."""
     if not _database_features()[0]:
         return "this database has no pgvector extension"
     # The embedded server runs here, on this CPU; a server named by URL runs its own build.
@@ -47,12 +48,13 @@ def vectors_unavailable_reason() -> str | None:
             "the embedded PostgreSQL's pgvector needs instructions this CPU lacks"
             f" ({', '.join(missing)})"
         )
-    return None
+    return embedders.unavailable_reason()
 
 
 def vectors_available() -> bool:
-    """Whether this database stores and ranks vectors: the chunk table has its `embedding`
-    column (migration 0008 found pgvector) and the server can run pgvector's code."""
+    """Whether recall stores and ranks vectors: the chunk table has its `embedding` column
+    (migration 0008 found pgvector), the server can run pgvector's code and this process
+    the embedder's."""
     return vectors_unavailable_reason() is None
 
 
