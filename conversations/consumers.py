@@ -6,7 +6,6 @@ sent, so a reconnect or a second tab gets exactly the missing text: nothing lost
 doubled. Generation never runs here: a socket only watches.
 """
 
-import json
 import logging
 from types import SimpleNamespace
 from typing import cast
@@ -23,6 +22,7 @@ from django.utils.translation import gettext as _
 
 from conversations import chat_actions, pages, presenters, selectors
 from conversations.errors import ChatError
+from conversations.frames import BadFrame, id_field, id_list_field, read_frame, text_field
 from conversations.live import process, stops
 from conversations.live.fanout import fanout
 from conversations.live.presence import PROCESS_ID
@@ -32,13 +32,6 @@ from conversations.models import Message
 log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
-MAX_FRAME_BYTES = 256 * 1024
-
-
-def _attachment_ids(value) -> list[str]:
-    """The ws extension sends one `attachments` field as a string and several as a list."""
-    values = value if isinstance(value, list) else [value]
-    return [str(v) for v in values if v]
 
 
 def _socket_language(scope) -> str:
@@ -97,48 +90,47 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     # --- from the browser --------------------------------------------------------------
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
-        if bytes_data is not None or text_data is None or len(text_data) > MAX_FRAME_BYTES:
-            await self.notify(_("That message is too large to send."))
-            return
+        """Every frame gets its effect or a notice saying what was wrong; none closes the
+        socket."""
         try:
-            data = json.loads(text_data)
-        except json.JSONDecodeError:
-            await self.notify(_("The server could not read that request."))
-            return
-        if not isinstance(data, dict):
-            return
-        action = data.get("action") or "send"
-        try:
-            await self.dispatch_action(action, data)
+            data = read_frame(text_data, bytes_data)
+            await self.dispatch_action(text_field(data, "action") or "send", data)
+        except BadFrame as exc:
+            log.info("bad frame on conversation %s: %s", self.conversation_uuid, exc.message)
+            await self.notify(exc.message)
         except ChatError as exc:
             await self.notify(exc.message)
+        except Exception:
+            # A fault of ours: its traceback is logged, and the socket still answers.
+            log.exception("frame failed on conversation %s", self.conversation_uuid)
+            await self.notify(_("Something went wrong; that action did not happen."))
 
     async def dispatch_action(self, action: str, data: dict) -> None:
         if action == "sync":
-            await self.sync(str(data.get("last") or ""))
+            await self.sync(id_field(data, "last"))
         elif action == "send":
             await chat_actions.send_message(
                 conversation=self.conversation,
-                content=str(data.get("message") or ""),
-                idempotency_key=str(data.get("idempotency_key") or "") or None,
-                attachment_ids=_attachment_ids(data.get("attachments")),
+                content=text_field(data, "message"),
+                idempotency_key=text_field(data, "idempotency_key") or None,
+                attachment_ids=id_list_field(data, "attachments"),
             )
             await self.notify("")
         elif action == "stop":
             await stops.stop_reply(conversation=self.conversation)
         elif action == "retry":
             await chat_actions.retry_reply(
-                conversation=self.conversation, reply_uuid=str(data.get("reply") or "")
+                conversation=self.conversation, reply_uuid=id_field(data, "reply")
             )
         elif action == "edit":
             await chat_actions.edit_message(
                 conversation=self.conversation,
-                message_uuid=str(data.get("edited") or ""),
-                content=str(data.get("message") or ""),
+                message_uuid=id_field(data, "edited"),
+                content=text_field(data, "message"),
             )
         elif action == "branch":
             await chat_actions.switch_branch(
-                conversation=self.conversation, message_uuid=str(data.get("version") or "")
+                conversation=self.conversation, message_uuid=id_field(data, "version")
             )
         else:
             await self.notify(_("Unknown action %(action)s.") % {"action": repr(action)})

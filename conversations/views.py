@@ -33,6 +33,8 @@ def app_context(request: AuthenticatedHttpRequest, **extra) -> dict:
         "chat_models": catalogue.chat_models_available(),
         # Shown near the composer from 80% of the month's budget.
         "budget": usage.budget_status(request.user),
+        # The composer refuses a longer message itself, keeping it (static/js/chatsite.js).
+        "message_max_chars": settings.MESSAGE_MAX_CHARS,
         **extra,
     }
 

@@ -125,7 +125,7 @@ CHROMIUM = "/usr/bin/chromium"
 
 
 @pytest.fixture(scope="session")
-def live_server_url(django_db_setup, django_db_blocker, fake_provider_server):
+def daphne_server(django_db_setup, django_db_blocker, fake_provider_server):
     """A daphne process serving the test database, Redis layer and fake provider."""
     from django.db import connection
 
@@ -137,8 +137,13 @@ def live_server_url(django_db_setup, django_db_blocker, fake_provider_server):
         redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
     )
     server.start()
-    yield server.url
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def live_server_url(daphne_server):
+    return daphne_server.url
 
 
 @pytest.fixture(scope="module")

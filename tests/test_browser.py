@@ -7,7 +7,12 @@ from playwright.sync_api import expect
 
 from conversations.models import Message, MessageStatus, Role
 from tests.conftest import save_screenshot
-from tests.factories import ChatModelFactory, ConversationFactory
+from tests.factories import (
+    ChatModelFactory,
+    ConversationFactory,
+    UsageBudgetFactory,
+    UsageRecordFactory,
+)
 from tests.fake_provider import Reply
 from tests.waits import wait_for_socket, wait_until
 
@@ -240,6 +245,44 @@ def test_each_error_is_shown_in_place_with_retry(
     reply.locator("button", has_text="Retry").click()
     expect(page.locator(LAST_REPLY)).to_have_attribute("data-status", "complete", timeout=15_000)
     assert reply_text(page).strip() == "Recovered."
+
+
+def test_a_refused_send_keeps_the_typed_text(login, conversation, alice, live_server_url):
+    page = open_chat(login, alice, conversation, live_server_url)
+    # Over budget after the page loaded: only the server knows the send will be refused.
+    UsageBudgetFactory(token_limit=100)
+    UsageRecordFactory(user=alice, prompt_tokens=100, completion_tokens=0)
+    send(page, "A long thought I typed with care")
+    expect(page.locator("#notice")).to_contain_text("budget")
+    expect(page.locator("#composer textarea")).to_have_value("A long thought I typed with care")
+    assert not Message.objects.filter(conversation=conversation).exists()
+
+
+def test_a_message_over_the_limit_is_refused_in_the_page_and_kept(
+    login, conversation, alice, live_server_url
+):
+    page = open_chat(login, alice, conversation, live_server_url)
+    text = "x" * 100_001  # MESSAGE_MAX_CHARS is 100,000
+    send(page, text)
+    expect(page.locator("#notice")).to_contain_text(
+        "too long (100,001 characters; the limit is 100,000)"
+    )
+    assert page.locator("#composer textarea").input_value() == text
+    assert not Message.objects.filter(conversation=conversation).exists()
+
+
+def test_a_send_the_connection_dropped_comes_back_with_its_key(
+    login, conversation, alice, live_server_url
+):
+    page = open_chat(login, alice, conversation, live_server_url)
+    # Past the page's own limit and daphne's 1 MiB: the server drops the connection.
+    page.locator("#composer").evaluate("(form) => { form.dataset.maxChars = ''; }")
+    key = page.locator("#composer input[name=idempotency_key]").input_value()
+    send(page, "y" * 1_100_000)
+    expect(page.locator("#notice")).to_contain_text("connection was lost", timeout=10_000)
+    assert len(page.locator("#composer textarea").input_value()) == 1_100_000
+    assert page.locator("#composer input[name=idempotency_key]").input_value() == key
+    assert not Message.objects.filter(conversation=conversation).exists()
 
 
 def test_phone_width_layout(login, conversation, alice, fake_provider, live_server_url, browser):

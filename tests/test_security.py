@@ -400,12 +400,12 @@ def test_an_oversized_message_is_refused_with_a_reason(settings, conversation):
 
 
 async def test_an_oversized_socket_frame_is_refused_with_a_reason(conversation, transactional_db):
-    from conversations.consumers import MAX_FRAME_BYTES
+    from conversations.frames import MAX_FRAME_CHARS
     from tests.wsclient import ChatSocket
 
     tab = ChatSocket(conversation, conversation.owner)
     await tab.connect()
-    big = '{"action": "send", "message": "' + "x" * MAX_FRAME_BYTES + '"}'
+    big = '{"action": "send", "message": "' + "x" * MAX_FRAME_CHARS + '"}'
     await tab.communicator.send_to(text_data=big)
     page = await tab.read_until(lambda page: any("too large" in n for n in page.notices))
     await tab.close()

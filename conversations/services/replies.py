@@ -37,6 +37,7 @@ from conversations.services.ledger import (
     usage_record_create,
     usage_records_for_retries,
 )
+from conversations.storable import storable_text
 
 # Constants, in English; each raise words them in the active language.
 NO_VISION = gettext_noop(
@@ -47,8 +48,8 @@ NOT_YOURS = gettext_noop("That image is not yours or was already sent.")
 
 
 def validated_content(content: str, *, has_images: bool = False) -> str:
-    """The message text; it may be empty when images carry the message."""
-    content = (content or "").strip()
+    """The message text, storable; it may be empty when images carry the message."""
+    content = storable_text(content or "").strip()
     if not content and not has_images:
         raise ValidationFailed(_("Type a message first."))
     if len(content) > settings.MESSAGE_MAX_CHARS:

@@ -78,6 +78,12 @@
   document.addEventListener("htmx:wsClose", function (event) {
     event.target.dataset.socket = "closed";
     document.body.classList.add("is-offline");
+    if (unconfirmed !== null) {
+      restoreUnsent(unconfirmed, true);
+      unconfirmed = null;
+      var form = document.getElementById("composer");
+      if (form) showNotice(form.dataset.connectionLost);
+    }
   });
 
   // --- Images: uploaded as soon as they are chosen or pasted, sent as chips' ids. -----
@@ -136,16 +142,53 @@
   document.addEventListener("htmx:wsConfigSend", function (event) {
     var form = event.detail.elt;
     if (form.id !== "composer") return;
-    if (!String(event.detail.parameters.message || "").trim() && !hasImages()) event.preventDefault();
+    var text = String(event.detail.parameters.message || "");
+    if (!text.trim() && !hasImages()) { event.preventDefault(); return; }
+    var limit = parseInt(form.dataset.maxChars, 10);
+    if (limit && text.trim().length > limit) {
+      event.preventDefault();
+      showNotice(form.dataset.tooLong
+        .replace("%(length)s", text.trim().length.toLocaleString("en"))
+        .replace("%(limit)s", limit.toLocaleString("en")));
+    }
   });
+  // The text sent stays with the form until the server answers: its empty notice means the
+  // message was taken; an error notice puts the text back in an empty box, so a refused
+  // send (over budget, too long, a bad frame) loses nothing.
+  var unconfirmed = null;
   document.addEventListener("htmx:wsAfterSend", function (event) {
     var form = event.detail.elt;
     if (!form || form.id !== "composer") return;
-    form.querySelector("textarea[name=message]").value = "";
-    var box = document.getElementById("composer-attachments");
-    if (box) box.innerHTML = "";
+    var box = form.querySelector("textarea[name=message]");
+    var key = form.querySelector("input[name=idempotency_key]");
+    unconfirmed = { text: box.value, key: key ? key.value : "" };
+    box.value = "";
+    var chips = document.getElementById("composer-attachments");
+    if (chips) chips.innerHTML = "";
     resetKey(form);
     stickToBottom = true;
+  });
+  function noticeArrived() {
+    var notice = document.getElementById("notice");
+    if (unconfirmed === null || !notice) return;
+    var sent = unconfirmed;
+    unconfirmed = null;
+    if (notice.classList.contains("notice--error")) restoreUnsent(sent, false);
+  }
+  // With its key when the connection dropped: the server may have taken it after all, and
+  // the same key sent again is the same message, never a second one.
+  function restoreUnsent(sent, withKey) {
+    var form = document.getElementById("composer");
+    var box = form && form.querySelector("textarea[name=message]");
+    if (!box || box.value) return;
+    box.value = sent.text;
+    var key = form.querySelector("input[name=idempotency_key]");
+    if (withKey && key && sent.key) key.value = sent.key;
+  }
+  // After the frame is swapped in (the notice's own swap event fires on the element it
+  // replaced, which has left the document by then).
+  document.addEventListener("htmx:wsAfterMessage", function (event) {
+    if (unconfirmed !== null && String(event.detail.message).indexOf('id="notice"') >= 0) noticeArrived();
   });
 
   document.addEventListener("keydown", function (event) {

@@ -1,0 +1,15 @@
+"""Text as PostgreSQL can store it. A `text` column refuses NUL, and UTF-8 cannot encode a
+lone surrogate (JSON may carry one as `\\ud800`): either would fail the whole write."""
+
+import re
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def storable_text(text: str) -> str:
+    """`text` without NULs, each lone surrogate replaced by U+FFFD (a Python string holds a
+    surrogate only alone: a JSON pair is decoded into the one character it encodes)."""
+    if "\x00" in text:
+        text = text.replace("\x00", "")
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
