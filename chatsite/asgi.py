@@ -1,7 +1,8 @@
 """ASGI entry point: HTTP through Django, websockets through Channels.
 
-The socket stack checks the Origin against ALLOWED_HOSTS (a page on another site cannot open
-a chat socket with the user's cookie) and loads the session user.
+The socket stack checks the page's full origin (chatsite/socket_origin.py: a page on another
+site, or on another port of this host, cannot open a chat socket with the user's cookie) and
+loads the session user.
 """
 
 import gc
@@ -16,7 +17,6 @@ django_asgi_app = get_asgi_application()
 # Below: these need Django set up first.
 from channels.auth import AuthMiddleware  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from channels.sessions import (  # noqa: E402
     CookieMiddleware,
     InstanceSessionWrapper,
@@ -24,6 +24,7 @@ from channels.sessions import (  # noqa: E402
 )
 
 from chatsite import direct_writes, frame_logging  # noqa: E402
+from chatsite.socket_origin import SameOriginValidator  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
 
@@ -41,7 +42,7 @@ class SocketSessionMiddleware(SessionMiddleware):
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
+        "websocket": SameOriginValidator(
             CookieMiddleware(
                 # The stubs want patterns typed as ASGI routes; path() gives views (see routing.py).
                 SocketSessionMiddleware(

@@ -291,3 +291,43 @@ async def test_settings_changed_after_the_socket_opened_apply_to_the_next_reply(
     reply = await reply_in_db(conversation)
     assert reply.model_name == "fake-reasoner"
     await tab.close()
+
+
+async def _opens(conversation, origin: bytes, *, host=b"127.0.0.1:8000", scheme="ws", headers=()):
+    cookie = await database_sync_to_async(session_cookie)(conversation.owner)
+    communicator = WebsocketCommunicator(
+        application,
+        f"/ws/c/{conversation.uuid}/",
+        headers=[
+            (b"origin", origin),
+            (b"host", host),
+            (b"cookie", f"{settings.SESSION_COOKIE_NAME}={cookie}".encode()),
+            *headers,
+        ],
+    )
+    communicator.scope["scheme"] = scheme
+    connected, _ = await communicator.connect()
+    await communicator.disconnect()
+    return connected
+
+
+async def test_the_origin_must_match_in_scheme_host_and_port(conversation):
+    assert await _opens(conversation, b"http://127.0.0.1:8000")
+    # Another service on this host, the same host over TLS, another port, no Origin at all.
+    for origin in [b"http://127.0.0.1:9999", b"https://127.0.0.1:8000", b"http://127.0.0.1", b""]:
+        assert not await _opens(conversation, origin), origin
+    assert await _opens(conversation, b"https://127.0.0.1:8000", scheme="wss")
+
+
+async def test_trusted_origins_and_a_tls_proxy_count_as_this_site(conversation, settings):
+    settings.CSRF_TRUSTED_ORIGINS = ["https://chat.example.com", "https://*.example.org"]
+    settings.ALLOWED_HOSTS = ["127.0.0.1", "chat.example.com"]
+    assert await _opens(conversation, b"https://chat.example.com")
+    assert await _opens(conversation, b"https://eu.example.org")
+    assert not await _opens(conversation, b"http://eu.example.org")
+    settings.SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    proxied = [(b"x-forwarded-proto", b"https")]
+    host = b"chat.example.com"
+    assert await _opens(conversation, b"https://chat.example.com", host=host, headers=proxied)
+    assert not await _opens(conversation, b"http://chat.example.com", host=host, headers=proxied)
+    assert not await _opens(conversation, b"https://evil.example", host=b"evil.example")
