@@ -20,3 +20,7 @@ class ConversationsConfig(AppConfig):
         from conversations.live import rendering
 
         rendering.use_renderer(pages.message_html)
+        # Open sockets hear when their user's sessions may have ended.
+        from conversations import socket_sessions
+
+        socket_sessions.connect_signals()

@@ -20,18 +20,21 @@ from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from conversations import chat_actions, pages, presenters, selectors
+from conversations import chat_actions, pages, presenters, selectors, socket_sessions
 from conversations.errors import ChatError
 from conversations.frames import BadFrame, id_field, id_list_field, read_frame, text_field
 from conversations.live import process, stops
 from conversations.live.fanout import fanout
 from conversations.live.presence import PROCESS_ID
 from conversations.live.registry import LiveReply, ReplyState
+from conversations.live.threads import on_worker_thread
 from conversations.models import Message
 
 log = logging.getLogger(__name__)
 
 CLOSE_FORBIDDEN = 4403
+# The session that opened the socket no longer signs its user in: the page says so.
+CLOSE_SIGNED_OUT = 4401
 
 
 def _socket_language(scope) -> str:
@@ -62,6 +65,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.conversation = conversation
+        self.user_id = conversation.owner_id
+        session = self.scope.get("session")
+        self.session_key = session.session_key if session is not None else None
         # reply uuid -> (status, characters of content sent, characters of reasoning sent)
         self.sent: dict[str, tuple[str, int, int]] = {}
         self.sent_messages: set[str] = set()
@@ -69,12 +75,30 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Events that arrive while the socket is catching up wait here, in order.
         self.backlog: list | None = None
         await self.accept()
+        if self.channel_layer is not None:
+            group = socket_sessions.user_group(self.user_id)
+            await self.channel_layer.group_add(group, self.channel_name)
         process.start()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "conversation", None) is None:
             return
+        if self.channel_layer is not None:
+            group = socket_sessions.user_group(self.user_id)
+            await self.channel_layer.group_discard(group, self.channel_name)
         await fanout.unsubscribe(self.conversation_uuid, self)
+
+    async def still_signed_in(self) -> bool:
+        """The socket's session still signs in its user (read afresh: two queries)."""
+        user_id = await on_worker_thread(selectors.session_user_id)(self.session_key)
+        return user_id == self.user_id
+
+    async def session_check(self, event: dict) -> None:
+        """Told by socket_sessions that this user's sessions may have ended."""
+        if (event.get("ended") and event["ended"] == self.session_key) or not (
+            await self.still_signed_in()
+        ):
+            await self.close(code=CLOSE_SIGNED_OUT)
 
     async def dispatch(self, message: dict) -> None:
         """Channels' dispatch without its close_old_connections before every message: that
@@ -92,6 +116,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None):
         """Every frame gets its effect or a notice saying what was wrong; none closes the
         socket."""
+        if not await self.still_signed_in():
+            # Nothing this socket was asked reaches a provider or the database.
+            await self.close(code=CLOSE_SIGNED_OUT)
+            return
         try:
             data = read_frame(text_data, bytes_data)
             await self.dispatch_action(text_field(data, "action") or "send", data)

@@ -285,6 +285,22 @@ def test_a_send_the_connection_dropped_comes_back_with_its_key(
     assert not Message.objects.filter(conversation=conversation).exists()
 
 
+def test_signed_out_in_another_tab_the_page_says_so_and_keeps_the_text(
+    login, conversation, alice, live_server_url
+):
+    page = open_chat(login, alice, conversation, live_server_url)
+    page.locator("#composer textarea").fill("Half a thought")
+    other_tab = page.context.new_page()
+    other_tab.goto(f"{live_server_url}/")
+    other_tab.get_by_role("button", name="Log out").click()
+    expect(page.locator("#notice")).to_contain_text("You were signed out", timeout=10_000)
+    expect(page.locator("#notice a")).to_have_attribute(
+        "href", f"/accounts/login/?next=/c/{conversation.uuid}/"
+    )
+    expect(page.locator("#composer textarea")).to_have_value("Half a thought")
+    assert page.locator("body").get_attribute("class").count("is-signed-out") == 1
+
+
 def test_phone_width_layout(login, conversation, alice, fake_provider, live_server_url, browser):
     context = browser.new_context(viewport={"width": 390, "height": 844})
     page = open_chat(login, alice, conversation, live_server_url, page=context.new_page())

@@ -2,8 +2,10 @@
 real socket to a running daphne."""
 
 import time
+from importlib import import_module
 
 import aiohttp
+from channels.db import database_sync_to_async
 from channels.routing import URLRouter
 from channels.testing import WebsocketCommunicator
 from django.conf import settings
@@ -20,9 +22,15 @@ class ChatSocket:
         app = URLRouter(websocket_urlpatterns)
         self.communicator = WebsocketCommunicator(app, f"/ws/c/{conversation.uuid}/")
         self.communicator.scope["user"] = user
+        self.user = user
         self.page = PageModel()
 
     async def connect(self, *, last: str = "") -> bool:
+        if "session" not in self.communicator.scope:
+            # A real session, as the site's stack would give it: the socket re-reads it.
+            key = await database_sync_to_async(session_cookie)(self.user)
+            store = import_module(settings.SESSION_ENGINE).SessionStore(key)
+            self.communicator.scope["session"] = store
         connected, _ = await self.communicator.connect()
         if connected:
             await self.communicator.send_json_to({"action": "sync", "last": last})

@@ -29,6 +29,7 @@ from conversations.selectors.export import (
     conversations_for_export,
 )
 from conversations.selectors.message_reads import MessageRead, read_message, read_messages
+from conversations.selectors.sessions import session_user_id
 from conversations.selectors.threads import (
     NO_SIBLINGS,
     PAGE_SIZE,

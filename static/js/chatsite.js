@@ -75,16 +75,33 @@
     event.target.dataset.socket = "open";
     document.body.classList.remove("is-offline");
   });
+  // 4401: the session that opened the socket is over. The socket is not reopened (the
+  // ws extension reconnects only after 1006 and 1011-1013); the page says why and links to
+  // the sign-in, and what was typed stays in the box.
+  var CLOSE_SIGNED_OUT = 4401;
   document.addEventListener("htmx:wsClose", function (event) {
     event.target.dataset.socket = "closed";
     document.body.classList.add("is-offline");
+    var signedOut = event.detail.event && event.detail.event.code === CLOSE_SIGNED_OUT;
     if (unconfirmed !== null) {
       restoreUnsent(unconfirmed, true);
       unconfirmed = null;
       var form = document.getElementById("composer");
-      if (form) showNotice(form.dataset.connectionLost);
+      if (form && !signedOut) showNotice(form.dataset.connectionLost);
     }
+    if (signedOut) showSignedOut(event.target);
   });
+  function showSignedOut(socketElt) {
+    var notice = document.getElementById("notice");
+    if (!notice) return;
+    notice.textContent = socketElt.dataset.signedOut + " ";
+    var link = document.createElement("a");
+    link.href = socketElt.dataset.loginUrl;
+    link.textContent = socketElt.dataset.signInLabel || "Sign in";
+    notice.appendChild(link);
+    notice.className = "notice notice--error";
+    document.body.classList.add("is-signed-out");
+  }
 
   // --- Images: uploaded as soon as they are chosen or pasted, sent as chips' ids. -----
 
