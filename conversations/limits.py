@@ -11,6 +11,7 @@ import time
 from django.conf import settings
 from django.core.cache import BaseCache, caches
 from django.core.cache.backends.redis import RedisCache
+from django.db import connection
 from django.db.models import IntegerField, QuerySet
 from django.db.models.expressions import RawSQL
 
@@ -87,15 +88,29 @@ _IN_FLIGHT_OF_OWNER = (
 )
 
 
+# The first key of the advisory lock that serialises one owner's new replies.
+REPLIES_LOCK = 7301
+
+
 def replies_in_flight(conversation: Conversation) -> int:
     """From with_replies_in_flight's annotation when present, else counted now."""
     counted = getattr(conversation, "replies_in_flight", None)
     if counted is not None:
         return counted
-    owner_id = conversation.owner_id
+    return replies_in_flight_now(conversation.owner_id)
+
+
+def replies_in_flight_now(owner_id: int) -> int:
     return Message.objects.filter(
         conversation__owner_id=owner_id, status__in=MessageStatus.IN_FLIGHT
     ).count()
+
+
+def lock_owner_replies(owner_id: int) -> None:
+    """Until the transaction ends, the owner's other sends wait here (a transaction-scoped
+    advisory lock: no row is written, and nothing else takes this lock)."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [REPLIES_LOCK, owner_id])
 
 
 def _login_key(username: str, address: str) -> str:

@@ -1,12 +1,17 @@
 """Per-user abuse limits: the send counter in the shared cache, replies in flight."""
 
 import os
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from django.core.cache import cache
+from django.db import connection
 
 from conversations import limits, selectors, services
+from conversations.errors import TooManyReplies
+from conversations.models import Message, MessageStatus
 from tests.factories import ConversationFactory
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
@@ -69,3 +74,33 @@ def test_replies_in_flight_are_counted_across_the_owners_conversations(user, cha
     elsewhere = ConversationFactory(owner=user, chat_model=chat_model)
     loaded = selectors.conversation_for_send(elsewhere, idempotency_key=None)
     assert limits.replies_in_flight(loaded) == limits.replies_in_flight(elsewhere) == 2
+
+
+@pytest.mark.django_db(transaction=True)
+def test_simultaneous_sends_never_overshoot_the_cap(user, chat_model, settings, monkeypatch):
+    """Four sends at once with a cap of three: three replies, one refusal. Each send's
+    transaction is held open a while, as on a busy database, so that all four would have
+    counted before any committed."""
+    settings.MAX_REPLIES_IN_FLIGHT = 3
+    conversations = [ConversationFactory(owner=user, chat_model=chat_model) for _ in range(4)]
+    touch = services.replies.touch_conversation
+    monkeypatch.setattr(
+        services.replies, "touch_conversation", lambda *a, **k: (time.sleep(0.3), touch(*a, **k))
+    )
+    start = threading.Barrier(4)
+
+    def send(conversation):
+        start.wait()
+        try:
+            services.message_send(conversation=conversation, content="At once")
+            return "sent"
+        except TooManyReplies:
+            return "refused"
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = sorted(pool.map(send, conversations))
+    assert outcomes == ["refused", "sent", "sent", "sent"]
+    in_flight = Message.objects.filter(status__in=MessageStatus.IN_FLIGHT).count()
+    assert in_flight == 3

@@ -72,6 +72,13 @@ def _reply_for(user_message: Message) -> Message | None:
 
 
 def pending_reply_create(*, conversation: Conversation, parent: Message) -> Message:
+    """A reply waiting to be generated, inside the caller's transaction, within the owner's
+    MAX_REPLIES_IN_FLIGHT: the owner's row is locked and the replies in flight counted
+    under the lock, so simultaneous sends are counted one after another, never together."""
+    assert transaction.get_connection().in_atomic_block, "the lock lasts the transaction"
+    limits.lock_owner_replies(conversation.owner_id)
+    if limits.replies_in_flight_now(conversation.owner_id) >= settings.MAX_REPLIES_IN_FLIGHT:
+        raise TooManyReplies()
     chat_model = conversation.chat_model
     return Message.objects.create(
         conversation=conversation,
@@ -104,8 +111,8 @@ def require_budget(conversation: Conversation) -> None:
 def require_send_allowance(conversation: Conversation) -> None:
     """Per-user abuse limits: sends per minute, and replies in flight across conversations.
 
-    The in-flight count is read before the insert, so two sends at the same instant may
-    both pass: a soft cap, unlike the per-conversation one that Postgres enforces.
+    The in-flight count here is the one read with the conversation, to refuse early; the
+    cap itself holds in pending_reply_create, under a lock.
     """
     if limits.replies_in_flight(conversation) >= settings.MAX_REPLIES_IN_FLIGHT:
         raise TooManyReplies()
