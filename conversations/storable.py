@@ -13,3 +13,10 @@ def storable_text(text: str) -> str:
         text = text.replace("\x00", "")
     return _LONE_SURROGATE.sub("\ufffd", text)
 
+
+def unstorable_at(text: str) -> int | None:
+    """The position of the first character PostgreSQL cannot store in `text`, or None."""
+    found = _LONE_SURROGATE.search(text)
+    nul = text.find("\x00")
+    positions = [p for p in (found.start() if found else -1, nul) if p >= 0]
+    return min(positions) if positions else None

@@ -284,6 +284,69 @@ def test_a_chatgpt_export_imports_through_the_api(api_client, user):
     assert Conversation.objects.filter(owner=user).count() == 2
 
 
+def _spliced(data: bytes, old: str, new: str) -> bytes:
+    """`data` with one JSON text replaced as written: escapes JSON allows and Python's
+    json.dumps would never write."""
+    text = data.decode()
+    assert old in text
+    return text.replace(old, new, 1).encode()
+
+
+# The two ways a JSON text can hold what PostgreSQL cannot: a lone surrogate, a NUL.
+UNSTORABLE = [("surrogate", "\\ud800"), ("nul", "\\u0000")]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("kind", "escape"), UNSTORABLE)
+@pytest.mark.parametrize(
+    ("format_name", "where"),
+    [
+        ("chatsite content", "Message 2 content"),
+        ("chatsite context", "Message 1 context"),
+        ("chatgpt content", "Message user-1 content"),
+    ],
+)
+def test_text_the_database_cannot_store_is_a_400_naming_the_message(
+    api_client, conversation, user, format_name, where, kind, escape
+):
+    thread(conversation, "Hi", "Hello")
+    before = list(Message.objects.values_list("id", "content"))
+    if format_name.startswith("chatsite"):
+        message = _body(api_client.get(f"/api/v1/conversations/{conversation.uuid}/export/"))
+        if format_name == "chatsite content":
+            data = _spliced(message, '"content": "Hello"', f'"content": "Hel{escape}lo"')
+        else:
+            data = _spliced(message, '"context": {}', f'"context": {{"note": "a{escape}b"}}')
+    else:
+        data = _spliced(
+            CHATGPT_FILE.read_bytes(),
+            "My starter smells like nail polish.",
+            f"My starter{escape} smells like nail polish.",
+        )
+    response = api_client.post("/api/v1/import/", {"file": _upload("x.json", data)})
+    body = response.json()
+    if kind == "nul" and format_name != "chatsite context":
+        # A NUL in a message's text is dropped (the text is kept), as everywhere.
+        assert response.status_code == 201, body
+        return
+    # The ChatGPT file's other conversation imports; a file of only this one is refused.
+    assert response.status_code == (201 if format_name.startswith("chatgpt") else 400), body
+    (failure,) = body["failed"]
+    assert failure["error"].startswith(f"{where} has a character the database cannot store")
+    assert list(Message.objects.values_list("id", "content"))[: len(before)] == before
+    assert not Message.objects.filter(content__contains="nail polish").exists()
+
+
+@pytest.mark.django_db
+def test_a_title_the_database_cannot_store_is_reported_readably(api_client):
+    data = _spliced(CHATGPT_FILE.read_bytes(), '"Sourdough starter help"', '"Sour\\udc00dough"')
+    response = api_client.post("/api/v1/import/", {"file": _upload("x.json", data)})
+    assert response.status_code == 201  # the other conversation imports
+    (failure,) = response.json()["failed"]
+    assert failure["title"] == "Sour\ufffddough"
+    assert "The conversation title has a character" in failure["error"]
+
+
 @pytest.mark.django_db
 def test_a_bad_upload_is_a_400_that_says_why(api_client):
     response = api_client.post("/api/v1/import/", {"file": _upload("x.json", b"{nope")})

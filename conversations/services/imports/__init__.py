@@ -26,8 +26,9 @@ from conversations.errors import ValidationFailed
 from conversations.models import Conversation
 from conversations.services.imports.chatgpt import plan_chatgpt
 from conversations.services.imports.chatsite import plan_chatsite
-from conversations.services.imports.plans import ModelLookup
+from conversations.services.imports.plans import ModelLookup, require_storable
 from conversations.services.imports.writing import write_conversation
+from conversations.storable import storable_text
 
 
 class ImportRejected(ValidationFailed):
@@ -61,6 +62,7 @@ def conversations_import(*, owner: User, data: bytes | str) -> ImportResult:
     for index, raw in enumerate(items):
         try:
             plan = planner(raw, models)
+            require_storable(plan)
             result.conversations.append(write_conversation(owner, plan))
         except ValidationFailed as exc:
             result.failures.append(ImportFailure(index, _title_of(raw), exc.message))
@@ -131,4 +133,5 @@ def _chatsite_conversations(document: dict) -> list:
 
 def _title_of(raw) -> str:
     title = raw.get("title") if isinstance(raw, dict) else None
-    return title[:200] if isinstance(title, str) else ""
+    # Shown in the answer, which must encode even when the title is what was wrong.
+    return storable_text(title[:200]) if isinstance(title, str) else ""

@@ -108,7 +108,11 @@ def _chatgpt_add(
     created_at = message.epoch("create_time") or default
     plan.messages.append(
         MessagePlan(
-            key=str(len(plan.messages)), parent=parent, fields=fields, created_at=created_at
+            key=str(len(plan.messages)),
+            parent=parent,
+            fields=fields,
+            created_at=created_at,
+            where=message.where,
         )
     )
 

@@ -68,6 +68,7 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
     return MessagePlan(
         key=key,
         parent=parent,
+        where=message.where,
         created_at=message.time("created_at"),
         fields={
             "role": message.choice("role", Role.values),
@@ -98,6 +99,7 @@ def _chatsite_summary(
     return SummaryImportPlan(
         covers_through=covers_through,
         previous=previous,
+        where=summary.where,
         created_at=summary.time("created_at"),
         fields={
             "text": summary.text("text"),

@@ -13,6 +13,7 @@ from django.utils import timezone
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel
 from conversations.providers import catalogue
+from conversations.storable import unstorable_at
 
 # PositiveIntegerField's ceiling in PostgreSQL.
 MAX_COUNT = 2**31 - 1
@@ -24,6 +25,7 @@ class MessagePlan:
     parent: str | None
     fields: dict
     created_at: datetime | None
+    where: str = "a message"  # how an error names it ("message 3")
 
 
 @dataclass
@@ -32,6 +34,7 @@ class SummaryImportPlan:
     previous: str | None
     fields: dict
     created_at: datetime | None
+    where: str = "a summary"
 
 
 @dataclass
@@ -41,6 +44,38 @@ class ConversationPlan:
     updated_at: datetime | None = None
     messages: list[MessagePlan] = field(default_factory=list)
     summaries: list[SummaryImportPlan] = field(default_factory=list)
+
+
+def require_storable(plan: ConversationPlan) -> None:
+    """ValidationFailed naming the first text of `plan` PostgreSQL cannot store (a NUL, a
+    lone surrogate that JSON may carry as `\\ud800`), nested values included: such text
+    would fail the write with an encoding error, not a database one."""
+    _require_storable(plan.fields, "the conversation")
+    for message in plan.messages:
+        _require_storable(message.fields, message.where)
+    for summary in plan.summaries:
+        _require_storable(summary.fields, summary.where)
+
+
+def _require_storable(fields: dict, where: str) -> None:
+    for name, value in fields.items():
+        if (at := _unstorable_in(value)) is not None:
+            raise ValidationFailed(
+                f"{where[:1].upper()}{where[1:]} {name} has a character the database cannot"
+                f" store (a NUL or a lone surrogate) at character {at + 1}."
+            )
+
+
+def _unstorable_in(value) -> int | None:
+    if isinstance(value, str):
+        return unstorable_at(value)
+    if isinstance(value, dict):
+        parts = [part for pair in value.items() for part in pair]
+    elif isinstance(value, list):
+        parts = value
+    else:
+        return None
+    return next((at for part in parts if (at := _unstorable_in(part)) is not None), None)
 
 
 # --- Reading fields with clear errors --------------------------------------------------
