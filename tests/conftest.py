@@ -28,6 +28,11 @@ def pytest_runtest_teardown(item, nextitem):
     deadlocks the flush."""
     if not background_jobs.wait_for_in_process_jobs(timeout=60):
         item.warn(pytest.PytestWarning("an in-process background job outlived its test"))
+    # An async test's event loop closes in its teardown, cancelling what still runs: the stop
+    # listener is ended by a message first (see process.stop_listening).
+    runner = getattr(item, "funcargs", {}).get("_function_scoped_runner")
+    if runner is not None:
+        runner.run(process.stop_listening())
     yield
 
 

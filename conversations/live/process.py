@@ -31,6 +31,20 @@ def start() -> None:
     supervisor.ensure("stream-read-timeouts", timeouts.watch_of_loop().run)
 
 
+async def stop_listening(timeout: float = 5) -> None:
+    """End this event loop's stop listener by a message, not a cancellation: cancelled in
+    the middle of channels-redis's blocking read, its receive could hang the event loop's
+    shutdown for minutes (a test's loop closes after every test; daphne's never does)."""
+    channel = _listener_channels.pop(asyncio.get_running_loop(), None)
+    if channel is None:
+        return
+    layer = cast(BaseChannelLayer, get_channel_layer())
+    await layer.send(channel, {"type": STOP_LISTENING})
+    listener = supervisor.running("stop-listener")
+    if listener is not None:
+        await asyncio.wait([listener], timeout=timeout)
+
+
 def reset() -> None:
     """Forget this process's live state (tests run many event loops in one process)."""
     fanout.reset()
@@ -60,9 +74,15 @@ async def _sweep_forever(*, first_sweep_everything: bool) -> None:
         await asyncio.sleep(settings.STREAM_STALE_AFTER / 2)
 
 
+# The stop listener's channel, by event loop: stop_listening() wakes it there.
+_listener_channels: dict[asyncio.AbstractEventLoop, str] = {}
+STOP_LISTENING = "process.stop_listening"
+
+
 async def _listen_for_stops() -> None:
     layer = cast(BaseChannelLayer, get_channel_layer())  # settings always name one
     channel = await layer.new_channel()
+    _listener_channels[asyncio.get_running_loop()] = channel
     while True:
         try:
             await layer.group_add(events.GENERATORS_GROUP, channel)
@@ -70,6 +90,9 @@ async def _listen_for_stops() -> None:
                 message = await layer.receive(channel)
                 if message.get("type") == events.REPLY_CANCEL:
                     registry.cancel(message["reply"])
+                elif message.get("type") == STOP_LISTENING:
+                    await layer.group_discard(events.GENERATORS_GROUP, channel)
+                    return
         except Exception:
             # channels-redis can turn our own cancellation into a Redis error: tell them apart.
             task = asyncio.current_task()

@@ -38,6 +38,10 @@ class Supervisor:
             task = tasks[name] = loop.create_task(factory(), context=contextvars.Context())
         return task
 
+    def running(self, name: str) -> asyncio.Task[None] | None:
+        """The loop `name` of this event loop, if it was started."""
+        return (self._tasks.get(asyncio.get_running_loop()) or {}).get(name)
+
     def reset(self) -> None:
         """Forget every loop (tests run many event loops in one process)."""
         self._tasks = weakref.WeakKeyDictionary()
