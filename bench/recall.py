@@ -21,6 +21,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "chatsite_bench_recall"
 FILLER_TURNS = 220
+# Context builds measured at each length, with recall and without.
+SAMPLES = 25
 EXCERPTS = 5
 
 FACTS_EN = [
@@ -130,21 +132,25 @@ def measure_context(user, chat_model, lengths=(1_000, 10_000)) -> dict:
             reply = Message.objects.select_related("conversation__chat_model").get(pk=reply_id)
             return context_for_reply(reply)
 
-        settings.RECALL_ENABLED = False
-        without = data._timed(build, 15)
-        settings.RECALL_ENABLED = True
+        # Interleaved, with and without recall in turn: the machine's load drifts (this
+        # phase follows the streaming ones), and both halves of the difference share it.
         build()
-        samples, embedding = [], []
-        for _ in range(15):
+        without, samples, embedding = [], [], []
+        for _ in range(SAMPLES):
+            settings.RECALL_ENABLED = False
+            started = time.perf_counter()
+            build()
+            without.append((time.perf_counter() - started) * 1000)
+            settings.RECALL_ENABLED = True
             started = time.perf_counter()
             context = build()
             elapsed = (time.perf_counter() - started) * 1000
             embedding.append(context.recall.get("embedding_ms") or 0)
             samples.append(elapsed - embedding[-1])
         results[length] = {
-            "without_ms": without["median_ms"],
+            "without_ms": statistics.median(without),
             "with_ms": statistics.median(samples),
-            "added_ms": statistics.median(samples) - without["median_ms"],
+            "added_ms": statistics.median(samples) - statistics.median(without),
             "query_embedding_ms": statistics.median(embedding),
             "recalled": len(context.recall.get("messages", [])),
         }
