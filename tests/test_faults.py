@@ -191,10 +191,12 @@ def test_a_socket_that_stops_reading_leaves_server_memory_bounded(
         reply_bytes // len(chunk)
     )
     grown_mib = (after - before) / 1024
-    # Generating and rendering a 10 MiB reply costs daphne ~65-75 MiB on this machine with
-    # a socket that reads every frame; one that reads nothing measured the same. The bound
-    # catches growth that multiplies the reply (a copy per fragment), not one buffered copy.
-    assert grown_mib < 128, f"daphne grew by {grown_mib:.0f} MiB for a 10 MiB reply"
+    # Generating and rendering a 10 MiB reply costs daphne 65-131 MiB from one run to the
+    # next (65-75 on an earlier machine; 82-131 over seven runs on this one, 97-107 on the
+    # code before the socket hardening: the same range), with a socket that reads every
+    # frame or none. The bound catches growth that multiplies the reply (a copy per
+    # fragment: hundreds of MiB), not one buffered copy or the allocator's mood.
+    assert grown_mib < 192, f"daphne grew by {grown_mib:.0f} MiB for a 10 MiB reply"
 
 
 @pytest.mark.browser
