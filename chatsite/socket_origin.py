@@ -11,7 +11,6 @@ ALLOWED_HOSTS. A socket without an Origin (no browser sends one so) is refused t
 
 from urllib.parse import urlsplit
 
-from channels.security.websocket import WebsocketDenier
 from django.conf import settings
 from django.http.request import split_domain_port, validate_host
 from django.utils.http import is_same_domain
@@ -25,8 +24,17 @@ class SameOriginValidator:
 
     async def __call__(self, scope, receive, send):
         if scope["type"] == "websocket" and not origin_allowed(scope):
-            return await WebsocketDenier()(scope, receive, send)
+            return await _refuse(receive, send)
         return await self.application(scope, receive, send)
+
+
+async def _refuse(receive, send) -> None:
+    """Close at the handshake (the server answers 403). Plain ASGI, not channels' denier
+    consumer: that one opens a channel-layer receive only to have it cancelled, and a
+    channels-redis receive cancelled mid-read can hang its event loop's shutdown."""
+    message = await receive()
+    if message["type"] == "websocket.connect":
+        await send({"type": "websocket.close"})
 
 
 def origin_allowed(scope) -> bool:
