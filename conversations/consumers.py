@@ -66,6 +66,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         self.conversation = conversation
         self.user_id = conversation.owner_id
+        self.user_group = socket_sessions.user_group(self.user_id)
         session = self.scope.get("session")
         self.session_key = session.session_key if session is not None else None
         # reply uuid -> (status, characters of content sent, characters of reasoning sent)
@@ -76,16 +77,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         self.backlog: list | None = None
         await self.accept()
         if self.channel_layer is not None:
-            group = socket_sessions.user_group(self.user_id)
-            await self.channel_layer.group_add(group, self.channel_name)
+            await self.channel_layer.group_add(self.user_group, self.channel_name)
         process.start()
 
     async def disconnect(self, code: int) -> None:
         if getattr(self, "conversation", None) is None:
             return
         if self.channel_layer is not None:
-            group = socket_sessions.user_group(self.user_id)
-            await self.channel_layer.group_discard(group, self.channel_name)
+            await self.channel_layer.group_discard(self.user_group, self.channel_name)
         await fanout.unsubscribe(self.conversation_uuid, self)
 
     async def still_signed_in(self) -> bool:

@@ -15,8 +15,8 @@ from django.utils.translation import gettext as _
 from conversations.errors import ChatError
 from conversations.storable import storable_text
 
-# Longer frames (in characters) are answered with a notice; daphne itself closes a frame
-# past 1 MiB (in bytes) with 1009.
+# Longer frames (in characters) are answered with a notice. A frame past daphne's 1 MiB (in
+# bytes) never arrives: autobahn drops the connection first (the client sees 1006).
 MAX_FRAME_CHARS = 256 * 1024
 
 

@@ -73,8 +73,8 @@ def _reply_for(user_message: Message) -> Message | None:
 
 def pending_reply_create(*, conversation: Conversation, parent: Message) -> Message:
     """A reply waiting to be generated, inside the caller's transaction, within the owner's
-    MAX_REPLIES_IN_FLIGHT: the owner's row is locked and the replies in flight counted
-    under the lock, so simultaneous sends are counted one after another, never together."""
+    MAX_REPLIES_IN_FLIGHT: the replies in flight are counted under a per-owner advisory
+    lock, so simultaneous sends are counted one after another, never together."""
     assert transaction.get_connection().in_atomic_block, "the lock lasts the transaction"
     limits.lock_owner_replies(conversation.owner_id)
     if limits.replies_in_flight_now(conversation.owner_id) >= settings.MAX_REPLIES_IN_FLIGHT:
