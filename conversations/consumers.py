@@ -35,6 +35,9 @@ log = logging.getLogger(__name__)
 CLOSE_FORBIDDEN = 4403
 # The session that opened the socket no longer signs its user in: the page says so.
 CLOSE_SIGNED_OUT = 4401
+# What a socket last sent of a reply, when it was a final state: the generator's, or a
+# sweep's (which a later update from a generator still alive replaces).
+FINAL, SWEPT_FINAL = "final", "swept-final"
 
 
 def _socket_language(scope) -> str:
@@ -214,10 +217,14 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             self.backlog.append(("reply", state))
             return
         previous = self.sent.get(state.uuid)
-        if previous is not None and previous[0] == "final":
+        if previous is not None and previous[0] == FINAL:
             return
+        if previous is not None and previous[0] == SWEPT_FINAL:
+            if state.swept:
+                return
+            previous = None  # its generator was alive after all: show the reply afresh
         if state.final_html is not None:
-            self.sent[state.uuid] = ("final", 0, 0)
+            self.sent[state.uuid] = (SWEPT_FINAL if state.swept else FINAL, 0, 0)
             await self.send(text_data=await self._final_html(state))
             return
         content_sent, reasoning_sent = (previous[1], previous[2]) if previous else (0, 0)
@@ -273,6 +280,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
                 content=event["content"],
                 reasoning=event["reasoning"],
                 final_html=event.get("final_html"),
+                swept=bool(event.get("swept")),
             )
         )
 

@@ -15,7 +15,7 @@ from chatsite.asgi import application
 from conversations.models import Message, MessageStatus, Role
 from tests.fake_provider import Reply
 from tests.waits import wait_until_async
-from tests.wsclient import ChatSocket, session_cookie
+from tests.wsclient import ChatSocket, session_cookie, tab_streaming
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -168,10 +168,7 @@ async def test_double_send_with_one_key_makes_one_message(conversation, fake_pro
 async def test_reconnect_mid_stream_shows_everything_once(conversation, fake_provider):
     tokens = [f"w{i} " for i in range(60)]
     fake_provider.script(Reply(content=tokens, tokens_per_second=60))
-    first = ChatSocket(conversation, conversation.owner)
-    await first.connect()
-    await first.say("Count", "k1")
-    await first.read_until(lambda page: page.last() is not None and len(page.last().text) > 20)
+    first = await tab_streaming(conversation, "Count", chars=20)
     seen = len(first.page.last().text)
     await first.close()
 
@@ -228,10 +225,7 @@ async def test_two_tabs_see_the_same_reply(conversation, fake_provider):
 async def test_stop_cancels_upstream_and_keeps_what_was_seen(conversation, fake_provider):
     tokens = [f"t{i} " for i in range(200)]
     fake_provider.script(Reply(content=tokens, tokens_per_second=40))
-    tab = ChatSocket(conversation, conversation.owner)
-    await tab.connect()
-    await tab.say("Long one", "k1")
-    await tab.read_until(lambda page: page.last() is not None and len(page.last().text) > 15)
+    tab = await tab_streaming(conversation, "Long one", chars=15)
     seen_before_stop = tab.page.last().text
     await tab.send(action="stop")
     await tab.read_until_reply("cancelled")

@@ -12,6 +12,7 @@ import time
 from urllib.parse import urlparse
 
 import pytest
+import redis.asyncio as aioredis
 from django.db import connection
 from django.test import Client
 
@@ -20,7 +21,7 @@ from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.faults import FaultProxy
 from tests.live_server import DaphneServer
-from tests.waits import wait_for_socket
+from tests.waits import wait_for_socket, wait_until_async
 from tests.wsclient import LiveSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,31 +87,76 @@ def _in_thread_loop(coro):
     return asyncio.run(coro)
 
 
-def test_redis_paused_mid_stream_delays_but_the_reply_completes_once(
+# The defaults a deployment runs with (DaphneServer shortens them for quicker tests): the
+# pause below must outlast STREAM_STALE_AFTER plus a sweep interval (STREAM_STALE_AFTER / 2)
+# plus a save interval, so that the other process's sweeper looks while Redis is stalled.
+DEFAULT_TIMINGS = {
+    "STREAM_SAVE_INTERVAL": "2",
+    "STREAM_STALE_AFTER": "15",
+    "PROVIDER_READ_TIMEOUT": "60",
+}
+LONG_REDIS_PAUSE = 25
+
+
+def _ended_on_page(page) -> bool:
+    last = page.last()
+    return last is not None and last.status not in ("pending", "streaming")
+
+
+def test_redis_paused_past_the_stale_limit_loses_no_text_across_two_processes(
     daphne, fake_provider, conversation
 ):
-    sent = _text(60)
-    fake_provider.script(Reply(content=sent, tokens_per_second=30))
+    sent = _text(300)
+    fake_provider.script(Reply(content=sent, tokens_per_second=10))  # ~30 s of reply
     redis = urlparse(REDIS_URL)
     with FaultProxy(redis.hostname, redis.port or 6379) as proxy:
-        server = daphne(REDIS_URL=proxy.url("redis://", redis.path))
-
-        opened = LiveSocket(server, conversation, autoping=False)
+        through_proxy = proxy.url("redis://", redis.path)
+        generating = daphne(REDIS_URL=through_proxy, **DEFAULT_TIMINGS)
+        sweeping = daphne(REDIS_URL=through_proxy, **DEFAULT_TIMINGS)
+        sender = LiveSocket(generating, conversation)
+        watcher = LiveSocket(sweeping, conversation)
 
         async def scenario():
-            async with opened as socket:
-                await socket.say("Hello")
-                await asyncio.to_thread(_wait_for, _streamed(20), 10, "some text saved")
-                proxy.pause()
-                await asyncio.sleep(2)
+            await sender.open()
+            await watcher.open()
+            await _until_both_processes_watch(conversation)
+            await sender.say("Hello")
+            await watcher.read_until(lambda page: page.last() is not None)
+            await asyncio.to_thread(_wait_for, _streamed(20), 10, "some text saved")
+            proxy.pause()
+            try:
+                await asyncio.sleep(LONG_REDIS_PAUSE)
+            finally:
                 proxy.resume()
-                await asyncio.to_thread(_wait_for, _ended(), 20, "the end")
+            for tab in (sender, watcher):
+                await tab.read_until(_ended_on_page, timeout=30)
+                await tab.close()
 
         _in_thread_loop(scenario())
     reply = _reply()
-    assert reply.status == MessageStatus.COMPLETE
+    assert (reply.status, reply.error_code) == (MessageStatus.COMPLETE, "")
     assert reply.content == "".join(sent)
     assert Message.objects.filter(role=Role.USER).count() == 1
+    for tab in (sender, watcher):
+        assert tab.page.last().status == "complete"
+        assert tab.page.last().text.strip() == "".join(sent).strip()
+
+
+async def _until_both_processes_watch(conversation) -> None:
+    """An empty conversation's sync sends no frame: both processes in the conversation's
+    watcher set say both sockets are subscribed."""
+    client = aioredis.Redis.from_url(REDIS_URL)
+    key = f"chatsite:watch:{conversation.uuid}"
+    try:
+        await wait_until_async(
+            lambda: _holds_two(client, key), message="the two processes never both watched"
+        )
+    finally:
+        await client.aclose()
+
+
+async def _holds_two(client, key: str) -> bool:
+    return await client.scard(key) == 2
 
 
 def test_postgres_cut_mid_stream_keeps_the_partial_and_connections_recover(

@@ -111,7 +111,7 @@ async def test_a_rejected_stream_option_and_its_retry_are_two_records(tab, fake_
 async def test_a_stopped_reply_is_recorded_with_estimated_usage(tab, fake_provider):
     fake_provider.script(Reply(content=[f"t{i} " for i in range(200)], tokens_per_second=40))
     await tab.say("Long one", "k1")
-    await tab.read_until(lambda page: page.last() is not None and len(page.last().text) > 15)
+    await tab.read_until_text(15)
     await tab.send(action="stop")
     await tab.read_until_reply("cancelled")
     reply = await _latest_reply(tab.conversation)

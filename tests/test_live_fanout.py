@@ -14,7 +14,9 @@ from conversations import services
 from conversations.live.fanout import FRAGMENT_INTERVAL_CEILING, fanout
 from conversations.live.presence import presence
 from conversations.live.registry import LiveReply, registry
+from conversations.live.remote_sends import remote_sends
 from conversations.live.saves import saver
+from conversations.live.supervisor import supervisor
 from conversations.models import Message, MessageStatus, Role
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, UserFactory
 from tests.fake_provider import Reply
@@ -113,6 +115,13 @@ def test_fragments_grow_apart_as_more_replies_stream_in_the_process(settings):
     assert fanout.fragment_interval() == FRAGMENT_INTERVAL_CEILING
 
 
+async def _remote_sends_done() -> None:
+    """Events for other processes leave from a task of their own, which ends once idle."""
+    task = supervisor.running("remote-sends")
+    if task is not None:
+        await task
+
+
 @pytest.mark.django_db(transaction=True)
 async def test_new_messages_use_the_channel_layer_only_when_another_process_watches(
     monkeypatch,
@@ -125,15 +134,51 @@ async def test_new_messages_use_the_channel_layer_only_when_another_process_watc
     monkeypatch.setattr(presence(), "send", record)
     await fanout.subscribe("conv-x", Recorder())
     await fanout.publish_messages("conv-x", "<div></div>", ["m1"])
+    await _remote_sends_done()
     assert sent == [], "only this process watches: its sockets were fed directly"
     client = redis.Redis.from_url(REDIS_URL)
     try:
         await client.sadd("chatsite:watch:conv-x", "another-process")
         await fanout.publish_messages("conv-x", "<div></div>", ["m2"])
+        await _remote_sends_done()
         assert sent == ["messages.added"]
     finally:
         await client.delete("chatsite:watch:conv-x")
         await client.aclose()
+
+
+@pytest.mark.django_db(transaction=True)
+async def test_updates_waiting_for_a_stalled_redis_collapse_into_the_newest_in_order(
+    monkeypatch,
+):
+    sent, redis_answers = [], asyncio.Event()
+
+    async def stalled_send(conversation_uuid, event):
+        await redis_answers.wait()
+        sent.append((event["type"], event.get("content"), event.get("uuids")))
+
+    async def everyone_watches(conversation_uuids):
+        return set(conversation_uuids)
+
+    monkeypatch.setattr(presence(), "send", stalled_send)
+    monkeypatch.setattr(presence(), "watched_elsewhere", everyone_watches)
+    earlier, live = _live(1, "conv-s"), _live(2, "conv-s")
+    live.remote_watchers = earlier.remote_watchers = True
+    earlier.add_content("before")
+    await fanout.publish_reply(earlier)  # being sent when Redis stalls
+    await asyncio.sleep(0)
+    await fanout.publish_messages("conv-s", "<div></div>", ["question", live.uuid])
+    for word in ("one ", "two ", "three"):
+        live.add_content(word)
+        await fanout.publish_reply(live)  # returns at once, Redis or not
+    assert remote_sends.waiting() == 2, "the reply's three updates wait as one"
+    redis_answers.set()
+    await _remote_sends_done()
+    assert sent == [
+        ("reply.update", "before", None),
+        ("messages.added", None, ["question", live.uuid]),
+        ("reply.update", "one two three", None),
+    ]
 
 
 @pytest.mark.django_db

@@ -9,11 +9,12 @@ from channels.db import database_sync_to_async
 
 from conversations import chat_actions, services
 from conversations.live import process, run
+from conversations.live.fanout import fanout
 from conversations.live.registry import registry
 from conversations.models import Message, MessageStatus, Provider, Role, UsageRecord
 from tests.fake_provider import Reply
 from tests.waits import wait_until_async
-from tests.wsclient import ChatSocket
+from tests.wsclient import ChatSocket, tab_streaming
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -277,6 +278,37 @@ async def test_sweep_ends_replies_nobody_generates_and_tells_the_page(conversati
     await tab.close()
 
 
+async def test_a_reply_swept_by_another_process_mid_stream_keeps_every_character(
+    conversation, fake_provider
+):
+    words = [f"w{i} " for i in range(60)]
+    fake_provider.script(Reply(content=words, tokens_per_second=40))
+    tab = await tab_streaming(conversation, "Question")
+    reply_uuid = tab.page.last().uuid
+    # Another process's sweeper, which saw no heartbeat in time (this one stalled), ends the
+    # reply and tells the tabs.
+    swept = await database_sync_to_async(services.reply_interrupt_stale)(everything=True)
+    assert [str(reply.uuid) for reply in swept] == [reply_uuid]
+    await fanout.publish_final(swept[0])
+    await tab.read_until_reply("interrupted")
+
+    @database_sync_to_async
+    def saved_past_the_sweep():
+        reply = Message.objects.get(uuid=reply_uuid)
+        return reply.status == MessageStatus.INTERRUPTED and len(reply.content) > len(
+            swept[0].content
+        )
+
+    # The generator keeps saving what it has, and its final state is the one that stays.
+    await wait_until_async(saved_past_the_sweep, message="no partial saved after the sweep")
+    page = await tab.read_until_reply("complete", timeout=10)
+    assert page.last().text.strip() == "".join(words).strip()
+    reply = await database_sync_to_async(Message.objects.get)(uuid=reply_uuid)
+    assert (reply.status, reply.error_code, reply.content) == ("complete", "", "".join(words))
+    assert await database_sync_to_async(UsageRecord.objects.filter(message=reply).count)() == 1
+    await tab.close()
+
+
 async def test_start_up_sweep_spares_replies_this_process_is_generating(
     conversation, fake_provider, settings
 ):
@@ -301,10 +333,7 @@ async def test_a_reply_whose_conversation_is_deleted_mid_stream_ends_quietly(
     from conversations.models import Conversation
 
     fake_provider.script(Reply(content=[f"w{i} " for i in range(60)], tokens_per_second=40))
-    tab = ChatSocket(conversation, conversation.owner)
-    await tab.connect()
-    await tab.say("Question", "k1")
-    await tab.read_until(lambda page: page.last() is not None and len(page.last().text) > 6)
+    tab = await tab_streaming(conversation, "Question")
     live = registry.live_reply(tab.page.last().uuid)
     # Deleted under the generator (a delete that did not wait for the stop).
     await database_sync_to_async(Conversation.objects.filter(pk=conversation.pk).delete)()

@@ -57,6 +57,12 @@ class ChatSocket:
         if not await self.communicator.receive_nothing(timeout=wait, interval=0.005):
             self.page.apply(await self.communicator.receive_from(timeout=5))
 
+    async def read_until_text(self, chars: int, timeout: float = 10.0) -> PageModel:
+        """Apply frames until the last reply shows more than `chars` characters."""
+        return await self.read_until(
+            lambda page: page.last() is not None and len(page.last().text) > chars, timeout
+        )
+
     async def read_until_reply(self, status: str, timeout: float = 10.0) -> PageModel:
         return await self.read_until(
             lambda page: page.last() is not None and page.last().status == status, timeout
@@ -69,6 +75,16 @@ class ChatSocket:
 
     async def close(self) -> None:
         await self.communicator.disconnect()
+
+
+async def tab_streaming(conversation, question: str = "Question", *, chars: int = 6) -> ChatSocket:
+    """The owner's tab, having asked `question`, once the reply shows more than `chars`
+    characters (the fake provider's script decides the reply)."""
+    tab = ChatSocket(conversation, conversation.owner)
+    await tab.connect()
+    await tab.say(question, "k1")
+    await tab.read_until_text(chars)
+    return tab
 
 
 def session_cookie(user) -> str:

@@ -5,6 +5,7 @@ serving process keeps beside it.
 - `registry`: the replies this process generates, with their whole text so far.
 - `fanout`: their updates to every socket, coalesced into fragments.
 - `presence`: the other processes (Redis): who watches what, and events to them.
+- `remote_sends`: events for other processes, sent by a task of their own (never awaited).
 - `saves`: the partial text of every live reply, saved together (their heartbeat).
 - `stops`: a stop, wherever the reply is generated.
 - `process`: the loops every serving process runs (stale-reply sweeper, stop listener).

@@ -7,7 +7,8 @@ announces itself before it reads what it missed from the database). So a publish
 committed, then finds no other process watching, misses no one: new messages and final states
 ask afresh, while deltas use what the saver re-reads each STREAM_SAVE_INTERVAL (all of a
 process's live replies in one round trip); a tab that opens elsewhere mid-reply catches up
-with the next delta after that.
+with the next delta after that. Events for other processes leave through live.remote_sends,
+a task of their own: publishing never waits for Redis.
 
 Fragments are coalesced per reply: a reply's first text (and any text after a quiet
 interval) goes out at once; text arriving sooner waits for the process-wide tick, which
@@ -25,9 +26,11 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import translation
 
-from conversations.live import events, rendering
+from conversations import services
+from conversations.live import rendering
 from conversations.live.presence import WATCH_TTL_SECONDS, presence
 from conversations.live.registry import LiveReply, ReplyState, registry
+from conversations.live.remote_sends import remote_sends
 from conversations.live.supervisor import supervisor
 from conversations.models import Message
 
@@ -49,18 +52,6 @@ class Subscriber(Protocol):
     async def messages_appended(self, html: str, uuids: list[str]) -> None: ...
 
 
-def _reply_event(state: LiveReply | ReplyState) -> dict:
-    """A reply's whole state for sockets in other processes: they trim it by their offsets."""
-    return {
-        "type": events.REPLY_UPDATE,
-        "reply": state.uuid,
-        "status": state.status,
-        "content": state.content,
-        "reasoning": state.reasoning,
-        "final_html": state.final_html,
-    }
-
-
 def final_state(message: Message, html: str) -> ReplyState:
     return ReplyState(
         uuid=str(message.uuid),
@@ -68,6 +59,7 @@ def final_state(message: Message, html: str) -> ReplyState:
         content=message.content,
         reasoning=message.reasoning,
         final_html=html,
+        swept=message.error_code == services.SWEPT,
     )
 
 
@@ -171,19 +163,19 @@ class Fanout:
                 await subscriber.reply_changed(live)
             except Exception:  # one broken socket must not stop the others
                 log.exception("delivering a reply update failed")
-        if live.final_html is not None:
-            # The final state must reach every tab: ask afresh rather than trust the flag
-            # the saver refreshes each save interval.
-            if await self.other_processes_watch(live.conversation_uuid):
-                await presence().send(live.conversation_uuid, _reply_event(live))
+        if live.final_html is not None and presence().shared:
+            # The final state must reach every tab: asked afresh, not from the flag the
+            # saver refreshes each save interval.
+            remote_sends.reply(live.conversation_uuid, live, ask_first=True)
         elif live.remote_watchers:
-            await presence().send(live.conversation_uuid, _reply_event(live))
+            remote_sends.reply(live.conversation_uuid, live, ask_first=False)
 
     async def publish_state(self, conversation_uuid: str, state: ReplyState) -> None:
         """A reply update from outside a generator (a sweep, an orphan stop)."""
         for subscriber in list(self._subscribers.get(str(conversation_uuid), ())):
             await subscriber.reply_changed(state)
-        await presence().send(str(conversation_uuid), _reply_event(state))
+        if presence().shared:
+            remote_sends.reply(str(conversation_uuid), state, ask_first=False)
 
     async def publish_final(self, reply: Message) -> None:
         """Tell every socket that a reply ended outside a generator (a sweep, an orphan
@@ -202,19 +194,14 @@ class Fanout:
     async def publish_messages(self, conversation_uuid: str, html: str, uuids: list[str]) -> None:
         for subscriber in list(self._subscribers.get(str(conversation_uuid), ())):
             await subscriber.messages_appended(html, uuids)
-        if await self.other_processes_watch(str(conversation_uuid)):
-            await presence().send(
-                str(conversation_uuid),
-                {"type": events.MESSAGES_ADDED, "html": html, "uuids": uuids},
-            )
-
-    async def other_processes_watch(self, conversation_uuid: str) -> bool:
-        return bool(await presence().watched_elsewhere([conversation_uuid]))
+        if presence().shared:
+            remote_sends.messages(str(conversation_uuid), html, uuids)
 
     def reset(self) -> None:
         """Forget everything (tests run many event loops in one process)."""
         self._subscribers.clear()
         self._due.clear()
+        remote_sends.reset()
 
 
 fanout = Fanout()

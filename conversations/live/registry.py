@@ -34,6 +34,8 @@ class LiveReply:
     # What the database holds: (content, reasoning) lengths saved, and when (the heartbeat).
     saved_lengths: tuple[int, int] = (0, 0)
     saved_at: float = field(default_factory=time.monotonic)
+    # A live reply's state is its generator's, never a sweep's (ReplyState.swept).
+    swept: bool = False
 
     @property
     def content(self) -> str:
@@ -77,6 +79,9 @@ class ReplyState:
     content: str
     reasoning: str
     final_html: str | None = None
+    # A final state a sweep gave the reply: its generator may yet be alive elsewhere, and
+    # its later updates then replace this one.
+    swept: bool = False
 
 
 class Registry:

@@ -8,9 +8,9 @@ from django.conf import settings
 
 from conversations import services
 from conversations.live.presence import presence
-from conversations.live.registry import registry
+from conversations.live.registry import LiveReply, registry
 from conversations.live.supervisor import supervisor
-from conversations.live.threads import on_worker_thread
+from conversations.live.threads import on_heartbeat_thread
 from conversations.models import MessageStatus
 
 log = logging.getLogger(__name__)
@@ -19,7 +19,12 @@ log = logging.getLogger(__name__)
 class Saver:
     """The partial text of every live reply of this process, saved each
     STREAM_SAVE_INTERVAL in one statement: a heartbeat per reply, but one database round
-    trip (and one Redis round trip to learn who watches from elsewhere) per process."""
+    trip (and one Redis round trip to learn who watches from elsewhere) per process.
+
+    The heartbeat never waits for Redis: other processes' sweepers read it, and a Redis
+    that stalls must not make a live reply look dead. The database write goes first, on a
+    thread of its own; who watches from elsewhere is asked after it, by a task of its own.
+    """
 
     def ensure_running(self) -> None:
         supervisor.ensure("partial-saver", self._run)
@@ -38,23 +43,32 @@ class Saver:
         ]
         if not streaming:
             return
-        watched = await presence().watched_elsewhere([live.conversation_uuid for live in streaming])
         now = time.monotonic()
         heartbeat_due = now - settings.STREAM_STALE_AFTER / 3
         # A reply claimed (or saved) moments before this round waits for the next one.
         too_recent = now - settings.STREAM_SAVE_INTERVAL / 2
         partials, saved = [], []
         for live in streaming:
-            live.remote_watchers = live.conversation_uuid in watched
             lengths = (live.content_length, live.reasoning_length)
             changed = lengths != live.saved_lengths and live.saved_at <= too_recent
             if changed or live.saved_at <= heartbeat_due:
                 partials.append(services.Partial(live.reply_id, live.content, live.reasoning))
                 saved.append((live, lengths))
         if partials:
-            await on_worker_thread(services.replies_save_partial)(partials=partials)
+            await on_heartbeat_thread(services.replies_save_partial)(partials=partials)
         for live, lengths in saved:
             live.saved_lengths, live.saved_at = lengths, now
+        if presence().shared:
+            # At most one lookup at a time: while Redis stalls, rounds do not pile up.
+            supervisor.ensure("remote-watchers", lambda: _look_up_remote_watchers(streaming))
+
+
+async def _look_up_remote_watchers(streaming: list[LiveReply]) -> None:
+    """Which of these replies sockets in other processes watch: the fan-out sends their
+    deltas through the channel layer (live.fanout)."""
+    watched = await presence().watched_elsewhere([live.conversation_uuid for live in streaming])
+    for live in streaming:
+        live.remote_watchers = live.conversation_uuid in watched
 
 
 saver = Saver()

@@ -8,8 +8,9 @@ held by a strong reference (the event loop holds tasks only weakly), and started
 ended. A loop may end by itself when it has nothing to do; the next `ensure` restarts it.
 
 The loops: the stale-reply sweeper and the stop listener (`live.process`), the fragment
-ticker and the watcher renewal (`live.fanout`), the partial saver (`live.saves`) and the
-read-timeout watch of provider streams (`providers.timeouts`).
+ticker and the watcher renewal (`live.fanout`), the sender of events for other processes
+(`live.remote_sends`), the partial saver and its lookup of who watches elsewhere
+(`live.saves`) and the read-timeout watch of provider streams (`providers.timeouts`).
 """
 
 import asyncio

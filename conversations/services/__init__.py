@@ -46,6 +46,7 @@ from conversations.services.recall import (
     recall_schedule,
 )
 from conversations.services.replies import (
+    SWEPT,
     SentMessage,
     message_send,
     reply_cancel_orphan,

@@ -6,6 +6,7 @@ from django.db import connection
 from django.utils import timezone
 
 from conversations.models import Message, MessageStatus
+from conversations.services.replies import SWEPT
 
 
 class Partial(NamedTuple):
@@ -21,18 +22,21 @@ SAVE_PARTIALS_SQL = f"""
 UPDATE {Message._meta.db_table} AS m
 SET content = p.content, reasoning = p.reasoning, heartbeat_at = %s
 FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS p(id, content, reasoning)
-WHERE m.id = p.id AND m.status = %s
+WHERE m.id = p.id
+  AND (m.status = %s OR (m.status = %s AND m.error_code = %s))
 """
 
 
 def replies_save_partial(*, partials: list[Partial]) -> int:
     """Persist the text so far of many streaming replies in one statement (also their
-    heartbeat); a reply that has meanwhile ended keeps its final text. Returns how many
-    were saved."""
+    heartbeat); a reply that has meanwhile ended keeps its final text, unless a sweep ended
+    it: its generator is alive after all, and what it has is the reply's text. Returns how
+    many were saved."""
     if not partials:
         return 0
     ids, contents, reasonings = (list(column) for column in zip(*partials, strict=True))
     params: list[Any] = [timezone.now(), ids, contents, reasonings, MessageStatus.STREAMING]
+    params += [MessageStatus.INTERRUPTED, SWEPT]
     with connection.cursor() as cursor:
         cursor.execute(SAVE_PARTIALS_SQL, params)
         return cursor.rowcount

@@ -264,6 +264,15 @@ def reply_start(*, reply_id: int, context: dict) -> bool:
     return claimed == 1
 
 
+# The error code of a reply another process's sweeper ended for want of a heartbeat. Its
+# generator may still be alive (a stall, not a crash): it keeps saving the text, and its
+# final state replaces the sweep's. The sweep wrote no usage record, so none is doubled.
+SWEPT = "swept"
+_FINISHABLE = Q(status__in=MessageStatus.IN_FLIGHT) | Q(
+    status=MessageStatus.INTERRUPTED, error_code=SWEPT
+)
+
+
 @transaction.atomic
 def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None = None) -> bool:
     """Give an in-flight reply its final state and write its usage record, once.
@@ -288,7 +297,7 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         "completed_at": timezone.now(),
         "heartbeat_at": None,
     }
-    if Message.objects.filter(pk=reply_id, status__in=MessageStatus.IN_FLIGHT).update(**final) != 1:
+    if Message.objects.filter(_FINISHABLE, pk=reply_id).update(**final) != 1:
         return False
     if reply is not None:
         for name, value in final.items():
@@ -322,13 +331,13 @@ INTERRUPTED_TEXT = gettext_noop(
 )
 
 
-def _end_orphans(replies, *, status: str) -> list[Message]:
+def _end_orphans(replies, *, status: str, code: str = "interrupted") -> list[Message]:
     """Give in-flight replies that no generator owns a final status, keeping their text."""
     ended = []
     for reply in replies:
         changes = {"status": status, "completed_at": timezone.now(), "heartbeat_at": None}
         if status == MessageStatus.INTERRUPTED:
-            changes |= {"error_code": "interrupted", "error_text": INTERRUPTED_TEXT}
+            changes |= {"error_code": code, "error_text": INTERRUPTED_TEXT}
         if (
             Message.objects.filter(pk=reply.pk, status__in=MessageStatus.IN_FLIGHT).update(
                 **changes
@@ -357,7 +366,7 @@ def reply_interrupt_stale(
         cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)
         in_flight = in_flight.filter(Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True))
         in_flight = in_flight.filter(created_at__lt=cutoff)
-    return _end_orphans(list(in_flight), status=MessageStatus.INTERRUPTED)
+    return _end_orphans(list(in_flight), status=MessageStatus.INTERRUPTED, code=SWEPT)
 
 
 def reply_interrupt_orphan(*, reply_id: int) -> bool:
