@@ -21,6 +21,7 @@ from conversations.models import (
     Currency,
     Message,
     Provider,
+    ProviderFailure,
     UsageBudget,
     UsageRecord,
 )
@@ -237,6 +238,34 @@ class MessageAdmin(MessageUsageMixin, admin.ModelAdmin):
         method = record.get("method") or "none"
         note = f"; {record['note']}" if record.get("note") else ""
         return f"{method}: {recalled or 'nothing relevant'}{note}"
+
+
+@admin.register(ProviderFailure)
+class ProviderFailureAdmin(admin.ModelAdmin):
+    """Replies that ended on a provider's error, newest first: what an administrator must
+    act on (an account out of credit, a refused key) beside what passes (a provider down)."""
+
+    list_display = ["completed_at", "error_code", "provider", "model_name", "owner", "error_text"]
+    list_filter = ["error_code", "chat_model__provider", "completed_at"]
+    list_select_related = ["conversation__owner", "chat_model__provider"]
+    search_fields = ["error_text", "model_name", "conversation__owner__username"]
+    date_hierarchy = "completed_at"
+    readonly_fields = ("conversation", "model_name", "error_code", "error_text", "completed_at")
+    fields = readonly_fields
+
+    @admin.display(description="Provider")
+    def provider(self, reply: ProviderFailure) -> str:
+        return reply.chat_model.provider.name if reply.chat_model else "—"
+
+    @admin.display(description="User", ordering="conversation__owner__username")
+    def owner(self, reply: ProviderFailure) -> str:
+        return reply.conversation.owner.get_username()
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(ConversationSummary)

@@ -53,6 +53,13 @@ class ProviderRateLimited(ProviderError):
     default_message = _("The provider is rate limiting requests. Wait a moment and retry.")
 
 
+class ProviderOutOfCredit(ProviderError):
+    """The provider account has no credit left: never retried, and listed for admins."""
+
+    code = "out_of_credit"
+    default_message = _("The provider account is out of credit — tell the administrator.")
+
+
 class ProviderUnavailable(ProviderError):
     code = "provider_unavailable"
     default_message = _("The provider had a server error. Try again shortly.")
@@ -130,3 +137,15 @@ def translated(saved: str) -> str:
         if match := pattern.fullmatch(saved):
             return gettext(template) % {"detail": match[1]}
     return gettext(saved)
+
+
+def provider_error_codes() -> list[str]:
+    """The codes of replies that ended on a provider's error or a provider left
+    unconfigured (what an administrator should hear about), including the empty reply."""
+    codes, pending = {ProviderNotConfigured.code, "empty_reply"}, [ProviderError]
+    while pending:
+        error = pending.pop()
+        codes.add(error.code)
+        pending.extend(error.__subclasses__())
+    codes.discard(StreamOptionsUnsupported.code)  # retried without the option, never shown
+    return sorted(codes)

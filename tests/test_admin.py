@@ -10,11 +10,13 @@ from django.urls import reverse
 from django.utils import timezone
 
 from conversations import usage
-from conversations.models import UsageRecord
+from conversations.errors import ProviderOutOfCredit
+from conversations.models import MessageStatus, Role, UsageRecord
 from tests.factories import (
     ChatModelFactory,
     ConversationFactory,
     ConversationSummaryFactory,
+    MessageFactory,
     UsageBudgetFactory,
     UsageRecordFactory,
     UserFactory,
@@ -76,7 +78,22 @@ def ledger(user, other_user, conversation):
     yesterday = max(records[0].created_at - timedelta(days=1), usage.month_start())
     UsageRecord.objects.filter(pk=records[2].pk).update(created_at=yesterday)
     UsageBudgetFactory(token_limit=2_000)
+    _failed_reply(other, code="out_of_credit", text=str(ProviderOutOfCredit.default_message))
     return records
+
+
+def _failed_reply(conversation, *, code: str, text: str = "", minutes_ago: int = 0):
+    return MessageFactory(
+        conversation=conversation,
+        role=Role.ASSISTANT,
+        status=MessageStatus.FAILED if code != "swept" else MessageStatus.INTERRUPTED,
+        content="",
+        chat_model=conversation.chat_model,
+        model_name=conversation.chat_model.name,
+        error_code=code,
+        error_text=text or code,
+        completed_at=timezone.now() - timedelta(minutes=minutes_ago),
+    )
 
 
 def _admin_urls() -> list[tuple[str, str]]:
@@ -241,3 +258,23 @@ def test_users_without_rows_appear_in_the_budget_list_when_near(admin_client, le
     # Default 2,000 tokens: alice used 1,800 (90%), mallory 2,300 (over).
     flagged = re.search(r'id="budgets-near-or-over".*?</table>', page, re.S).group(0)
     assert "90%" in flagged and "115%" in flagged and "quiet" not in flagged, flagged
+
+
+def test_recent_provider_errors_list_the_replies_a_provider_failed_newest_first(
+    admin_client, conversation
+):
+    _failed_reply(conversation, code="rate_limited", minutes_ago=30)
+    _failed_reply(conversation, code="out_of_credit", text="The provider account is out of credit")
+    _failed_reply(conversation, code="swept")  # ended by a sweep: not the provider's doing
+    MessageFactory(conversation=conversation, role=Role.ASSISTANT, content="Fine.")
+    page = admin_client.get(reverse("admin:conversations_providerfailure_changelist"))
+    assert page.status_code == 200
+    rows = re.findall(r'<td class="field-error_code">([^<]+)</td>', page.content.decode())
+    assert rows == ["out_of_credit", "rate_limited"]
+    assert conversation.chat_model.provider.name in page.content.decode()
+    narrowed = admin_client.get(
+        reverse("admin:conversations_providerfailure_changelist"), {"error_code": "out_of_credit"}
+    )
+    assert re.findall(r'<td class="field-error_code">([^<]+)</td>', narrowed.content.decode()) == [
+        "out_of_credit"
+    ]

@@ -71,6 +71,37 @@ async def test_rate_limit_after_all_retries_fails_clearly(conversation, fake_pro
     assert len(fake_provider.chat_requests) == 3  # first try + PROVIDER_MAX_RETRIES
 
 
+# Each provider's words for an account without credit (their documented error bodies).
+OUT_OF_CREDIT = {
+    "openai": (
+        429,
+        "insufficient_quota",
+        "You exceeded your current quota, please check your plan.",
+    ),
+    "deepseek": (402, "invalid_request_error", "Insufficient Balance"),
+    "dashscope": (
+        400,
+        "Arrearage",
+        "Access denied, please make sure your account is in good standing.",
+    ),
+    "zhipu": (429, "1113", "余额不足或无可用资源包,请充值。"),
+}
+
+
+@pytest.mark.parametrize("provider", sorted(OUT_OF_CREDIT))
+async def test_an_account_out_of_credit_is_said_so_and_not_retried(
+    conversation, fake_provider, provider
+):
+    status, code, message = OUT_OF_CREDIT[provider]
+    spent = Reply(
+        status=status, error_code=code, error_message=message, headers={"Retry-After": "0"}
+    )
+    page, reply = await _chat(conversation, spent, fake_provider=fake_provider, expect="failed")
+    assert reply.error_code == "out_of_credit"
+    assert "out of credit" in reply.error_text and "administrator" in page.last().html
+    assert len(fake_provider.chat_requests) == 1, "credit does not come back with a retry"
+
+
 async def test_server_error_after_retries_fails_clearly(conversation, fake_provider):
     broken = Reply(status=503, headers={"Retry-After": "0"})
     _, reply = await _chat(

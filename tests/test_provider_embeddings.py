@@ -14,6 +14,7 @@ from django.core.exceptions import ImproperlyConfigured
 from conversations.errors import (
     ContextTooLong,
     ProviderAuthFailed,
+    ProviderOutOfCredit,
     ProviderRateLimited,
     ProviderRejected,
     ProviderTimeout,
@@ -191,6 +192,16 @@ def test_a_rate_limit_is_waited_out_and_retried_then_counted(fake_provider):
     assert len(fake_provider.embedding_requests) == 2
     assert result.attempts == 2
     assert len(result.vectors) == len(TEXTS)
+
+
+def test_an_account_out_of_credit_is_said_so_and_not_retried(fake_provider):
+    spent = EmbeddingReply(
+        status=429, error_code="insufficient_quota", headers={"Retry-After": "0"}
+    )
+    fake_provider.script_embeddings(spent)
+    with pytest.raises(ProviderOutOfCredit):
+        _embed(fake_provider)
+    assert len(fake_provider.embedding_requests) == 1
 
 
 def test_a_slow_server_beyond_the_timeout_is_a_timeout(fake_provider, no_retries):

@@ -8,11 +8,14 @@ import enum
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext
+
+from conversations.errors import provider_error_codes
 
 # The ledger and recall live in modules of their own; importing them here registers them
 # with the app and keeps `from conversations.models import X` the one way to name a model.
@@ -238,6 +241,12 @@ class Message(models.Model):
             # No index holds heartbeat_at (nor, on Postgres, content: migration 0007), so a
             # streaming reply's partial saves are HOT updates. reply_interrupt_stale finds the
             # few replies in flight through one_reply_in_flight_per_conversation.
+            # Admin's recent provider errors, newest first: the few replies with an error.
+            models.Index(
+                fields=["-completed_at"],
+                condition=~Q(error_code=""),
+                name="message_errors_recent",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -252,6 +261,25 @@ class Message(models.Model):
         if self.prompt_tokens is None and self.completion_tokens is None:
             return None
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
+
+
+class ProviderFailureManager(models.Manager):
+    def get_queryset(self):
+        codes = provider_error_codes()
+        return super().get_queryset().filter(role=Role.ASSISTANT, error_code__in=codes)
+
+
+class ProviderFailure(Message):
+    """A reply that ended on a provider's error (out of credit, a refused key, a provider
+    down): admin's list of recent provider errors."""
+
+    objects: ClassVar[ProviderFailureManager] = ProviderFailureManager()
+
+    class Meta:
+        proxy = True
+        ordering = ["-completed_at"]
+        verbose_name = "provider error"
+        verbose_name_plural = "recent provider errors"
 
 
 class Attachment(models.Model):

@@ -50,13 +50,14 @@ from conversations.errors import (
     ProviderAuthFailed,
     ProviderConnectionLost,
     ProviderError,
+    ProviderOutOfCredit,
     ProviderRateLimited,
     ProviderRejected,
     ProviderTimeout,
     ProviderUnavailable,
     StreamOptionsUnsupported,
 )
-from conversations.providers import timeouts
+from conversations.providers import credit, timeouts
 from conversations.providers.catalogue import Credentials
 
 
@@ -137,7 +138,11 @@ def _new_client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
         base_url=base_url,
         max_retries=settings.PROVIDER_MAX_RETRIES,
         timeout=timeout,
-        http_client=openai.DefaultAioHttpClient(timeout=timeout, limits=CONNECTION_LIMITS),
+        http_client=openai.DefaultAioHttpClient(
+            timeout=timeout,
+            limits=CONNECTION_LIMITS,
+            event_hooks={"response": [credit.refuse_retry_when_out_of_credit]},
+        ),
     )
 
 
@@ -319,18 +324,15 @@ def _count_failed_attempts(request: ChatRequest, exc: Exception) -> None:
         request.attempts += (int(retries) if retries.isdigit() else 0) + 1
 
 
-def _error_detail(exc: openai.APIStatusError) -> tuple[str, str]:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    error = body.get("error", body) if isinstance(body.get("error", body), dict) else {}
-    return str(error.get("code") or ""), str(error.get("message") or exc.message or "")
-
-
 def _status_error(
     exc: openai.APIStatusError, *, api_key: str, stream_options: bool = False
 ) -> ProviderError:
     """`stream_options`: the request asked for a usage chunk, which the endpoint may refuse."""
-    code, message = _error_detail(exc)
+    code, error_type, message = credit.error_fields(exc.body)
+    message = message or exc.message or ""
     status = exc.status_code
+    if credit.is_out_of_credit(status, code, error_type, message):
+        return ProviderOutOfCredit()
     if status in (401, 403):
         return ProviderAuthFailed()
     if status == 429:
@@ -443,6 +445,10 @@ def _sync_client(base_url: str, api_key: str) -> openai.OpenAI:
                 base_url=base_url,
                 max_retries=retries,
                 timeout=_call_timeout(settings.PROVIDER_READ_TIMEOUT),
+                http_client=openai.DefaultHttpxClient(
+                    timeout=_call_timeout(settings.PROVIDER_READ_TIMEOUT),
+                    event_hooks={"response": [credit.refuse_retry_when_out_of_credit_sync]},
+                ),
             )
     return client
 
