@@ -290,6 +290,14 @@ STREAM_SAVE_INTERVAL = env_float("STREAM_SAVE_INTERVAL", 2.0, minimum=0.1)
 # A streaming reply whose generator has not written a heartbeat for this long is dead.
 STREAM_STALE_AFTER = env_float("STREAM_STALE_AFTER", 15.0, minimum=1.0)
 MESSAGE_MAX_CHARS = env_int("MESSAGE_MAX_CHARS", 100_000, minimum=1)
+# The longest reply (answer and reasoning together) a server keeps: past it the stream is
+# cut, the provider's connection closed and the reply kept, marked truncated. A runaway
+# model must not grow one reply (and the page showing it) to hundreds of megabytes.
+REPLY_MAX_CHARS = env_int("REPLY_MAX_CHARS", 500_000, minimum=1000)
+# A message longer than this shows its first MESSAGE_COLLAPSED_CHARS with "Show all":
+# the page stays light however long the history's messages are.
+MESSAGE_COLLAPSE_AFTER_CHARS = env_int("MESSAGE_COLLAPSE_AFTER_CHARS", 60_000, minimum=1000)
+MESSAGE_COLLAPSED_CHARS = env_int("MESSAGE_COLLAPSED_CHARS", 6_000, minimum=100)
 # Largest image a user may attach to a message; it is sent base64-encoded in the request.
 ATTACHMENT_MAX_BYTES = env_int("ATTACHMENT_MAX_BYTES", 5 * 1024 * 1024, minimum=1)
 

@@ -122,10 +122,22 @@ class TooManyReplies(ChatError):
 # Saved sentences that carry a detail; `translated` recognises them and keeps the detail.
 UNREACHABLE = gettext_noop("Could not reach the provider (%(detail)s).")
 REFUSED_WITH_DETAIL = gettext_noop("The provider refused the request: %(detail)s")
+CUT_AT_REPLY_LIMIT = gettext_noop(
+    "Cut off at %(detail)s characters, the longest reply this server keeps."
+)
 _WITH_DETAIL = [
     (template, re.compile(re.escape(template).replace(re.escape("%(detail)s"), "(.*)"), re.S))
-    for template in (UNREACHABLE, REFUSED_WITH_DETAIL)
+    for template in (UNREACHABLE, REFUSED_WITH_DETAIL, CUT_AT_REPLY_LIMIT)
 ]
+
+
+class ReplyTooLong(ChatError):
+    """The reply reached REPLY_MAX_CHARS: kept as far as that, marked truncated."""
+
+    code = "reply_too_long"
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(CUT_AT_REPLY_LIMIT % {"detail": f"{limit:,}"})
 
 
 def translated(saved: str) -> str:

@@ -52,9 +52,12 @@ class ThreadPage:
         }
 
 
-def message_html(message: Message) -> str:
-    """One message's piece of UI, read and rendered (a finished reply's final push)."""
-    return presenters.render_message(presenters.view_of_message(selectors.read_message(message)))
+def message_html(message: Message, *, show_all: bool = False) -> str:
+    """One message's piece of UI, read and rendered (a finished reply's final push);
+    `show_all`: whole, however long (a collapsed message's "Show all")."""
+    view = presenters.view_of_message(selectors.read_message(message))
+    view.show_all = show_all
+    return presenters.render_message(view)
 
 
 def messages_appended_html(messages: list[Message]) -> str:

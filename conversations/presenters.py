@@ -13,6 +13,7 @@ from datetime import datetime
 from decimal import Decimal
 from html import escape
 
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.utils.dateparse import parse_datetime
 from django.utils.functional import Promise
@@ -66,6 +67,8 @@ class MessageView:
     siblings: Siblings = NO_SIBLINGS
     # Earlier messages recalled into this reply's request, oldest first.
     recalled: list[RecalledMessage] = field(default_factory=list)
+    # Shown whole however long ("Show all" asked for it).
+    show_all: bool = False
 
     @property
     def is_final(self) -> bool:
@@ -76,10 +79,33 @@ class MessageView:
         return self.role == Role.ASSISTANT
 
     @property
+    def collapsed(self) -> bool:
+        """A very long finished message shows its beginning and "Show all": a page of a
+        long history stays light. A streaming reply shows everything it has."""
+        length = len(self.content) + len(self.reasoning)
+        return (
+            self.is_final and not self.show_all and length > settings.MESSAGE_COLLAPSE_AFTER_CHARS
+        )
+
+    @property
+    def shown_content(self) -> str:
+        return self.content[: settings.MESSAGE_COLLAPSED_CHARS] if self.collapsed else self.content
+
+    @property
+    def shown_reasoning(self) -> str:
+        return (
+            self.reasoning[: settings.MESSAGE_COLLAPSED_CHARS] if self.collapsed else self.reasoning
+        )
+
+    @property
+    def length(self) -> int:
+        return len(self.content) + len(self.reasoning)
+
+    @property
     def content_html(self) -> str:
-        if self.json_mode:
+        if self.json_mode and not self.collapsed:
             return render_json(self.content)
-        return render_markdown(self.content)
+        return render_markdown(self.shown_content)
 
     @property
     def json_invalid(self) -> bool:
@@ -100,6 +126,8 @@ class MessageView:
 
     @property
     def status_note(self) -> str | Promise:
+        if self.error_text and self.status == MessageStatus.TRUNCATED:
+            return ""  # the error says where and why (cut at the server's reply limit)
         return STATUS_NOTES.get(self.status, "")
 
     @property

@@ -24,6 +24,7 @@ urlpatterns = [
     path("archived/", sidebar_views.archived_list, name="archived"),
     path("search/", sidebar_views.conversation_search, name="search"),
     path("attachments/<uuid:uuid>/", views.attachment_file, name="attachment"),
+    path("messages/<uuid:uuid>/", views.message_full, name="message_full"),
     path("usage/", views.usage_page, name="usage"),
     path("accounts/login/", views.ChatLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),

@@ -87,6 +87,14 @@ def message_open(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
 
 @require_GET
 @login_required
+def message_full(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
+    """A collapsed message, whole ("Show all")."""
+    message = selectors.message_get_for_user_or_404(request.user, uuid)
+    return HttpResponse(pages.message_html(message, show_all=True))
+
+
+@require_GET
+@login_required
 def conversation_messages(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """The page above ?before=<message> or below ?after=<message> (up to ?until=), fetched
     by htmx as the reader scrolls."""

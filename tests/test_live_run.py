@@ -163,6 +163,24 @@ async def test_length_finish_is_truncated_and_says_cut_off(conversation, fake_pr
     assert "Cut off" in page.last().html
 
 
+async def test_a_reply_past_the_server_limit_is_cut_closed_upstream_and_kept_truncated(
+    conversation, fake_provider, settings
+):
+    settings.REPLY_MAX_CHARS = 1000
+    tokens = [f"word{i:04d} " for i in range(400)]  # 4,000 characters
+    page, reply = await _chat(
+        conversation,
+        Reply(content=tokens, tokens_per_second=1000),  # still streaming when cut
+        fake_provider=fake_provider,
+        expect="truncated",
+    )
+    assert reply.content == "".join(tokens)[:1000]
+    assert reply.error_code == "reply_too_long"
+    assert "1,000 characters" in page.last().html
+    stream = fake_provider.wait_for_disconnect(timeout=5)
+    assert stream.client_disconnected and not stream.finished
+
+
 async def test_context_too_long_is_explained(conversation, fake_provider):
     too_long = Reply(
         status=400,

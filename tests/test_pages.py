@@ -182,3 +182,28 @@ def test_messages_view_needs_a_message_of_this_conversation(
     client.force_login(other_user)
     some = Message.objects.get(pk=message_ids[10])
     assert client.get(f"/c/{conversation.uuid}/messages/?before={some.uuid}").status_code == 404
+
+
+def test_a_very_long_message_is_shown_collapsed_and_whole_on_request(
+    client, conversation, user, other_user, settings
+):
+    settings.MESSAGE_COLLAPSE_AFTER_CHARS, settings.MESSAGE_COLLAPSED_CHARS = 5_000, 1_000
+    head, tail = "start " * 200, "the very end"
+    question, answer = thread(conversation, head + "x" * 20_000 + tail, head + "y" * 20_000 + tail)
+    client.force_login(user)
+    page = client.get(f"/c/{conversation.uuid}/").content.decode()
+    assert tail not in page, "neither message is on the page whole"
+    assert page.count("start start") >= 2 and page.count("Show all") == 2
+    for message in (question, answer):
+        whole = client.get(f"/messages/{message.uuid}/").content.decode()
+        assert tail in whole and "Show all" not in whole
+        assert f'id="m-{message.uuid}"' in whole  # it replaces the collapsed one
+    client.force_login(other_user)
+    assert client.get(f"/messages/{answer.uuid}/").status_code == 404
+
+
+def test_a_message_under_the_collapse_length_is_shown_whole(client, conversation, user):
+    thread(conversation, "A short question", "A short answer.")
+    client.force_login(user)
+    page = client.get(f"/c/{conversation.uuid}/").content.decode()
+    assert "A short answer." in page and "Show all" not in page

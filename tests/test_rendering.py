@@ -235,9 +235,13 @@ def test_highlighted_code_keeps_its_token_classes():
 # --- The copy button -------------------------------------------------------------------
 
 
-def _message(role: str, status: str, content: str) -> str:
+def _message(role: str, status: str, content: str, *, show_all: bool = False) -> str:
     view = MessageView(
-        uuid="00000000-0000-0000-0000-000000000001", role=role, status=status, content=content
+        uuid="00000000-0000-0000-0000-000000000001",
+        role=role,
+        status=status,
+        content=content,
+        show_all=show_all,
     )
     return render_message(view)
 
@@ -266,11 +270,18 @@ def test_a_user_message_copy_button_reads_the_text_shown_instead_of_repeating_it
     assert shown.text == text
 
 
-def test_a_huge_reply_is_not_sent_twice_for_its_copy_button():
-    html = _message(Role.ASSISTANT, MessageStatus.COMPLETE, "word " * 30_000)
+def test_a_huge_reply_shown_whole_is_not_sent_twice_for_its_copy_button():
+    html = _message(Role.ASSISTANT, MessageStatus.COMPLETE, "word " * 30_000, show_all=True)
     [button] = _copy_buttons(html)
     assert "data-copy-text" not in button
     assert len(html) < 200_000
+
+
+@pytest.mark.parametrize("role", [Role.ASSISTANT, Role.USER])
+def test_a_huge_message_is_collapsed_to_its_beginning_with_no_copy_or_edit_of_a_part(role):
+    html = _message(role, MessageStatus.COMPLETE, "word " * 30_000)
+    assert _copy_buttons(html) == [] and "edit-message" not in html
+    assert "Show all" in html and len(html) < 20_000
 
 
 @pytest.mark.parametrize("status", [MessageStatus.PENDING, MessageStatus.STREAMING])

@@ -9,12 +9,14 @@ partial text of every live reply to the database each STREAM_SAVE_INTERVAL, in o
 """
 
 import asyncio
+import contextlib
 import contextvars
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import cast
 
+from django.conf import settings
 from django.utils.translation import gettext_noop
 
 from conversations import services
@@ -24,6 +26,7 @@ from conversations.errors import (
     ProviderError,
     ProviderNotConfigured,
     ProviderTimeout,
+    ReplyTooLong,
     StreamOptionsUnsupported,
 )
 from conversations.live import process, rendering
@@ -52,6 +55,8 @@ class ReplyRun:
         self.started_at = time.monotonic()
         self.first_token_at: float | None = None
         self.finish_reason = ""
+        # The reply reached REPLY_MAX_CHARS and its stream was cut there.
+        self.cut_at_limit = False
         self.usage: transport.Usage | None = None
         self.prompt_estimate = 0
         self.raw_prompt_estimate = 0
@@ -124,28 +129,44 @@ class ReplyRun:
             )
         return self._completed()
 
-    async def _consume(self, stream: AsyncIterator[transport.StreamEvent]) -> None:
+    async def _consume(self, stream: AsyncGenerator[transport.StreamEvent, None]) -> None:
         live = self.live
-        async for event in stream:
-            if isinstance(event, transport.ContentDelta):
-                live.add_content(event.text)
-            elif isinstance(event, transport.ReasoningDelta):
-                live.add_reasoning(event.text)
-            elif isinstance(event, transport.Finish):
-                self.finish_reason = event.reason
-                continue
-            else:
-                self.usage = event
-                continue
-            if self.first_token_at is None:
-                self.first_token_at = time.monotonic()
-                await fanout.publish_reply(live)  # the first token never waits for a tick
-            else:
-                await fanout.reply_grew(live)
+        # Closed on leaving, however: cut at the limit, the provider sees the client go.
+        async with contextlib.aclosing(stream) as events:
+            async for event in events:
+                if isinstance(event, transport.ContentDelta):
+                    live.add_content(self._within_limit(event.text))
+                elif isinstance(event, transport.ReasoningDelta):
+                    live.add_reasoning(self._within_limit(event.text))
+                elif isinstance(event, transport.Finish):
+                    self.finish_reason = event.reason
+                    continue
+                else:
+                    self.usage = event
+                    continue
+                if self.first_token_at is None:
+                    self.first_token_at = time.monotonic()
+                    await fanout.publish_reply(live)  # the first token never waits for a tick
+                else:
+                    await fanout.reply_grew(live)
+                if self.cut_at_limit:
+                    return
+
+    def _within_limit(self, text: str) -> str:
+        """`text`, or as much of it as REPLY_MAX_CHARS leaves room for."""
+        room = settings.REPLY_MAX_CHARS - self.live.content_length - self.live.reasoning_length
+        if len(text) <= room:
+            return text
+        self.cut_at_limit = True
+        return text[: max(room, 0)]
 
     # --- outcomes ----------------------------------------------------------------------
 
     def _completed(self) -> services.CallOutcome:
+        if self.cut_at_limit:
+            return self._outcome(
+                MessageStatus.TRUNCATED, error=ReplyTooLong(settings.REPLY_MAX_CHARS)
+            )
         if not self.finish_reason:
             return self._outcome(
                 MessageStatus.INTERRUPTED,

@@ -30,7 +30,7 @@ import json
 import os
 import threading
 import weakref
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,7 +210,7 @@ def _usage(usage: dict) -> Usage:
     )
 
 
-async def stream_chat(request: ChatRequest) -> AsyncIterator[StreamEvent]:
+async def stream_chat(request: ChatRequest) -> AsyncGenerator[StreamEvent, None]:
     """Stream one reply as events. Raises a ProviderError subclass on failure.
 
     Closing the iterator (or cancelling the task reading it) closes the HTTP connection, so

@@ -40,6 +40,7 @@ from conversations.selectors.threads import (
     conversation_in_flight_reply,
     dropped_turns_of_latest_reply,
     message_by_idempotency_key,
+    message_get_for_user_or_404,
     message_get_in_conversation,
     message_images,
     message_in_conversation_or_none,

@@ -10,6 +10,7 @@ from uuid import UUID
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db.models import Q, Subquery
+from django.http import Http404
 from django.utils import timezone
 
 from conversations.models import (
@@ -38,6 +39,18 @@ def message_get_in_conversation(conversation: Conversation, uuid: UUID | str) ->
     return Message.objects.select_related("conversation", "chat_model__provider").get(
         conversation=conversation, uuid=uuid
     )
+
+
+def message_get_for_user_or_404(user, uuid: UUID | str) -> Message:
+    """A message of one of `user`'s conversations, with what its rendering needs."""
+    message = (
+        Message.objects.select_related("conversation", "chat_model__provider")
+        .filter(uuid=uuid, conversation__owner=user)
+        .first()
+    )
+    if message is None:
+        raise Http404("No such message.")
+    return message
 
 
 def message_in_conversation_or_none(conversation: Conversation, uuid: str) -> Message | None:
