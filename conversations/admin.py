@@ -13,7 +13,8 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import usage
+from conversations import selectors, usage
+from conversations.errors import provider_error_codes
 from conversations.models import (
     ChatModel,
     Conversation,
@@ -240,18 +241,32 @@ class MessageAdmin(MessageUsageMixin, admin.ModelAdmin):
         return f"{method}: {recalled or 'nothing relevant'}{note}"
 
 
+class ProviderErrorCodeFilter(admin.SimpleListFilter):
+    title = "error"
+    parameter_name = "error_code"
+
+    def lookups(self, request, model_admin):
+        return [(code, code) for code in provider_error_codes()]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(error_code=self.value()) if self.value() else queryset
+
+
 @admin.register(ProviderFailure)
 class ProviderFailureAdmin(admin.ModelAdmin):
     """Replies that ended on a provider's error, newest first: what an administrator must
     act on (an account out of credit, a refused key) beside what passes (a provider down)."""
 
     list_display = ["completed_at", "error_code", "provider", "model_name", "owner", "error_text"]
-    list_filter = ["error_code", "chat_model__provider", "completed_at"]
+    list_filter = [ProviderErrorCodeFilter, "chat_model__provider", "completed_at"]
     list_select_related = ["conversation__owner", "chat_model__provider"]
     search_fields = ["error_text", "model_name", "conversation__owner__username"]
     date_hierarchy = "completed_at"
     readonly_fields = ("conversation", "model_name", "error_code", "error_text", "completed_at")
     fields = readonly_fields
+
+    def get_queryset(self, request):
+        return selectors.provider_failures(super().get_queryset(request))
 
     @admin.display(description="Provider")
     def provider(self, reply: ProviderFailure) -> str:

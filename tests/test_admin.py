@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 from django.contrib import admin
+from django.test import RequestFactory
 from django.urls import reverse
 from django.utils import timezone
 
@@ -99,10 +100,12 @@ def _failed_reply(conversation, *, code: str, text: str = "", minutes_ago: int =
 def _admin_urls() -> list[tuple[str, str]]:
     """(name, url) of every changelist, and the change page of each model's first row."""
     urls = []
-    for model in admin.site._registry:
+    request = RequestFactory().get("/admin/")
+    for model, model_admin in admin.site._registry.items():
         info = (model._meta.app_label, model._meta.model_name)
         urls.append((f"{info} list", reverse("admin:{}_{}_changelist".format(*info))))
-        first = model._default_manager.order_by("pk").first()
+        # What the admin lists (a proxy's admin may list a part of its model's rows).
+        first = model_admin.get_queryset(request).order_by("pk").first()
         if first is not None:
             urls.append(
                 (f"{info} change", reverse("admin:{}_{}_change".format(*info), args=[first.pk]))

@@ -220,7 +220,7 @@ def test_a_socket_that_stops_reading_leaves_server_memory_bounded(
     chunk = "x" * 1023 + " "
     reply_bytes = 10 * 1024 * 1024
     fake_provider.script(Reply(content=[chunk] * (reply_bytes // len(chunk))))
-    server = daphne(STREAM_FRAGMENT_INTERVAL="0.05")
+    server = daphne(STREAM_FRAGMENT_INTERVAL="0.05", REPLY_MAX_CHARS=str(2 * reply_bytes))
     before = _rss_kib(server.process.pid)
 
     opened = LiveSocket(server, conversation, autoping=False)

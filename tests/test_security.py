@@ -415,7 +415,7 @@ async def test_an_oversized_socket_frame_is_refused_with_a_reason(conversation, 
 # --- Other users' data -----------------------------------------------------------------
 
 
-def _owned_urls(conversation, summary, token, image) -> dict[str, tuple[str, str]]:
+def _owned_urls(conversation, summary, token, image, message) -> dict[str, tuple[str, str]]:
     """Every route that names one user's object, with the method that reaches it."""
     c = conversation.uuid
     return {
@@ -423,6 +423,7 @@ def _owned_urls(conversation, summary, token, image) -> dict[str, tuple[str, str
         "conversation_settings": ("post", f"/c/{c}/settings/"),
         "conversation_messages": ("get", f"/c/{c}/messages/?before={c}"),
         "message_open": ("post", f"/c/{c}/open/"),
+        "message_full": ("get", f"/messages/{message.uuid}/"),
         "summary_regenerate": ("post", f"/c/{c}/summary/regenerate/"),
         "persona_save": ("post", f"/c/{c}/personas/"),
         "api:conversation": ("get", f"/api/v1/conversations/{c}/"),
@@ -460,27 +461,27 @@ def victims_data(other_user, chat_model, settings, tmp_path):
 
     settings.MEDIA_ROOT = tmp_path
     theirs = ConversationFactory(owner=other_user, chat_model=chat_model, title="SECRET-TITLE")
-    thread(theirs, "SECRET-QUESTION", "SECRET-ANSWER")
+    _, answer = thread(theirs, "SECRET-QUESTION", "SECRET-ANSWER")
     summary = ConversationSummaryFactory(conversation=theirs, text="SECRET-SUMMARY")
     token = ApiTokenFactory(user=other_user, name="SECRET-TOKEN")
     UsageRecordFactory(user=other_user, model_name="SECRET-MODEL", prompt_tokens=987654)
     image = services.attachment_upload(
         owner=other_user, upload=SimpleUploadedFile("a.gif", b"GIF89a SECRET-IMAGE")
     )
-    return theirs, summary, token, image
+    return theirs, summary, token, image, answer
 
 
 def test_every_route_that_names_an_object_is_in_the_cross_user_test():
     fake = SimpleNamespace(uuid=uuid.uuid4(), pk=1)
-    assert set(_owned_urls(fake, fake, fake, fake)) == _routes_with_ids()
+    assert set(_owned_urls(fake, fake, fake, fake, fake)) == _routes_with_ids()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("route", sorted(_owned_urls(*[SimpleNamespace(uuid=1, pk=1)] * 4)))
+@pytest.mark.parametrize("route", sorted(_owned_urls(*[SimpleNamespace(uuid=1, pk=1)] * 5)))
 def test_another_users_objects_are_404_and_unchanged(client, user, victims_data, route):
-    theirs, summary, token, image = victims_data
+    theirs, summary, token, image, answer = victims_data
     client.force_login(user)
-    method, url = _owned_urls(theirs, summary, token, image)[route]
+    method, url = _owned_urls(theirs, summary, token, image, answer)[route]
     data = {
         "summary": summary.pk,
         "model": theirs.chat_model_id,

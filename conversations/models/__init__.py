@@ -8,14 +8,11 @@ import enum
 import uuid
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext
-
-from conversations.errors import provider_error_codes
 
 # The ledger and recall live in modules of their own; importing them here registers them
 # with the app and keeps `from conversations.models import X` the one way to name a model.
@@ -263,17 +260,9 @@ class Message(models.Model):
         return (self.prompt_tokens or 0) + (self.completion_tokens or 0)
 
 
-class ProviderFailureManager(models.Manager):
-    def get_queryset(self):
-        codes = provider_error_codes()
-        return super().get_queryset().filter(role=Role.ASSISTANT, error_code__in=codes)
-
-
 class ProviderFailure(Message):
     """A reply that ended on a provider's error (out of credit, a refused key, a provider
-    down): admin's list of recent provider errors."""
-
-    objects: ClassVar[ProviderFailureManager] = ProviderFailureManager()
+    down): admin's list of recent provider errors (selectors.provider_failures)."""
 
     class Meta:
         proxy = True

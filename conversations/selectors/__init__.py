@@ -47,6 +47,7 @@ from conversations.selectors.threads import (
     message_uuid,
     messages_by_ids,
     newest_message_id,
+    provider_failures,
     reply_is_stale,
     siblings_of,
     thread_backwards,

@@ -9,10 +9,11 @@ from uuid import UUID
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db.models import Q, Subquery
+from django.db.models import Q, QuerySet, Subquery
 from django.http import Http404
 from django.utils import timezone
 
+from conversations.errors import provider_error_codes
 from conversations.models import (
     NO_SIBLINGS,
     Attachment,
@@ -51,6 +52,16 @@ def message_get_for_user_or_404(user, uuid: UUID | str) -> Message:
     if message is None:
         raise Http404("No such message.")
     return message
+
+
+def provider_failures(replies: QuerySet[Message]) -> QuerySet[Message]:
+    """Of `replies`, those that ended on a provider's error (errors.provider_error_codes),
+    newest first: the partial index message_errors_recent finds them."""
+    return (
+        replies.filter(role=Role.ASSISTANT, error_code__in=provider_error_codes())
+        .exclude(error_code="")
+        .order_by("-completed_at")
+    )
 
 
 def message_in_conversation_or_none(conversation: Conversation, uuid: str) -> Message | None:
