@@ -117,5 +117,46 @@ class ImportResultSerializer(serializers.Serializer):
     failed = ImportFailureSerializer(source="failures", many=True)
 
 
+class ImportRefusalSerializer(ImportResultSerializer):
+    detail = serializers.CharField(help_text="Why nothing was imported.")
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
+
+
+def _object(required: dict, **optional) -> dict:
+    return {"type": "object", "required": list(required), "properties": {**required, **optional}}
+
+
+_TEXT = {"type": "string"}
+_MOMENT = {"type": "string", "format": "date-time"}
+_EXPORTED_MESSAGE = _object(
+    {"id": {"type": "string", "format": "uuid"}, "role": _TEXT, "content": _TEXT},
+    parent={"type": "string", "format": "uuid", "nullable": True},
+    reasoning=_TEXT,
+    status=_TEXT,
+    created_at=_MOMENT,
+)
+_EXPORTED_CONVERSATION = _object(
+    {
+        "id": {"type": "string", "format": "uuid"},
+        "title": _TEXT,
+        "messages": {"type": "array", "items": _EXPORTED_MESSAGE},
+    },
+    archived={"type": "boolean"},
+    created_at=_MOMENT,
+    updated_at=_MOMENT,
+    parameters={"type": "object"},
+    summaries={"type": "array", "items": {"type": "object"}},
+)
+# The JSON export's envelope (exports.py documents the format): described, not a
+# serializer, since it is streamed as text rather than rendered.
+JSON_EXPORT_SCHEMA = _object(
+    {
+        "format": {"type": "string", "enum": [exports.FORMAT]},
+        "version": {"type": "integer"},
+        "exported_at": _MOMENT,
+        "conversations": {"type": "array", "items": _EXPORTED_CONVERSATION},
+    }
+)

@@ -1,5 +1,5 @@
 from csp.decorators import csp_update
-from django.urls import path
+from django.urls import path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 from rest_framework.permissions import AllowAny
 
@@ -39,4 +39,8 @@ urlpatterns = [
         ),
         name="docs",
     ),
+    # Last: any other path under the API (a malformed id, a typo) is a JSON 404 like the
+    # API's other errors, not the site's HTML page. Paths without the trailing slash still
+    # get Django's redirect to the slashed one first.
+    re_path(r"^(?:[\s\S]*/)?$", views.endpoint_not_found, name="not-found"),
 ]

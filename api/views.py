@@ -1,30 +1,32 @@
 """The REST API. Each view turns its request into one selector or service call."""
 
 from collections.abc import AsyncIterator, Generator
-from datetime import UTC
 from typing import cast
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIRequest
-from django.http import StreamingHttpResponse
-from django.utils import timezone
-from django.utils.dateparse import parse_datetime
+from django.http import JsonResponse, StreamingHttpResponse
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import generics, status
-from rest_framework.exceptions import ValidationError
+from rest_framework import serializers as drf_serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.pagination import CursorPagination, PageNumberPagination
-from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.parsers import MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api import serializers
+from api import queries, serializers
 from conversations import exports, selectors, services
+
+
+def endpoint_not_found(request, *args, **kwargs) -> JsonResponse:
+    detail = gettext("Nothing here: /api/v1/docs/ lists the API's endpoints.")
+    return JsonResponse({"detail": detail}, status=404)
 
 
 class ConversationPagination(PageNumberPagination):
@@ -52,16 +54,6 @@ class IgnoreFormatNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-def _export_format(request: Request) -> str:
-    export_format = request.query_params.get("format", "json")
-    if export_format not in exports.EXPORT_FORMATS:
-        choices = ", ".join(exports.EXPORT_FORMATS)
-        raise ValidationError(
-            {"format": [gettext("Choose one of: %(choices)s.") % {"choices": choices}]}
-        )
-    return export_format
-
-
 async def _async_blocks(blocks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
     """Under ASGI, Django buffers a synchronous iterator whole before sending it; pulling
     block by block through sync_to_async keeps the export streamed (and its queries in the
@@ -85,63 +77,41 @@ def _download(
     return response
 
 
-FORMAT_PARAMETER = OpenApiParameter(
-    "format",
-    str,
-    enum=list(exports.EXPORT_FORMATS),
-    default="json",
-    description=(
-        "json: lossless chatsite export (re-importable); md: readable Markdown; "
-        'jsonl: one {"messages": [...]} line per conversation, for fine-tuning.'
-    ),
-)
 EXPORT_RESPONSES = {
-    (200, "application/json"): OpenApiTypes.BINARY,
-    (200, "text/markdown"): OpenApiTypes.BINARY,
-    (200, "application/x-ndjson"): OpenApiTypes.BINARY,
-    400: serializers.ErrorSerializer,
+    (200, "application/json"): serializers.JSON_EXPORT_SCHEMA,
+    (200, "text/markdown"): OpenApiTypes.STR,
+    (200, "application/x-ndjson"): OpenApiTypes.STR,
 }
 
 
-@extend_schema(
-    summary="List your conversations",
-    parameters=[
-        OpenApiParameter(
-            "updated_since", OpenApiTypes.DATETIME, description="Only those active since then."
-        ),
-        OpenApiParameter("q", str, description="Words in the title or in any message."),
-    ],
-)
-class ConversationListView(generics.ListAPIView):
+class QueryCheckedMixin:
+    """Checks the query string against `query_class` once the request is authenticated
+    (an anonymous client gets its 401 first); the view reads `self.query`."""
+
+    query_class: type[drf_serializers.Serializer] = queries.NoQuery
+    query: dict
+
+    def initial(self, request: Request, *args, **kwargs) -> None:
+        super().initial(request, *args, **kwargs)  # type: ignore[misc]
+        self.query = queries.query_validated(request, self.query_class)
+
+
+@extend_schema(summary="List your conversations", parameters=[queries.ConversationListQuery])
+class ConversationListView(QueryCheckedMixin, generics.ListAPIView):
     serializer_class = serializers.ConversationSerializer
     pagination_class = ConversationPagination
+    query_class = queries.ConversationListQuery
 
     def get_queryset(self):
         return selectors.conversation_search_for_user(
             self.request.user,
-            updated_since=self._updated_since(),
-            q=self.request.query_params.get("q", "").replace("\x00", "").strip()[:200],
+            updated_since=self.query.get("updated_since"),
+            q=self.query.get("q", "").strip(),
         )
-
-    def _updated_since(self):
-        raw = self.request.query_params.get("updated_since")
-        if not raw:
-            return None
-        # A "+01:00" offset arrives as " 01:00" when the client did not encode the plus.
-        try:
-            moment = parse_datetime(raw.strip().replace(" ", "+"))
-            if moment is not None and timezone.is_naive(moment):
-                moment = timezone.make_aware(moment)
-            # In UTC: PostgreSQL refuses some offsets Python accepts (up to 24 hours).
-            return moment.astimezone(UTC)
-        except (AttributeError, ValueError, OverflowError):
-            raise ValidationError(
-                {"updated_since": [gettext("Use an ISO 8601 date and time.")]}
-            ) from None
 
 
 @extend_schema(summary="One conversation, with links to its messages and exports")
-class ConversationDetailView(generics.RetrieveAPIView):
+class ConversationDetailView(QueryCheckedMixin, generics.RetrieveAPIView):
     serializer_class = serializers.ConversationDetailSerializer
 
     def get_object(self):
@@ -152,10 +122,14 @@ class ConversationDetailView(generics.RetrieveAPIView):
         return conversation
 
 
-@extend_schema(summary="A conversation's messages, every branch, oldest first")
-class MessageListView(generics.ListAPIView):
+@extend_schema(
+    summary="A conversation's messages, every branch, oldest first",
+    parameters=[queries.MessageListQuery],
+)
+class MessageListView(QueryCheckedMixin, generics.ListAPIView):
     serializer_class = serializers.MessageSerializer
     pagination_class = MessageCursorPagination
+    query_class = queries.MessageListQuery
 
     def get_queryset(self):
         conversation = selectors.conversation_get_for_user_or_404(
@@ -164,39 +138,42 @@ class MessageListView(generics.ListAPIView):
         return selectors.conversation_messages(conversation)
 
 
-class ConversationExportView(APIView):
+class ConversationExportView(QueryCheckedMixin, APIView):
     content_negotiation_class = IgnoreFormatNegotiation
+    query_class = queries.ExportQuery
 
     @extend_schema(
         summary="Download one conversation",
-        parameters=[FORMAT_PARAMETER],
+        parameters=[queries.ExportQuery],
         responses=EXPORT_RESPONSES,
     )
     def get(self, request: Request, uuid):
         user = cast(User, request.user)  # IsAuthenticated: never AnonymousUser
         conversation = selectors.conversation_get_for_user_or_404(user, uuid)
-        export_format = _export_format(request)
+        export_format = self.query["format"]
         blocks = exports.export_conversations([conversation], export_format)
         filename = exports.export_filename(export_format, conversation)
         return _download(request, blocks, export_format, filename)
 
 
-class ExportAllView(APIView):
+class ExportAllView(QueryCheckedMixin, APIView):
     content_negotiation_class = IgnoreFormatNegotiation
+    query_class = queries.ExportQuery
 
     @extend_schema(
         summary="Download all your conversations (streamed)",
-        parameters=[FORMAT_PARAMETER],
+        parameters=[queries.ExportQuery],
         responses=EXPORT_RESPONSES,
     )
     def get(self, request: Request):
-        export_format = _export_format(request)
+        export_format = self.query["format"]
         blocks = exports.export_user_history(request.user, export_format)
         return _download(request, blocks, export_format, exports.export_filename(export_format))
 
 
-class ImportView(APIView):
-    parser_classes = [MultiPartParser, FormParser]
+class ImportView(QueryCheckedMixin, APIView):
+    # A file needs multipart/form-data: a urlencoded form cannot carry one.
+    parser_classes = [MultiPartParser]
 
     @extend_schema(
         summary="Import a chatsite JSON export or ChatGPT's conversations.json",
@@ -207,13 +184,18 @@ class ImportView(APIView):
         request=serializers.ImportUploadSerializer,
         responses={
             201: serializers.ImportResultSerializer,
-            400: OpenApiResponse(serializers.ImportResultSerializer, "Nothing was imported."),
+            400: OpenApiResponse(
+                serializers.ImportRefusalSerializer,
+                "Nothing was imported: the upload, or every conversation in it, was refused.",
+            ),
             413: serializers.ErrorSerializer,
+            415: OpenApiResponse(serializers.ErrorSerializer, "Not multipart/form-data."),
         },
     )
     def post(self, request: Request):
         upload = serializers.ImportUploadSerializer(data=request.data)
-        upload.is_valid(raise_exception=True)
+        if not upload.is_valid():
+            return _import_refused(upload.errors)
         file = upload.validated_data["file"]
         if file.size > settings.API_IMPORT_MAX_BYTES:
             detail = gettext("The file is larger than %(limit)s bytes.") % {
@@ -224,8 +206,18 @@ class ImportView(APIView):
         try:
             result = services.conversations_import(owner=owner, data=file.read())
         except services.ImportRejected as exc:
-            return Response({"detail": exc.message, "imported": [], "failed": []}, status=400)
+            return _import_refused(exc.message)
         body = serializers.ImportResultSerializer(result).data
         if not result.conversations:
             return Response({"detail": gettext("Nothing was imported."), **body}, status=400)
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _import_refused(reason: str | dict) -> Response:
+    """A 400 in the import's own shape: nothing imported, and why."""
+    if isinstance(reason, dict):
+        reason = " ".join(
+            f"{name}: {' '.join(str(message) for message in messages)}"
+            for name, messages in reason.items()
+        )
+    return Response({"detail": reason, "imported": [], "failed": []}, status=400)

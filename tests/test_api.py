@@ -143,7 +143,69 @@ def test_updated_since_keeps_only_recently_active_conversations(api_client, user
 def test_a_malformed_updated_since_is_a_clear_400(api_client):
     response = api_client.get("/api/v1/conversations/?updated_since=yesterday")
     assert response.status_code == 400
-    assert "ISO 8601" in response.json()["updated_since"][0]
+    assert response.json()["detail"] == "updated_since: Use an ISO 8601 date and time."
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("query", "detail"),
+    [
+        (
+            "updated_sinse=2026-01-01",
+            "Unknown query parameter: updated_sinse. "
+            "This takes: page, page_size, q, updated_since.",
+        ),
+        ("page=", "page: Give it a value, or leave it out."),
+        ("page=0", "page: Ensure this value is greater than or equal to 1."),
+        ("page_size=ten", "page_size: A valid integer is required."),
+    ],
+)
+def test_a_query_the_operation_cannot_use_is_a_400_that_names_it(api_client, query, detail):
+    response = api_client.get(f"/api/v1/conversations/?{query}")
+    assert response.status_code == 400
+    assert response.json() == {"detail": detail}
+
+
+@pytest.mark.django_db
+def test_an_operation_without_parameters_refuses_any(api_client, conversation):
+    response = api_client.get(f"/api/v1/conversations/{conversation.uuid}/?format=xml")
+    assert response.status_code == 400
+    assert response.json() == {"detail": "Unknown query parameter: format. This takes none."}
+
+
+@pytest.mark.django_db
+def test_a_path_the_api_does_not_have_is_a_json_404(api_client):
+    for path in (
+        "/api/v1/conversations/not-a-uuid/",
+        "/api/v1/nothing/",
+        "/api/v1/",
+        "/api/v1/a%0Ab/",
+    ):
+        response = api_client.get(path)
+        assert response.status_code == 404, path
+        assert "/api/v1/docs/" in response.json()["detail"]
+
+
+@pytest.mark.django_db
+def test_the_schema_documents_every_error_an_operation_can_answer(client):
+    import yaml
+
+    schema = yaml.safe_load(client.get("/api/v1/schema/").content)
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            codes = set(operation["responses"])
+            assert {"400", "401", "429"} <= codes, (method, path)
+            if "{uuid}" in path or path.endswith(("/conversations/", "/messages/")):
+                assert "404" in codes, (method, path)
+            if method == "post":
+                assert {"403", "413", "415"} <= codes, (method, path)
+    export = schema["paths"]["/api/v1/export/"]["get"]["responses"]["200"]["content"]
+    assert export["application/json"]["schema"]["required"] == [
+        "format",
+        "version",
+        "exported_at",
+        "conversations",
+    ]
 
 
 @pytest.mark.django_db
@@ -223,7 +285,7 @@ def test_one_conversation_downloads_in_each_format(
 def test_an_unknown_export_format_is_a_clear_400(api_client, conversation):
     response = api_client.get(f"/api/v1/conversations/{conversation.uuid}/export/?format=pdf")
     assert response.status_code == 400
-    assert "json, md, jsonl" in response.json()["format"][0]
+    assert response.json()["detail"] == "format: Choose one of: json, md, jsonl."
 
 
 @pytest.mark.django_db
@@ -362,6 +424,25 @@ def test_an_oversized_upload_is_refused_unread(api_client, settings):
     assert response.status_code == 413
 
 
+@pytest.mark.django_db
+def test_an_upload_without_a_file_is_refused_in_the_imports_own_shape(api_client):
+    response = api_client.post("/api/v1/import/", {"upload": _upload("x.json", b"[]")})
+    assert response.status_code == 400
+    assert response.json() == {
+        "detail": "file: No file was submitted.",
+        "imported": [],
+        "failed": [],
+    }
+
+
+@pytest.mark.django_db
+def test_an_import_that_is_not_multipart_is_a_415(api_client):
+    response = api_client.post("/api/v1/import/", {"file": "[]"}, format="json")
+    assert response.status_code == 415
+    assert response.json() == {"detail": 'Unsupported media type "application/json" in request.'}
+    assert not Conversation.objects.exists()
+
+
 # --- Throttling ------------------------------------------------------------------------
 
 
@@ -471,15 +552,49 @@ def test_the_schema_is_served_with_local_interactive_docs(client):
     assert b"cdn" not in docs.content.lower() and b"/static/" in docs.content
 
 
-@pytest.mark.django_db
-def test_no_request_the_schema_allows_causes_a_server_error(
-    wsgi_app, settings, api_token, conversation
-):
-    import schemathesis
+def _fuzzed_statuses(schema, operation, mode, own_uuid: str) -> set[int]:
+    """Runs `operation` in `mode` with every schemathesis check; the statuses it answered."""
     from hypothesis import HealthCheck, given
     from hypothesis import settings as hypothesis_settings
     from hypothesis import strategies as st
-    from schemathesis.checks import not_a_server_error
+    from schemathesis import GenerationMode
+    from schemathesis.checks import positive_data_acceptance
+
+    # The schema can say the upload is a file, not that it is an export: random bytes are
+    # schema-valid and rightly refused, with the documented 400.
+    excluded = [positive_data_acceptance] if operation.method.upper() == "POST" else []
+    statuses: set[int] = set()
+
+    @hypothesis_settings(
+        max_examples=30,
+        deadline=None,
+        database=None,
+        derandomize=True,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(
+        case=operation.as_strategy(generation_mode=mode, auth_storage=schema.auth),
+        own=st.booleans(),
+    )
+    def answers_as_documented(case, own):
+        # Half the valid ids are a real conversation's, to reach its data.
+        if mode is GenerationMode.POSITIVE and own and "uuid" in case.path_parameters:
+            case.path_parameters["uuid"] = own_uuid
+        statuses.add(case.call_and_validate(excluded_checks=excluded).status_code)
+
+    answers_as_documented()
+    return statuses
+
+
+@pytest.mark.django_db
+def test_every_answer_to_any_request_matches_the_schema(
+    wsgi_app, settings, api_token, conversation
+):
+    """schemathesis, every check, over every operation: valid requests (positive) are
+    answered as documented, invalid ones (negative: a bad id, an unknown parameter, a
+    value of the wrong type) are refused with a documented status and body."""
+    import schemathesis
+    from schemathesis import GenerationMode
 
     settings.REST_FRAMEWORK = {
         **settings.REST_FRAMEWORK,
@@ -488,29 +603,27 @@ def test_no_request_the_schema_allows_causes_a_server_error(
     thread(conversation, "Hi", "Hello")
     MessageFactory(conversation=conversation, content="x", reasoning="thinking")
     schema = schemathesis.openapi.from_wsgi("/api/v1/schema/", wsgi_app)
-    headers = {"Authorization": f"Bearer {api_token.secret}"}
+
+    # Declared as the schema's auth, so negative cases never count a replaced bad token
+    # as "invalid data accepted".
+    @schema.auth.auth()
+    class Token:
+        def get(self, case, context):
+            return api_token.secret
+
+        def set(self, case, data, context):
+            case.headers = {**(case.headers or {}), "Authorization": f"Bearer {data}"}
+
     operations = [result.ok() for result in schema.get_all_operations()]
-    assert len(operations) >= 6
-    seen: dict[str, set[int]] = {}
-
+    assert len(operations) == 6
+    seen: dict[tuple[str, str], set[int]] = {}
     for operation in operations:
-
-        @hypothesis_settings(
-            max_examples=30,
-            deadline=None,
-            database=None,
-            derandomize=True,
-            suppress_health_check=list(HealthCheck),
-        )
-        @given(case=operation.as_strategy(), own=st.booleans())
-        def survives(case, own):
-            if own and "uuid" in (case.path_parameters or {}):
-                case.path_parameters["uuid"] = str(conversation.uuid)
-            response = case.call_and_validate(headers=headers, checks=[not_a_server_error])
-            seen.setdefault(case.operation.label, set()).add(response.status_code)
-
-        survives()
-    print(seen)
-    # The fuzzing reached real data, not only refusals.
-    assert all(200 in statuses or 201 in statuses or 400 in statuses for statuses in seen.values())
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
+            statuses = _fuzzed_statuses(schema, operation, mode, str(conversation.uuid))
+            seen[(operation.label, mode.value)] = statuses
+    # The fuzzing reached real data (random uploads are not exports: the import's real
+    # files are tested above), and the refusals were the API's own.
+    for (label, mode), statuses in seen.items():
+        reached = {200} if mode == "positive" and "import" not in label else {400, 404, 415}
+        assert statuses & reached, (label, mode, statuses)
     assert Message.objects.filter(conversation=conversation).count() == 3
