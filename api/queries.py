@@ -59,6 +59,18 @@ class SearchField(serializers.CharField):
         return super().to_internal_value(str(data).replace("\x00", ""))[:SEARCH_MAX_CHARS]
 
 
+@extend_schema_field({"type": "string", "minLength": 1})
+class CursorField(serializers.Field):
+    """A pagination cursor, passed on as it came: one that is not ours (any text, NUL
+    included) is the paginator's "Invalid cursor" 404, as the schema says."""
+
+    def to_internal_value(self, data):
+        return str(data)
+
+    def to_representation(self, value):
+        return value
+
+
 class ExportFormatField(serializers.ChoiceField):
     def __init__(self, **kwargs):
         super().__init__(choices=exports.EXPORT_FORMATS, **kwargs)
@@ -90,8 +102,8 @@ class ConversationListQuery(serializers.Serializer):
 
 
 class MessageListQuery(serializers.Serializer):
-    cursor = serializers.CharField(
-        required=False, help_text="The `next` or `previous` link of an earlier page."
+    cursor = CursorField(
+        required=False, help_text="From the `next` or `previous` link of an earlier page."
     )
     page_size = serializers.IntegerField(
         min_value=1, required=False, help_text="100 by default; more than 500 is read as 500."

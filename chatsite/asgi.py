@@ -23,7 +23,7 @@ from channels.sessions import (  # noqa: E402
     SessionMiddleware,
 )
 
-from chatsite import direct_writes, frame_logging  # noqa: E402
+from chatsite import direct_writes, form_bodies, frame_logging  # noqa: E402
 from chatsite.socket_origin import SameOriginValidator  # noqa: E402
 from conversations.routing import websocket_urlpatterns  # noqa: E402
 
@@ -86,3 +86,5 @@ _settle_for_long_running()
 # highlighting only for a debug line actually written (see the modules).
 direct_writes.install()
 frame_logging.install()
+# Under daphne, request bodies are parsed by Django alone (see the module).
+form_bodies.install()

@@ -167,6 +167,16 @@ def test_a_query_the_operation_cannot_use_is_a_400_that_names_it(api_client, que
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("cursor", ["garbage", "a\x00b"])
+def test_a_cursor_that_is_not_ours_is_the_paginators_404(api_client, conversation, cursor):
+    response = api_client.get(
+        f"/api/v1/conversations/{conversation.uuid}/messages/", {"cursor": cursor}
+    )
+    assert response.status_code == 404
+    assert response.json() == {"detail": "Invalid cursor"}
+
+
+@pytest.mark.django_db
 def test_an_operation_without_parameters_refuses_any(api_client, conversation):
     response = api_client.get(f"/api/v1/conversations/{conversation.uuid}/?format=xml")
     assert response.status_code == 400
