@@ -47,6 +47,22 @@ class Proc:
                 time.sleep(0.1)
         raise TimeoutError(f"{self.name} did not listen on {self.port}")
 
+    @property
+    def url(self) -> str:
+        """The fake provider's API root, for a provider process."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def wait_for_log(self, text: str, timeout: float = 60) -> None:
+        """Until the process has logged `text` (a worker that listens on no port)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.popen.poll() is not None:
+                raise RuntimeError(f"{self.name} exited; see {self.log.name}")
+            if text in Path(self.log.name).read_text(errors="replace"):
+                return
+            time.sleep(0.2)
+        raise TimeoutError(f"{self.name} did not log {text!r}")
+
     def rss_kb(self) -> int:
         return _status_kb(self.pid, "VmRSS")
 
@@ -62,6 +78,13 @@ class Proc:
                 self.popen.kill()
                 self.popen.wait()
         self.log.close()
+
+
+def daphne(name: str, env: dict, logs: Path) -> Proc:
+    """A daphne server of the app on a free port, as `make run` starts it (bench/server.py)."""
+    port = free_port()
+    args = ["-m", "bench.server", "-b", "127.0.0.1", "-p", str(port), "chatsite.asgi:application"]
+    return Proc(name, args, env, logs, port)
 
 
 def raise_own_priority(by: int) -> int:

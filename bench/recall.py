@@ -66,8 +66,8 @@ FILLER_ZH = [
 ]
 
 
-def setup() -> None:
-    """The embedded server's bench database, created afresh and migrated."""
+def setup(database: str = DATABASE) -> None:
+    """The embedded server's bench database `database`, created afresh and migrated."""
     from chatsite import embedded_postgres
 
     os.environ.setdefault("EMBEDDED_POSTGRES_DIR", str(ROOT / "var" / "bench-postgres"))
@@ -75,10 +75,10 @@ def setup() -> None:
     import psycopg
 
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{DATABASE}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{DATABASE}"')
+        conn.execute(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{database}"')
     host = psycopg.conninfo.conninfo_to_dict(url)["host"]
-    os.environ["DATABASE_URL"] = f"postgres://postgres@{host.replace('/', '%2F')}/{DATABASE}"
+    os.environ["DATABASE_URL"] = f"postgres://postgres@{host.replace('/', '%2F')}/{database}"
     os.environ["RECALL_ENABLED"] = "true"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "chatsite.settings")
     import django
@@ -89,7 +89,7 @@ def setup() -> None:
     call_command("migrate", verbosity=0)
 
 
-def _synthetic_chunks(conversation_id: int, ids: list[int]) -> None:
+def synthetic_chunks(conversation_id: int, ids: list[int]) -> None:
     """One chunk per message with a random unit vector: the context build's cost does not
     depend on what the vectors mean, and embedding 10,000 messages would take minutes."""
     from conversations.models import Message
@@ -125,7 +125,7 @@ def measure_context(user, chat_model, lengths=(1_000, 10_000)) -> dict:
             user, chat_model, length, pending_reply=True, summaries=True
         )
         ids = list(Message.objects.filter(conversation=conversation).values_list("id", flat=True))
-        _synthetic_chunks(conversation.pk, ids)
+        synthetic_chunks(conversation.pk, ids)
         data.analyze()
 
         def build(reply_id=reply_id):

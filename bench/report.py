@@ -131,7 +131,7 @@ def _label(sql: str) -> str:
 # --- the table -----------------------------------------------------------------------------
 
 
-def _row(figure: str, value: float | str, unit: str, target: str, ok: bool | None) -> dict:
+def row(figure: str, value: float | str, unit: str, target: str, ok: bool | None) -> dict:
     verdict = "info" if ok is None else ("PASS" if ok else "MISS")
     shown = value if isinstance(value, str) else f"{value:,.2f} {unit}".strip()
     return {"figure": figure, "value": shown, "target": target, "verdict": verdict}
@@ -162,32 +162,32 @@ def table(r: dict) -> list[dict]:
     single = {k: added(v, r["single"]["direct"]) for k, v in r["single"].items()}
     one, cs = single["chatsite"], r["chatsite"]
     rows = [
-        _row(
+        row(
             "Added TTFT p50, 1 stream",
             one["added_ttft_p50_ms"],
             "ms",
             "<= 3 ms",
-            _le(one, "added_ttft_p50_ms", 3),
+            at_most(one, "added_ttft_p50_ms", 3),
         ),
-        _row(
+        row(
             "Added TTFT p99, 1 stream",
             one["added_ttft_p99_ms"],
             "ms",
             "<= 15 ms",
-            _le(one, "added_ttft_p99_ms", 15),
+            at_most(one, "added_ttft_p99_ms", 15),
         ),
     ]
     for n, target in ((100, 10), (500, None)):
         s = cs.get(n)
         if s is None:
-            rows.append(_row(f"Added TTFT p50, {n} streams", "not reached", "", "", False))
+            rows.append(row(f"Added TTFT p50, {n} streams", "not reached", "", "", False))
             continue
         goal = f"<= {target} ms" if target else ""
-        ok = _le(s, "added_ttft_p50_ms", target) if target else None
-        rows.append(_row(f"Added TTFT p50, {n} streams", s["added_ttft_p50_ms"], "ms", goal, ok))
-        rows.append(_row(f"Added TTFT p99, {n} streams", s["added_ttft_p99_ms"], "ms", "", None))
+        ok = at_most(s, "added_ttft_p50_ms", target) if target else None
+        rows.append(row(f"Added TTFT p50, {n} streams", s["added_ttft_p50_ms"], "ms", goal, ok))
+        rows.append(row(f"Added TTFT p99, {n} streams", s["added_ttft_p99_ms"], "ms", "", None))
     rows.append(
-        _row(
+        row(
             "Added send -> first token p50, 1 stream",
             one["added_send_ttft_p50_ms"],
             "ms",
@@ -197,23 +197,23 @@ def table(r: dict) -> list[dict]:
     )
     for n, s in [(1, one), *[(n, cs[n]) for n in (100, 500) if n in cs]]:
         rows.append(
-            _row(
+            row(
                 f"Added delta latency p99, {n} stream(s)",
                 s["added_delta_p99_ms"],
                 "ms",
                 f"< {ADDED_P99_LIMIT_MS} ms",
-                _le(s, "added_delta_p99_ms", ADDED_P99_LIMIT_MS),
+                at_most(s, "added_delta_p99_ms", ADDED_P99_LIMIT_MS),
             )
         )
     rows += capacity_rows(r)
     idle = r["idle"]["kb_per_socket"]
-    rows.append(_row("Memory per idle websocket", idle, "KB", "<= 50 KB", idle <= 50))
+    rows.append(row("Memory per idle websocket", idle, "KB", "<= 50 KB", idle <= 50))
     st = r["statements"]
     allowed = 5 + math.ceil(st["streaming_seconds"])
     shown = f"{st['statements']} (+{st['transactions_committed']} commits)"
     ok = st["statements"] <= allowed and st["reply_ok"]
     rows.append(
-        _row(
+        row(
             f"DB statements, 1,000-token reply, {st['streaming_seconds']:.1f} s",
             shown,
             "",
@@ -223,75 +223,31 @@ def table(r: dict) -> list[dict]:
     )
     ctx = r["context"]
     rows += [
-        _row(f"Context build, {_history(n)}", c["median_ms"], "ms", "", None)
-        for n, c in ctx.items()
+        row(f"Context build, {_history(n)}", c["median_ms"], "ms", "", None) for n, c in ctx.items()
     ]
     ratio = ctx[10_000]["median_ms"] / ctx[10]["median_ms"]
     rows.append(
-        _row("Context build, 10,000 vs 10 messages", f"{ratio:.1f}x", "", "<= 2x", ratio <= 2)
+        row("Context build, 10,000 vs 10 messages", f"{ratio:.1f}x", "", "<= 2x", ratio <= 2)
     )
     ex, page = r["export"], r["page"]["median_ms"]
     rate = ex["messages"] / ex["seconds"]
     rows += [
-        _row(
+        row(
             "Export, 100,000 messages",
             rate,
             "msg/s",
             ">= 20,000 msg/s",
             rate >= 20_000 and ex["messages"] == 100_000,
         ),
-        _row(
+        row(
             "Export peak memory (process VmHWM)",
             ex["peak_rss_mb"],
             "MB",
             "< 150 MB",
             ex["peak_rss_mb"] < 150,
         ),
-        _row("Page render, 5,000 messages (server time)", page, "ms", "< 200 ms", page < 200),
+        row("Page render, 5,000 messages (server time)", page, "ms", "< 200 ms", page < 200),
     ]
-    return rows + recall_rows(r["recall"]) if "recall" in r else rows
-
-
-def recall_rows(recall: dict) -> list[dict]:
-    """Recall's phase (bench/recall.py): added context time, hit rates, embedder speed."""
-    rows = []
-    for length, c in recall["context"].items():
-        added_ms = c["added_ms"]
-        rows.append(
-            _row(
-                f"Recall added to the context build, {int(length):,} messages",
-                added_ms,
-                "ms",
-                "<= 15 ms",
-                added_ms <= 15,
-            )
-        )
-        rows.append(
-            _row(
-                f"Recall query embedding, {int(length):,} messages",
-                c["query_embedding_ms"],
-                "ms",
-                "",
-                None,
-            )
-        )
-    for language, h in recall["hit_rate"].items():
-        for method in ("lexical", "vector"):
-            rows.append(
-                _row(f"Recall hit rate, {language}, {method}", f"{h[method]:.0%}", "", "", None)
-            )
-        rows.append(
-            _row(
-                f"Recall hit rate, {language}, hybrid",
-                f"{h['hybrid']:.0%}",
-                "",
-                ">= 90%",
-                h["hybrid"] >= 0.9,
-            )
-        )
-        rows.append(
-            _row(f"Bundled embedder, {language}", h["chunks_per_second"], "chunks/s", "", None)
-        )
     return rows
 
 
@@ -302,7 +258,7 @@ def _history(key: int | str) -> str:
     return f"{int(length):,} messages, {how} (every summary failed)"
 
 
-def _le(summary: dict, key: str, limit: float) -> bool:
+def at_most(summary: dict, key: str, limit: float) -> bool:
     return summary[key] <= limit  # NaN (no samples) is never <=: a MISS
 
 
@@ -320,15 +276,15 @@ def capacity_rows(r: dict) -> list[dict]:
     fraction = capacity / floor if floor else 0.0
     shown = f"at most {fraction:.2f}" if floor_top else f"{fraction:.2f}"
     rows = [
-        _row(
+        row(
             f"Concurrent streams at 20 tok/s, {servers} daphne, {r['load_tokens']}-token replies",
             f"{capacity:,} ({capacity // servers:,} per process){capacity_top}",
             "",
             ">= 500",
             capacity >= 500,
         ),
-        _row(f"Raw relay floor, {servers} processes", f"{floor:,}{floor_top}", "", "", None),
-        _row(
+        row(f"Raw relay floor, {servers} processes", f"{floor:,}{floor_top}", "", "", None),
+        row(
             "chatsite throughput / relay floor",
             shown,
             "",
@@ -340,7 +296,7 @@ def capacity_rows(r: dict) -> list[dict]:
         held = _capacity(heavy)
         held_top = _or_more(held, heavy)
         rows.append(
-            _row(
+            row(
                 f"Concurrent streams, {r['send_heavy_tokens']}-token replies (a send every 4 s)",
                 f"{held:,} ({held // servers:,} per process){held_top}",
                 "",

@@ -10,13 +10,12 @@ import sys
 import time
 from pathlib import Path
 
-from bench import report
-from bench.procs import CpuMeter, Proc, free_port, raise_own_priority
+from bench import report, report_recall
+from bench.procs import Proc, daphne, free_port, raise_own_priority
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "bench-results"
 SERVERS = 2  # one daphne per core, as the target says
-TPS = 20
 # Capacity is measured on replies of 240 tokens (12 s at 20 tokens/s), an ordinary chat
 # answer: a stream is then mostly tokens, with a send every 12 s. The send-heavy levels keep
 # the 4-second replies of earlier runs (a send every 4 s per stream) as a second, harder
@@ -103,20 +102,10 @@ def start_processes(provider_port: int, logs: Path) -> dict[str, list[Proc]]:
         args = ["-m", "bench.relay", "--port", str(port), "--provider", env["LOCAL_BASE_URL"]]
         relays.append(Proc(f"relay-{i}", args, env, logs, port))
     for i in range(SERVERS):
-        port = free_port()
         server_env = dict(env)
         if i == 0:
             server_env["BENCH_QUERY_LOG"] = str(logs / "statements.log")
-        args = [
-            "-m",
-            "bench.server",
-            "-b",
-            "127.0.0.1",
-            "-p",
-            str(port),
-            "chatsite.asgi:application",
-        ]
-        servers.append(Proc(f"daphne-{i}", args, server_env, logs, port))
+        servers.append(daphne(f"daphne-{i}", server_env, logs))
     procs = {"provider": provider, "relay": relays, "daphne": servers}
     for group in procs.values():
         for proc in group:
@@ -140,55 +129,20 @@ class Fixtures:
 
 async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
     from bench import load
+    from bench.levels import Levels
 
     results: dict = {}
     session = load.new_session()
-    provider_url = os.environ["LOCAL_BASE_URL"]
-
-    def tabs(kind: str, count: int, servers: list[Proc] | None = None, first: int = 0) -> list:
-        if kind == "direct":
-            return [load.DirectClient(session, provider_url) for _ in range(count)]
-        servers = servers or procs["daphne" if kind == "chatsite" else kind]
-        clients = []
-        for i in range(count):
-            server = servers[i % len(servers)]
-            origin = f"http://127.0.0.1:{server.port}"
-            if kind == "relay":
-                url, headers = f"ws://127.0.0.1:{server.port}/ws/c/{i}/", {}
-            else:
-                uuid = fixtures.conversations[first + i]
-                url = f"ws://127.0.0.1:{server.port}/ws/c/{uuid}/"
-                cookie = fixtures.cookies[first + i]
-                headers = {"Origin": origin, "Cookie": f"sessionid={cookie}"}
-            clients.append(load.TabClient(session, url, headers))
-        return clients
-
-    async def level(
-        kind: str,
-        count: int,
-        *,
+    levels = Levels(
+        procs,
+        session,
+        provider_url=os.environ["LOCAL_BASE_URL"],
+        conversations=fixtures.conversations,
+        cookies=fixtures.cookies,
         tokens=LOAD_TOKENS,
         seconds=LOAD_SECONDS,
-        servers=None,
-        sequential=False,
-    ):
-        clients = tabs(kind, count, servers)
-        if kind != "direct":
-            await load.connect_all(clients)
-            await asyncio.sleep(0.5)  # let the syncs land before the clock starts
-        meter = CpuMeter([p for group in procs.values() for p in group])
-        meter.start()
-        with load.collector_paused():
-            outcome = await load.hold(
-                clients, tokens=tokens, tps=TPS, seconds=seconds, sequential=sequential
-            )
-        cpu = meter.stop()
-        await asyncio.gather(*(c.close() for c in clients))
-        if kind == "chatsite":
-            await replies_settled()
-        summary = report.summarise(outcome) | {"cpu_cores": cpu}
-        print(report.level_line(kind, summary), flush=True)
-        return summary
+    )
+    tabs, level = levels.tabs, levels.level
 
     # Idle sockets: memory one daphne process holds per open, synced, quiet websocket.
     results["idle"] = await idle_memory(procs["daphne"][0], tabs, level)
@@ -219,21 +173,6 @@ async def run_load(procs: dict[str, list[Proc]], fixtures: Fixtures) -> dict:
     )
     await session.close()
     return results
-
-
-async def replies_settled(timeout: float = 30.0) -> None:
-    """Wait until the replies stopped at a level's end have ended. The next level sends on
-    the same conversations, and a send there while the last reply still ends is refused
-    (one reply in flight per conversation): under load a stop can take over a second, and
-    each refused client sat out the whole next level, lowering its token rate."""
-    from conversations.models import Message, MessageStatus
-
-    def in_flight() -> int:
-        return Message.objects.filter(status__in=MessageStatus.IN_FLIGHT).count()
-
-    deadline = time.monotonic() + timeout
-    while await asyncio.to_thread(in_flight) and time.monotonic() < deadline:
-        await asyncio.sleep(0.25)
 
 
 async def idle_memory(server: Proc, tabs, level) -> dict:
@@ -345,6 +284,18 @@ def run_data_phases() -> dict:
     )
     results["recall"] = json.loads(output.stdout.strip().splitlines()[-1])
     print("recall:", results["recall"], flush=True)
+    # Streaming with recall on and a worker beside the servers, on the same server.
+    output = subprocess.run(
+        [sys.executable, "-m", "bench.recall_load"],
+        check=True,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=recall_env,
+        cwd=ROOT,
+    )
+    *levels, figures = output.stdout.strip().splitlines()
+    print("recall on, streaming:", *levels, sep="\n", flush=True)
+    results["recall_load"] = json.loads(figures)
     return results
 
 
@@ -371,7 +322,7 @@ def main() -> None:
     results["nice"] = {"provider": PROVIDER_NICE, "driver": driver_nice, "servers": 0}
     results["load_tokens"], results["send_heavy_tokens"] = LOAD_TOKENS, SEND_HEAVY_TOKENS
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
-    rows = report.table(results)
+    rows = report.table(results) + report_recall.rows(results)
     report.print_table(rows)
     results["table"] = rows
     (OUT / "latest.json").write_text(json.dumps(results, indent=2, default=str))
