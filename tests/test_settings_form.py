@@ -84,6 +84,30 @@ def test_thinking_and_json_switches_are_offered_only_where_the_model_has_them(
     assert 'name="thinking_enabled"' in page and 'name="json_mode"' in page
 
 
+def _settings_page(client, user, slug: str, name: str) -> str:
+    chat_model = ChatModel.objects.get(provider__slug=slug, name=name)
+    return _save(client, ConversationFactory(owner=user, chat_model=chat_model)).content.decode()
+
+
+def test_each_parameter_is_offered_in_the_range_its_provider_takes(logged_in, user):
+    glm = _settings_page(logged_in, user, "zhipu", "glm-4.6")
+    assert "Temperature (0.01–1)" in glm and 'name="temperature" min="0.01" max="1"' in glm
+    assert "Stop sequence (one line)" in glm
+    # GLM's thinking is a switch without a budget.
+    assert 'name="thinking_enabled"' in glm and 'name="thinking_budget"' not in glm
+    reasoner = _settings_page(logged_in, user, "openai", "o4-mini")
+    for refused in ("temperature", "top_p", "stop"):
+        assert f'name="{refused}"' not in reasoner
+    qwen = _settings_page(logged_in, user, "dashscope", "qwen-plus")
+    assert 'name="thinking_budget"' in qwen
+    assert "with JSON mode on, replies answer without thinking" in qwen
+
+
+def test_the_recall_switch_is_offered_for_a_model_without_json_mode(logged_in, user):
+    page = _settings_page(logged_in, user, "deepseek", "deepseek-reasoner")
+    assert 'name="json_mode"' not in page and 'name="recall_enabled"' in page
+
+
 def test_switches_a_model_cannot_honour_are_turned_off(logged_in, conversation):
     _save(logged_in, conversation, thinking_enabled="on", json_mode="on")
     conversation.refresh_from_db()

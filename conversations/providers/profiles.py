@@ -14,11 +14,17 @@ The thinking switch, per provider:
 - local (vLLM, SGLang, llama.cpp, Ollama): `chat_template_kwargs.enable_thinking`, the switch
   Qwen3-style chat templates read; a server whose template ignores it just ignores it.
 A model whose catalogue row says it cannot think gets no thinking field at all.
+
+What each endpoint accepts (ranges, stop sequences, the output-limit field, JSON mode with
+thinking) is the table in parameters.py; every body here is fitted to it. Background calls
+(titles, summaries) go through the same table, with thinking off where it can be switched
+off and room for it where it cannot.
 """
 
 from dataclasses import dataclass
 
 from conversations.models import ChatModel, Conversation
+from conversations.providers.parameters import Span, accepted
 
 DEFAULT_THINKING_BUDGET = 4096
 MIN_THINKING_BUDGET = 128
@@ -29,6 +35,11 @@ TEMPERATURE_RANGE = (0.0, 2.0)
 TOP_P_RANGE = (0.0, 1.0)
 MAX_STOP_SEQUENCES = 4
 MAX_STOP_LENGTH = 64
+# Background calls (summaries, titles) want a faithful, not a creative, answer.
+BACKGROUND_TEMPERATURE = 0.2
+# A model that cannot stop thinking spends its output limit on reasoning first: a
+# background call on one gets this much more room, and this budget where one is taken.
+BACKGROUND_REASONING_ROOM = 2048
 
 
 @dataclass(frozen=True)
@@ -47,24 +58,34 @@ def can_toggle_thinking(chat_model: ChatModel | None) -> bool:
 
 
 def thinks(chat_model: ChatModel, conversation: Conversation) -> bool:
-    """Whether this reply is asked to think."""
+    """Whether this reply is asked to think. Where JSON mode and thinking exclude each
+    other (DashScope), JSON mode wins and the reply answers without thinking."""
     if chat_model.always_thinks:
         return True
-    return chat_model.supports_thinking and conversation.thinking_enabled
+    wanted = chat_model.supports_thinking and conversation.thinking_enabled
+    return wanted and not json_turns_thinking_off(chat_model, conversation)
+
+
+def json_turns_thinking_off(chat_model: ChatModel, conversation: Conversation) -> bool:
+    return (
+        conversation.json_mode
+        and chat_model.supports_json
+        and not accepted(chat_model).json_while_thinking
+    )
 
 
 def uses_json_mode(chat_model: ChatModel, conversation: Conversation) -> bool:
-    return conversation.json_mode and chat_model.supports_json
+    """Whether the request asks for a JSON object. A model that cannot stop thinking, where
+    the two exclude each other, is asked in words only (with_json_instruction)."""
+    if not (conversation.json_mode and chat_model.supports_json):
+        return False
+    return accepted(chat_model).json_while_thinking or not chat_model.always_thinks
 
 
 def thinking_budget(chat_model: ChatModel, conversation: Conversation) -> int:
     """The conversation's budget, or the default, never above what the model can write."""
     budget = conversation.thinking_budget or DEFAULT_THINKING_BUDGET
     return max(min(budget, chat_model.max_output), 1)
-
-
-def _is_openai_reasoner(chat_model: ChatModel) -> bool:
-    return chat_model.provider.slug == "openai" and chat_model.supports_thinking
 
 
 def _effort(budget: int) -> str:
@@ -76,7 +97,10 @@ def thinking_fields(chat_model: ChatModel, conversation: Conversation) -> dict:
     if not chat_model.supports_thinking:
         return {}
     on = thinks(chat_model, conversation)
-    budget = thinking_budget(chat_model, conversation)
+    return _switch_fields(chat_model, on=on, budget=thinking_budget(chat_model, conversation))
+
+
+def _switch_fields(chat_model: ChatModel, *, on: bool, budget: int) -> dict:
     slug = chat_model.provider.slug
     if slug == "dashscope":
         if chat_model.always_thinks:
@@ -95,23 +119,59 @@ def thinking_fields(chat_model: ChatModel, conversation: Conversation) -> dict:
 def request_fields(chat_model: ChatModel, conversation: Conversation) -> dict:
     """Every provider-specific body field of a chat request (thinking, output limits)."""
     fields = thinking_fields(chat_model, conversation)
-    if _is_openai_reasoner(chat_model) and conversation.max_tokens:
-        fields["max_completion_tokens"] = min(conversation.max_tokens, chat_model.max_output)
+    output_limit = accepted(chat_model).output_limit
+    if output_limit != "max_tokens" and conversation.max_tokens:
+        fields[output_limit] = min(conversation.max_tokens, chat_model.max_output)
     return fields
 
 
 def sampling(chat_model: ChatModel, conversation: Conversation) -> Sampling:
-    """The conversation's parameters as this model accepts them."""
-    if _is_openai_reasoner(chat_model):
-        # o-series models reject temperature/top_p and want max_completion_tokens (above).
-        return Sampling(None, None, None, list(conversation.stop or []))
+    """The conversation's parameters as this model's endpoint accepts them: each value
+    within its documented range, as many stop sequences as it takes, none it refuses."""
+    rules = accepted(chat_model)
     max_tokens = conversation.max_tokens
+    # A limit saved for an earlier, larger model is capped to this one's.
+    capped = min(max_tokens, chat_model.max_output) if max_tokens else None
     return Sampling(
-        temperature=conversation.temperature,
-        top_p=conversation.top_p,
-        # A limit saved for an earlier, larger model is capped to this one's.
-        max_tokens=min(max_tokens, chat_model.max_output) if max_tokens else None,
-        stop=list(conversation.stop or []),
+        temperature=_within(conversation.temperature, rules.temperature),
+        top_p=_within(conversation.top_p, rules.top_p),
+        max_tokens=capped if rules.output_limit == "max_tokens" else None,
+        stop=list(conversation.stop or [])[: rules.max_stop],
+    )
+
+
+def _within(value: float | None, span: Span | None) -> float | None:
+    return None if value is None or span is None else span.clamp(value)
+
+
+@dataclass(frozen=True)
+class BackgroundCall:
+    """A background call's sampling and body fields (profiles decide them, as for replies)."""
+
+    temperature: float | None
+    max_tokens: int | None
+    body_fields: dict
+
+
+def background_call(chat_model: ChatModel, *, max_tokens: int) -> BackgroundCall:
+    """A summary's or title's parameters: thinking off where the provider can switch it off
+    (an unstreamed DashScope call must not think at all), and where it cannot, a small
+    budget and room for the reasoning on top of `max_tokens`."""
+    rules = accepted(chat_model)
+    fields: dict = {}
+    limit = max_tokens
+    if chat_model.always_thinks:
+        fields = _switch_fields(chat_model, on=True, budget=BACKGROUND_REASONING_ROOM)
+        limit += BACKGROUND_REASONING_ROOM
+    elif chat_model.supports_thinking:
+        fields = _switch_fields(chat_model, on=False, budget=0)
+    limit = min(limit, chat_model.max_output)
+    if rules.output_limit != "max_tokens":
+        fields[rules.output_limit] = limit
+    return BackgroundCall(
+        temperature=_within(BACKGROUND_TEMPERATURE, rules.temperature),
+        max_tokens=limit if rules.output_limit == "max_tokens" else None,
+        body_fields=fields,
     )
 
 

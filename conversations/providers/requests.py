@@ -9,9 +9,6 @@ from conversations.providers import profiles
 from conversations.providers.catalogue import Credentials, provider_credentials
 from conversations.providers.transport import ChatRequest
 
-# Background calls (summaries, titles) want a faithful, not a creative, answer.
-BACKGROUND_TEMPERATURE = 0.2
-
 
 def _request(
     chat_model: ChatModel, credentials: Credentials, messages: list[dict], **fields: Any
@@ -57,10 +54,12 @@ def background_request(
     credentials = provider_credentials(chat_model.provider)
     if credentials is None:
         raise ProviderError(f"No API key is configured for {chat_model.provider.name}.")
+    call = profiles.background_call(chat_model, max_tokens=max_tokens)
     return _request(
         chat_model,
         credentials,
         messages,
-        temperature=BACKGROUND_TEMPERATURE,
-        max_tokens=max_tokens,
+        temperature=call.temperature,
+        max_tokens=call.max_tokens,
+        body_fields=call.body_fields,
     )

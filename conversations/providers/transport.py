@@ -368,6 +368,8 @@ async def complete_chat(request: ChatRequest) -> Completion:
     for name in ("temperature", "max_tokens"):
         if (value := getattr(request, name)) is not None:
             options[name] = value
+    if request.body_fields:  # the profile's (thinking off, max_completion_tokens)
+        options["extra_body"] = dict(request.body_fields)
     async with _new_client(request.base_url, request.api_key) as client:
         try:
             response = await client.chat.completions.with_raw_response.create(**options)
