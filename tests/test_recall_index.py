@@ -213,6 +213,20 @@ def test_the_lexical_ranking_finds_words_and_runs_of_characters(facts, conversat
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("query", ["?", "…!", " "])
+def test_a_query_without_letters_compares_no_characters(facts, conversation, query):
+    """pg_trgm finds no trigram in it and would compare it with every chunk (1.9 s at
+    10,000 chunks): no trigram query is sent."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as sent:
+        found = rankings.lexical(scope=_scope(conversation, facts), query=query, limit=3)
+    assert found == []
+    assert not any("word_similarity" in q["sql"] for q in sent.captured_queries)
+
+
+@pytest.mark.django_db
 def test_rankings_only_see_the_messages_they_are_given(facts, conversation):
     others = [m.id for m in facts if m.id != facts[2].id]
     scope = rankings.Scope(conversation.id, before_id=facts[-1].id + 1, message_ids=tuple(others))

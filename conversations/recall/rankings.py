@@ -29,6 +29,8 @@ FULL_TEXT_ROWS = 1000
 DIVERSITY_POOL = 5
 # word_similarity() above which a chunk counts as a match of the query's characters.
 TRIGRAM_THRESHOLD = 0.3
+# Letters or digits a query needs before its characters are matched by trigrams.
+MIN_TRIGRAM_CHARACTERS = 1
 # Words too common to say anything about what a turn was about.
 # fmt: off
 _STOP_WORDS = frozenset({
@@ -137,12 +139,21 @@ def lexical(*, scope: Scope, query: str, limit: int) -> list[Candidate]:
     best first. For a Chinese query the trigram matches lead."""
     words = sorted(set(content_words(query)), key=len, reverse=True)[:MAX_QUERY_WORDS]
     found = _full_text(scope, words, limit) if words else []
+    if not _has_trigrams(query):
+        return found
     if trigrams_available() and (has_cjk(query) or len(found) < limit):
         by_characters = _trigram(scope, query, limit)
         first, second = (by_characters, found) if has_cjk(query) else (found, by_characters)
         seen = {c.chunk_id for c in first}
         found = (first + [c for c in second if c.chunk_id not in seen])[:limit]
     return found
+
+
+def _has_trigrams(query: str) -> bool:
+    """Whether the query has a letter or digit for trigrams to match. One without ("?",
+    "…") leaves pg_trgm no trigram to look up, and it compares the query with every chunk
+    instead: 1.9 s at 10,000 chunks."""
+    return sum(len(word) for word in _WORD.findall(query)) >= MIN_TRIGRAM_CHARACTERS
 
 
 def _full_text(scope: Scope, words: list[str], limit: int) -> list[Candidate]:
