@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 
 from conversations import pages, presenters, selectors, services
 from conversations.context import ReplyContext
-from conversations.errors import ValidationFailed
+from conversations.errors import ChatError, ValidationFailed
 from conversations.live import run
 from conversations.live.fanout import fanout
 from conversations.live.threads import on_worker_thread
@@ -68,9 +68,16 @@ async def start_conversation(
 
     conversation = await database_sync_to_async(_create)()
     if first_message:
-        await send_message(
-            conversation=conversation, content=first_message, idempotency_key=idempotency_key
-        )
+        try:
+            await send_message(
+                conversation=conversation, content=first_message, idempotency_key=idempotency_key
+            )
+        except ChatError:
+            # Refused (budget, rate limit, bad input): nothing is left behind.
+            await database_sync_to_async(services.conversation_discard_unused)(
+                conversation=conversation
+            )
+            raise
     return conversation
 
 

@@ -1,5 +1,6 @@
 """Pages. Each view turns its request into one selector or service call and renders."""
 
+from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages as flash
 from django.contrib.auth import login
@@ -230,10 +231,8 @@ async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     form = NewConversationForm(request.POST)
     user = await request.auser()
     if not form.is_valid():
-        flash.error(
-            request, _("Check the message: %(problems)s") % {"problems": form.errors.as_text()}
-        )
-        return redirect("home")
+        problems = _("Check the message: %(problems)s") % {"problems": form.errors.as_text()}
+        return await _new_chat_refused(request, problems)
     try:
         conversation = await chat_actions.start_conversation(
             owner=user,
@@ -242,11 +241,27 @@ async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
             idempotency_key=form.cleaned_data["idempotency_key"] or None,
         )
     except ChatError as exc:
-        flash.error(request, exc.message)
-        return redirect("home")
+        return await _new_chat_refused(request, exc.message)
     if request.htmx:
         return HttpResponseClientRedirect(conversation_url(conversation))
     return redirect(conversation_url(conversation))
+
+
+async def _new_chat_refused(request: AuthenticatedHttpRequest, error: str) -> HttpResponse:
+    """The new-chat page again with the reason, the typed message and the chosen model:
+    nothing was created, and nothing typed is lost."""
+    flash.error(request, error)
+
+    def render_page() -> HttpResponse:
+        chosen = catalogue.chat_model_get_available(request.POST.get("model"))
+        context = app_context(
+            request,
+            selected_model=chosen or catalogue.default_chat_model(),
+            draft=request.POST.get("message", ""),
+        )
+        return render(request, "conversations/home.html", context, status=400)
+
+    return await sync_to_async(render_page)()
 
 
 def conversation_url(conversation: Conversation) -> str:

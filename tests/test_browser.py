@@ -258,6 +258,21 @@ def test_a_refused_send_keeps_the_typed_text(login, conversation, alice, live_se
     assert not Message.objects.filter(conversation=conversation).exists()
 
 
+def test_a_first_message_refused_on_the_new_chat_page_creates_nothing_and_is_kept(
+    login, conversation, alice, live_server_url
+):
+    page = login(alice)  # the new-chat page
+    UsageBudgetFactory(token_limit=100)
+    UsageRecordFactory(user=alice, prompt_tokens=100, completion_tokens=0)
+    send(page, "My first question, typed with care")
+    expect(page.locator(".notice--error").first).to_contain_text("budget")
+    expect(page.locator("#composer textarea")).to_have_value("My first question, typed with care")
+    save_screenshot(page, "new-chat-refused")
+    # Only the conversation the fixture made: no empty "New chat" was left in the sidebar.
+    assert list(alice.conversations.values_list("pk", flat=True)) == [conversation.pk]
+    expect(page.locator("#sidebar a.conversation-link")).to_have_count(1)
+
+
 def test_a_message_over_the_limit_is_refused_in_the_page_and_kept(
     login, conversation, alice, live_server_url
 ):

@@ -93,9 +93,30 @@ def test_sidebar_lists_only_my_conversations_most_recent_first(logged_in, user, 
 @pytest.mark.django_db(transaction=True)
 def test_new_conversation_with_an_unavailable_model_is_refused_clearly(logged_in):
     response = logged_in.post(reverse("conversation_new"), {"model": 999999, "message": "hi"})
-    assert response.status_code == 302
-    page = logged_in.get(response["Location"]).content.decode()
+    assert response.status_code == 400
+    page = response.content.decode()
     assert "Choose one of the available models" in page
+    assert ">hi</textarea>" in page
+    assert not Conversation.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_first_message_refused_by_the_budget_creates_nothing_and_keeps_the_text(
+    logged_in, user, chat_model
+):
+    from tests.factories import UsageBudgetFactory, UsageRecordFactory
+
+    UsageBudgetFactory(token_limit=10)
+    UsageRecordFactory(user=user, prompt_tokens=10, completion_tokens=0)
+    typed = "A question I <b>typed</b> with care"
+    response = logged_in.post(
+        reverse("conversation_new"), {"model": chat_model.pk, "message": typed}
+    )
+    assert response.status_code == 400
+    page = response.content.decode()
+    assert "budget" in page
+    assert ">A question I &lt;b&gt;typed&lt;/b&gt; with care</textarea>" in page
+    assert f'<option value="{chat_model.pk}" selected>' in page
     assert not Conversation.objects.exists()
 
 

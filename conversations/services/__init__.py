@@ -18,6 +18,7 @@ from conversations.services.catalogue import (
 from conversations.services.conversations import (
     GenerationSettings,
     conversation_create,
+    conversation_discard_unused,
     conversation_update_settings,
     persona_save,
 )

@@ -30,6 +30,13 @@ def conversation_create(
     )
 
 
+def conversation_discard_unused(*, conversation: Conversation) -> bool:
+    """Delete a conversation that has no message yet (its first one was refused, so the
+    sidebar keeps no empty "New chat"); one with messages is left alone. Whether it went."""
+    deleted, _ = Conversation.objects.filter(pk=conversation.pk, messages__isnull=True).delete()
+    return bool(deleted)
+
+
 @dataclass
 class GenerationSettings:
     """A conversation's parameters as the user set them (None: the model's default)."""
