@@ -43,7 +43,9 @@ def app_context(request: AuthenticatedHttpRequest, **extra) -> dict:
 @require_GET
 @login_required
 def home(request: AuthenticatedHttpRequest) -> HttpResponse:
-    context = app_context(request, selected_model=catalogue.default_chat_model())
+    """The new-chat page, on the model last used (while it is still available)."""
+    last_used = catalogue.chat_model_get_available(selectors.chat_model_last_used_id(request.user))
+    context = app_context(request, selected_model=last_used or catalogue.default_chat_model())
     return render(request, "conversations/home.html", context)
 
 

@@ -90,6 +90,28 @@ def test_sidebar_lists_only_my_conversations_most_recent_first(logged_in, user, 
     assert "Not mine" not in html
 
 
+@pytest.mark.django_db
+def test_a_new_chat_starts_on_the_model_last_used(logged_in, user, chat_model):
+    from tests.factories import ChatModelFactory
+
+    other = ChatModelFactory(provider=chat_model.provider, name="second-model")
+    assert (
+        f'<option value="{chat_model.pk}" selected>'
+        in logged_in.get(reverse("home")).content.decode()
+    )
+    ConversationFactory(owner=user, chat_model=other)
+    assert (
+        f'<option value="{other.pk}" selected>' in logged_in.get(reverse("home")).content.decode()
+    )
+    # A model no longer offered: the default again.
+    other.is_active = False
+    other.save()
+    assert (
+        f'<option value="{chat_model.pk}" selected>'
+        in logged_in.get(reverse("home")).content.decode()
+    )
+
+
 @pytest.mark.django_db(transaction=True)
 def test_new_conversation_with_an_unavailable_model_is_refused_clearly(logged_in):
     response = logged_in.post(reverse("conversation_new"), {"model": 999999, "message": "hi"})

@@ -40,6 +40,16 @@ def conversation_list_for_user(user: User, *, limit: int = 200) -> list[Conversa
     )
 
 
+def chat_model_last_used_id(user: User) -> int | None:
+    """The model of the user's most recently active conversation: where a new chat starts."""
+    return (
+        Conversation.objects.filter(owner=user, chat_model__isnull=False)
+        .order_by("-updated_at")
+        .values_list("chat_model_id", flat=True)
+        .first()
+    )
+
+
 def conversation_list_archived_for_user(user: User, *, limit: int = 200) -> list[Conversation]:
     """The user's archived conversations, most recently active first."""
     return list(
