@@ -29,4 +29,5 @@ urlpatterns = [
     path("accounts/login/", views.ChatLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),
+    path("accounts/password/", views.password_change, name="password_change"),
 ]

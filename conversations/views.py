@@ -3,8 +3,9 @@
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib import messages as flash
-from django.contrib.auth import login
+from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -313,6 +314,20 @@ def signup(request: HttpRequest) -> HttpResponse:
         login(request, user, backend="django.contrib.auth.backends.ModelBackend")
         return redirect("home")
     return render(request, "registration/signup.html", {"form": form})
+
+
+@require_http_methods(["GET", "POST"])
+@login_required
+def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The user's own password: the old one, then the new one twice. Other sessions are
+    signed out; this one stays."""
+    form = PasswordChangeForm(request.user, request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.password_change(user=request.user, new_password=form.cleaned_data["new_password1"])
+        update_session_auth_hash(request, request.user)
+        flash.success(request, _("Password changed. Your other sessions were signed out."))
+        return redirect("home")
+    return render(request, "registration/password_change.html", app_context(request, form=form))
 
 
 def _month_param(value: str):

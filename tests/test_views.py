@@ -239,3 +239,45 @@ def test_admin_action_discovers_models(client, fake_provider):
     )
     assert b"fake-model" in response.content
     assert ChatModel.objects.filter(provider=local, name="fake-model").exists()
+
+
+@pytest.mark.django_db
+def test_changing_the_password_signs_out_other_sessions_and_keeps_this_one(user):
+    from django.test import Client
+
+    here, elsewhere = Client(), Client()
+    for browser in (here, elsewhere):
+        browser.login(username=user.username, password="correct horse battery")
+    page = here.get(reverse("password_change"))
+    assert page.status_code == 200 and 'id="password-form"' in page.content.decode()
+    response = here.post(
+        reverse("password_change"),
+        {
+            "old_password": "correct horse battery",
+            "new_password1": "a much newer secret 42",
+            "new_password2": "a much newer secret 42",
+        },
+        follow=True,
+    )
+    assert "Password changed" in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password("a much newer secret 42")
+    assert here.get(reverse("home")).status_code == 200
+    signed_out = elsewhere.get(reverse("home"))
+    assert signed_out.status_code == 302 and reverse("login") in signed_out["Location"]
+
+
+@pytest.mark.django_db
+def test_a_wrong_old_password_changes_nothing_and_says_so(logged_in, user):
+    response = logged_in.post(
+        reverse("password_change"),
+        {
+            "old_password": "not it",
+            "new_password1": "a much newer secret 42",
+            "new_password2": "a much newer secret 42",
+        },
+    )
+    assert response.status_code == 200
+    assert "Your old password was entered incorrectly" in response.content.decode()
+    user.refresh_from_db()
+    assert user.check_password("correct horse battery")

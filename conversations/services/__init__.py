@@ -3,7 +3,7 @@
 Callers use `services.<name>`; the submodules keep each area small.
 """
 
-from conversations.services.accounts import user_signup
+from conversations.services.accounts import password_change, user_signup
 from conversations.services.attachments import attachment_upload
 from conversations.services.branches import (
     conversation_open_message,

@@ -17,3 +17,12 @@ def user_signup(*, username: str, password: str, email: str = "") -> User:
         user.is_staff = user.is_superuser = True
         user.save(update_fields=["is_staff", "is_superuser"])
     return user
+
+
+def password_change(*, user: User, new_password: str) -> None:
+    """Set the user's password. Every session made with the old one stops authenticating
+    (Django checks the password's hash on each request) and its sockets close at once
+    (socket_sessions, on the save); the caller keeps its own session with
+    update_session_auth_hash."""
+    user.set_password(new_password)
+    user.save(update_fields=["password"])
