@@ -57,6 +57,24 @@ def test_empty_or_oversized_messages_are_refused_with_a_reason(conversation, con
 
 
 @pytest.mark.django_db
+def test_a_message_larger_than_the_models_window_is_refused_with_its_size(conversation):
+    conversation.chat_model = ChatModelFactory(name="small", context_window=4_000, max_output=512)
+    conversation.save()
+    huge = "An English sentence of several words. " * 400  # 15,200 characters
+    with pytest.raises(ValidationFailed) as error:
+        services.message_send(conversation=conversation, content=huge, idempotency_key="k")
+    assert "more than this model's window holds for one message" in error.value.message
+    assert "about 3,1" in error.value.message  # (4,000 - 512) x 0.9, less the system prompt
+    assert not Message.objects.exists()
+    question = MessageFactory(conversation=conversation, content="A short question")
+    with pytest.raises(ValidationFailed, match="window"):
+        services.message_edit(message=question, content=huge)
+    assert Message.objects.filter(conversation=conversation).count() == 1
+    fits = services.message_send(conversation=conversation, content="Hi", idempotency_key="k2")
+    assert fits.created
+
+
+@pytest.mark.django_db
 def test_new_message_continues_the_thread(conversation):
     first = services.message_send(conversation=conversation, content="one")
     services.reply_finish(

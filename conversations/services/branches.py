@@ -12,6 +12,7 @@ from django.utils.translation import gettext as _
 from conversations import selectors
 from conversations.errors import ReplyInFlight, ValidationFailed
 from conversations.models import Attachment, Conversation, Message, Role
+from conversations.services.fits import require_fits_window
 from conversations.services.replies import (
     SentMessage,
     pending_reply_create,
@@ -47,6 +48,7 @@ def message_edit(*, message: Message, content: str) -> SentMessage:
     has_images = message.attachments.exists()
     content = validated_content(content, has_images=has_images)
     require_model(conversation)
+    require_fits_window(conversation, content)
     require_budget(conversation)
     require_send_allowance(conversation)
     try:

@@ -32,6 +32,7 @@ from conversations.models import (
     Role,
     UsageKind,
 )
+from conversations.services.fits import require_fits_window
 from conversations.services.ledger import (
     CallOutcome,
     usage_record_create,
@@ -210,6 +211,7 @@ def message_send(
     content = validated_content(content, has_images=bool(attachment_ids))
     key = _validated_key(idempotency_key)
     require_model(conversation)
+    require_fits_window(conversation, content)
     if earlier := _earlier_send(conversation, key):
         return SentMessage(earlier, _reply_for(earlier), created=False)
     _require_vision(conversation, attachment_ids)

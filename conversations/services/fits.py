@@ -1,0 +1,24 @@
+"""A message the model's window cannot hold even on its own is refused when it is sent,
+with the sizes, rather than sent to overflow the window (or cut without the user knowing)."""
+
+from django.utils.translation import gettext
+
+from conversations.context.window import context_budget, message_tokens, token_ratio
+from conversations.errors import ValidationFailed
+from conversations.models import Conversation, Message, Role
+
+
+def require_fits_window(conversation: Conversation, content: str) -> None:
+    ratio = token_ratio(conversation)
+    system = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
+    room = context_budget(conversation) - system
+    needed = message_tokens(Message(role=Role.USER, content=content), ratio)
+    if needed > room:
+        raise ValidationFailed(
+            gettext(
+                "That message is about %(needed)s tokens, more than this model's window holds "
+                "for one message (about %(room)s). Shorten it, or choose a model with a larger "
+                "window."
+            )
+            % {"needed": f"{needed:,}", "room": f"{max(room, 0):,}"}
+        )
