@@ -17,6 +17,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import APIException
 from rest_framework.request import Request
 
+from api.serializers import errors_detail
 from conversations import exports
 
 # Searching more than this many characters of a query is never useful and costs a scan.
@@ -136,12 +137,7 @@ def query_validated(request: Request, query_class: type[serializers.Serializer])
         give_a_value = gettext("Give it a value, or leave it out.")
         raise InvalidQuery(" ".join(f"{name}: {give_a_value}" for name in blank))
     if not query.is_valid():
-        raise InvalidQuery(
-            " ".join(
-                f"{name}: {' '.join(str(message) for message in messages)}"
-                for name, messages in query.errors.items()
-            )
-        )
+        raise InvalidQuery(errors_detail(query.errors))
     return dict(query.validated_data)
 
 

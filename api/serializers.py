@@ -125,6 +125,14 @@ class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 
 
+def errors_detail(errors: dict) -> str:
+    """A serializer's errors as the one sentence of an ErrorSerializer's `detail`."""
+    return " ".join(
+        f"{name}: {' '.join(str(message) for message in messages)}"
+        for name, messages in errors.items()
+    )
+
+
 def _object(required: dict, **optional) -> dict:
     return {"type": "object", "required": list(required), "properties": {**required, **optional}}
 

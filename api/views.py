@@ -216,8 +216,5 @@ class ImportView(QueryCheckedMixin, APIView):
 def _import_refused(reason: str | dict) -> Response:
     """A 400 in the import's own shape: nothing imported, and why."""
     if isinstance(reason, dict):
-        reason = " ".join(
-            f"{name}: {' '.join(str(message) for message in messages)}"
-            for name, messages in reason.items()
-        )
+        reason = serializers.errors_detail(reason)
     return Response({"detail": reason, "imported": [], "failed": []}, status=400)
