@@ -16,6 +16,7 @@ from conversations.context.window import (
     message_content,
     message_tokens,
     sendable,
+    system_prompt_tokens,
     token_ratio,
 )
 from conversations.models import (
@@ -93,7 +94,7 @@ def context_for_reply(reply: Message) -> ReplyContext:
         int(context.budget * settings.RECALL_BUDGET_RATIO) if recall_enabled(conversation) else 0
     )
     reserve += recall_budget
-    base = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
+    base = system_prompt_tokens(conversation, ratio)
     used, boundary = base, None
     turns: list[Message] = []
     for message in walk:

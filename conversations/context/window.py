@@ -52,6 +52,11 @@ def message_tokens(message: Message, ratio: float = 1.0) -> int:
     return text + IMAGE_TOKENS * len(_images(message))
 
 
+def system_prompt_tokens(conversation: Conversation, ratio: float) -> int:
+    """What the conversation's own system prompt takes of every request."""
+    return message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
+
+
 def _data_url(attachment: Attachment) -> str:
     # Read from our own storage: the app never fetches a URL a user or a model supplied.
     with attachment.file.open("rb") as handle:

@@ -3,15 +3,19 @@ with the sizes, rather than sent to overflow the window (or cut without the user
 
 from django.utils.translation import gettext
 
-from conversations.context.window import context_budget, message_tokens, token_ratio
+from conversations.context.window import (
+    context_budget,
+    message_tokens,
+    system_prompt_tokens,
+    token_ratio,
+)
 from conversations.errors import ValidationFailed
 from conversations.models import Conversation, Message, Role
 
 
 def require_fits_window(conversation: Conversation, content: str) -> None:
     ratio = token_ratio(conversation)
-    system = message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
-    room = context_budget(conversation) - system
+    room = context_budget(conversation) - system_prompt_tokens(conversation, ratio)
     needed = message_tokens(Message(role=Role.USER, content=content), ratio)
     if needed > room:
         raise ValidationFailed(
