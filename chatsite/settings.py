@@ -311,11 +311,13 @@ LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
 LOGIN_FAILURE_WINDOW = env_int("LOGIN_FAILURE_WINDOW", 15 * 60, minimum=1)
 
 # --- Rolling summaries -----------------------------------------------------------------
-# Summarise when the turns after the latest summary pass this share of the context budget...
+# Summarise when the turns after the latest summary pass this share of the room they have
+# (the budget less the system prompt, the summary's and recall's shares)...
 SUMMARY_TRIGGER_RATIO = env_float("SUMMARY_TRIGGER_RATIO", 0.7, minimum=0.05)
 # ...or this many messages, whichever comes first.
 SUMMARY_TRIGGER_TURNS = env_int("SUMMARY_TRIGGER_TURNS", 60, minimum=4)
-# The older share of those turns is condensed; the rest stays verbatim.
+# At least the older share of those turns is condensed (more when the rest would not stay
+# under the trigger); the rest stays verbatim.
 SUMMARY_OLDER_SHARE = env_float("SUMMARY_OLDER_SHARE", 0.5, minimum=0.1)
 # "<provider slug>/<model name>" of a cheaper model; empty: the conversation's own model.
 SUMMARY_MODEL = env_str("SUMMARY_MODEL")

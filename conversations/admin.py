@@ -13,7 +13,7 @@ from django.utils.text import format_lazy
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
-from conversations import selectors, usage
+from conversations import selectors, tokenizers, usage
 from conversations.errors import provider_error_codes
 from conversations.models import (
     ChatModel,
@@ -75,12 +75,39 @@ class ChatModelAdmin(admin.ModelAdmin):
         "cached_input_price",
         "output_price",
         "is_active",
+        "tokenizer",
+        "count_error",
     ]
     # Prices change often: edit them in the list. A price applies to calls made after it.
     list_editable = ["input_price", "cached_input_price", "output_price", "is_active"]
     list_filter = ["provider", "is_active", "supports_vision", "supports_thinking"]
     list_select_related = ["provider"]
     search_fields = ["name", "label"]
+    # Learned from what providers report (tokens.py): shown, not edited.
+    readonly_fields = ["token_ratio", "token_ratio_cjk"]
+
+    def get_queryset(self, request):
+        return usage.with_count_error(super().get_queryset(request))
+
+    @admin.display(description=_("Token counts"))
+    def tokenizer(self, chat_model: ChatModel) -> str:
+        family = tokenizers.family_of(chat_model.name)
+        if family is None:
+            return gettext("estimate")
+        return gettext("%(family)s tokenizer") % {"family": family}
+
+    @admin.display(description=_("Counted vs reported"))
+    def count_error(self, chat_model: ChatModel) -> str:
+        """The counts' mean error against the provider's reported prompt tokens, over the
+        model's recent replies: what the window's safety margin has to absorb."""
+        replies = chat_model.count_replies  # type: ignore[attr-defined]  # with_count_error
+        if not replies:
+            return "—"
+        return gettext("%(mean)+.1f%% (mean size %(size).1f%%, %(replies)s replies)") % {
+            "mean": chat_model.count_error * 100,  # type: ignore[attr-defined]
+            "size": chat_model.count_error_abs * 100,  # type: ignore[attr-defined]
+            "replies": replies,
+        }
 
 
 def _usage_text(tokens, cost, currency, *, estimated=False) -> str:
@@ -197,6 +224,7 @@ class UsageRecordInline(admin.TabularInline):
         "reasoning_tokens",
         "reported",
         "retried",
+        "in_flight",
         "cost",
         "currency",
     ]
@@ -309,12 +337,14 @@ class UsageRecordAdmin(admin.ModelAdmin):
         "currency",
         "reported",
         "retried",
+        "in_flight",
     ]
     list_filter = [
         "kind",
         "currency",
         "reported",
         "retried",
+        "in_flight",
         "provider_slug",
         "model_name",
         ("user", admin.RelatedOnlyFieldListFilter),

@@ -67,6 +67,11 @@ class MessageView:
     siblings: Siblings = NO_SIBLINGS
     # Earlier messages recalled into this reply's request, oldest first.
     recalled: list[RecalledMessage] = field(default_factory=list)
+    # What this reply's request could not carry whole: earlier turns left out (no summary
+    # covered them yet) and the characters cut from a message larger than the window.
+    dropped_turns: int = 0
+    cut_characters: int = 0
+    cut_length: int = 0
     # Shown whole however long ("Show all" asked for it).
     show_all: bool = False
 
@@ -170,7 +175,17 @@ def view_of_message(read: MessageRead) -> MessageView:
         images=list(read.image_uuids),
         siblings=read.siblings,
         recalled=_recalled(message.context or {}),
+        **_left_out(message.context or {}),
     )
+
+
+def _left_out(context: dict) -> dict:
+    cut = context.get("cut") or {}
+    return {
+        "dropped_turns": int(context.get("dropped_turns") or 0),
+        "cut_characters": int(cut.get("characters") or 0) if isinstance(cut, dict) else 0,
+        "cut_length": int(cut.get("length") or 0) if isinstance(cut, dict) else 0,
+    }
 
 
 def _recalled(context: dict) -> list[RecalledMessage]:

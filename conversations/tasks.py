@@ -20,8 +20,11 @@ RETRIED: dict[str, Any] = {
 
 
 @shared_task(name=background_jobs.SUMMARISE_CONVERSATION, bind=True, max_retries=5, **RETRIED)
-def summarise_conversation(self, conversation_id: int, leaf_id: int, through_id: int | None = None):
-    """Condense the older uncovered turns of the thread ending at `leaf_id`."""
+def summarise_conversation(
+    self, conversation_id: int, leaf_id: int | None = None, through_id: int | None = None
+):
+    """Condense the older uncovered turns of the thread ending at `leaf_id` (by default the
+    branch on screen when the job runs)."""
     summary = services.summary_create(
         conversation_id=conversation_id, leaf_id=leaf_id, through_id=through_id
     )

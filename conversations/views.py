@@ -65,7 +65,6 @@ def conversation_detail(request: AuthenticatedHttpRequest, uuid) -> HttpResponse
     context = app_context(
         request,
         **page.context(),
-        dropped_turns=selectors.dropped_turns_of_latest_reply(page.messages),
         jump_to=str(on_screen.uuid) if on_screen else "",
         other_version=target if target and not on_screen else None,
         personas=selectors.persona_list_for_user(request.user),

@@ -274,8 +274,7 @@ def celery_worker_factory(celery_broker, fake_provider_server, transactional_db)
             settings_dict=connection.settings_dict,
             broker_url=celery_broker,
             provider_url=fake_provider_server.base_url,
-            **SUMMARY_TEST_SETTINGS,
-            **env,
+            **{**SUMMARY_TEST_SETTINGS, **env},
         ).start()
         workers.append(worker)
         return worker

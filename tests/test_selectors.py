@@ -1,11 +1,16 @@
 """Reads: ownership, threads and the context a request carries."""
 
+import re
+from uuid import UUID
+
 import pytest
 
 from conversations import selectors
 from conversations.context import context_budget, context_for_reply
 from conversations.models import MessageStatus, Role
+from conversations.tokens import estimate_message_tokens
 from tests.factories import (
+    ChatModelFactory,
     ConversationFactory,
     ConversationSummaryFactory,
     MessageFactory,
@@ -94,6 +99,50 @@ def test_context_follows_the_branch_not_siblings(conversation):
 
 
 @pytest.mark.django_db
+@pytest.mark.parametrize("filler", ["lorem ipsum ", "长对话里的一段文字，"])
+def test_a_turn_larger_than_the_window_after_a_model_switch_is_sent_cut(user, filler):
+    """13,564 characters fitted the model it was sent to; the chat then moved to a 4,000
+    token model. The request keeps its beginning and end, never exceeds the window, and
+    the stored message stays whole."""
+    large = ChatModelFactory(name="large", context_window=128_000, max_output=4096)
+    small = ChatModelFactory(name="small", context_window=4_000, max_output=1_000)
+    conversation = ConversationFactory(owner=user, chat_model=large, recall_enabled=False)
+    text = "BEGIN " + (filler * 13_564)[: 13_564 - 10] + " END"
+    *_, question = thread(conversation, "q1", "a1", text)
+    conversation.chat_model = small
+    conversation.save()
+    reply = MessageFactory(
+        conversation=conversation, role=Role.ASSISTANT, status=MessageStatus.PENDING,
+        parent=question, chat_model=small,
+    )  # fmt: skip
+    context = context_for_reply(reply)
+    sent = context.messages[-1]["content"]
+    assert context.estimated_tokens <= context.budget
+    assert request_tokens(context.messages) <= context.budget
+    assert sent.startswith("BEGIN ") and sent.endswith(" END") and "characters cut" in sent
+    assert context.cut["message_id"] == question.pk and context.cut["length"] == len(text)
+    assert context.cut["characters"] > 0
+    question.refresh_from_db()
+    assert question.content == text
+
+
+def request_tokens(messages: list[dict]) -> int:
+    return sum(estimate_message_tokens(m["role"], m["content"]) for m in messages)
+
+
+@pytest.mark.django_db
+def test_a_reply_says_when_its_request_cut_a_message(client, user, conversation):
+    messages = thread(conversation, "q1", "a1")
+    messages[1].context = {
+        "cut": {"message_id": messages[0].pk, "length": 13564, "characters": 9000}
+    }
+    messages[1].save()
+    client.force_login(user)
+    html = client.get(f"/c/{conversation.uuid}/").content.decode()
+    assert "9,000 of its 13,564 characters were cut" in html
+
+
+@pytest.mark.django_db
 def test_oldest_turns_are_dropped_to_fit_the_window_and_counted(user, chat_model):
     chat_model.context_window = 1_000
     chat_model.max_output = 200
@@ -118,13 +167,22 @@ def test_oldest_turns_are_dropped_to_fit_the_window_and_counted(user, chat_model
 
 
 @pytest.mark.django_db
-def test_page_says_when_turns_were_dropped(client, user, conversation):
-    messages = thread(conversation, "q1", "a1")
-    messages[-1].context = {"dropped_turns": 3}
-    messages[-1].save()
+def test_each_reply_says_when_its_request_dropped_turns(client, user, conversation):
+    messages = thread(conversation, "q1", "a1", "q2", "a2", "q3", "a3")
+    messages[1].context = {"dropped_turns": 3}
+    messages[1].save()
+    messages[5].context = {"dropped_turns": 1}
+    messages[5].save()
     client.force_login(user)
     html = client.get(f"/c/{conversation.uuid}/").content.decode()
-    assert "3 earlier messages no longer fit" in html
+    articles = {
+        UUID(match[1]): match[0]
+        for match in re.finditer(r'<article[^>]* id="m-([0-9a-f-]+)".*?</article>', html, re.S)
+    }
+    notes = {m.pk: "context-note" in articles[m.uuid] for m in messages}
+    assert notes == {m.pk: m.pk in (messages[1].pk, messages[5].pk) for m in messages}
+    assert "3 earlier messages were not sent" in articles[messages[1].uuid]
+    assert "1 earlier message was not sent" in articles[messages[5].uuid]
 
 
 @pytest.mark.django_db

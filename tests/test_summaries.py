@@ -112,9 +112,11 @@ def _assert_tail_starts_after_summary(conversation) -> None:
     assert checked > 0
 
 
-def test_two_tasks_at_once_make_one_summary(
+def test_two_tasks_at_once_never_pay_twice_for_a_range(
     user, fake_provider, summary_settings, celery_worker_factory
 ):
+    """The second waits for the first, then continues its chain where turns are still due:
+    every summary call writes a summary, and no range is summarised twice."""
     worker = celery_worker_factory()
     conversation = ConversationFactory(owner=user, chat_model=small_window_model())
     messages = thread(
@@ -125,15 +127,22 @@ def test_two_tasks_at_once_make_one_summary(
     summarise_conversation.delay(conversation.pk, messages[-1].pk)
     # Both have run to their end: neither can write a summary after this.
     worker.wait_for_tasks_done(2, name_contains=summarise_conversation.name)
-    assert ConversationSummary.objects.filter(conversation=conversation).count() == 1
+    summaries = list(
+        ConversationSummary.objects.filter(conversation=conversation).order_by("covers_through")
+    )
+    assert [s.previous_id for s in summaries] == [None, *(s.pk for s in summaries[:-1])]
     summary_calls = [r for r in fake_provider.chat_requests if is_summary_request(r.json)]
-    assert len(summary_calls) == 1, "the second task saw the range claimed and called nothing"
-    assert UsageRecord.objects.filter(kind="summary").count() == 1
+    assert len(summary_calls) == len(summaries) == 2
+    assert UsageRecord.objects.filter(kind="summary").count() == 2
 
 
-def test_worker_killed_mid_summary_is_redelivered_and_completes_once(
-    user, fake_provider, summary_settings, celery_worker_factory
+@pytest.mark.parametrize("ending", ["killed", "stopped"])
+def test_worker_ended_mid_summary_leaves_the_call_in_the_ledger_and_completes_once(
+    user, fake_provider, summary_settings, celery_worker_factory, ending
 ):
+    """Killed (SIGKILL) or stopped as a service manager does (SIGTERM, then SIGKILL after
+    its grace) while the summary call is in flight: that call stays in the ledger with
+    its estimate, and the redelivered task writes one summary."""
     first = celery_worker_factory(
         CELERY_VISIBILITY_TIMEOUT="3", CELERY_UNACKED_RESTORE_INTERVAL="1"
     )
@@ -145,7 +154,13 @@ def test_worker_killed_mid_summary_is_redelivered_and_completes_once(
     fake_provider.default_reply = Reply(content="Summary after redelivery.")
     task = summarise_conversation.delay(conversation.pk, messages[-1].pk)
     wait_until(lambda: fake_provider.chat_requests, timeout=20)  # the first worker is mid-call
-    first.kill()
+    open_record = UsageRecord.objects.get(kind="summary")
+    assert open_record.in_flight and not open_record.reported
+    assert open_record.prompt_tokens > 500, "the prompt's estimate, written before the call"
+    if ending == "killed":
+        first.kill()
+    else:
+        first.stop(grace=3)
     assert not ConversationSummary.objects.exists()
     second = celery_worker_factory(
         CELERY_VISIBILITY_TIMEOUT="3", CELERY_UNACKED_RESTORE_INTERVAL="1"
@@ -155,6 +170,12 @@ def test_worker_killed_mid_summary_is_redelivered_and_completes_once(
     summary = ConversationSummary.objects.filter(conversation=conversation).first()
     assert summary is not None and summary.text == "Summary after redelivery."
     assert ConversationSummary.objects.count() == 1
+    records = UsageRecord.objects.filter(kind="summary").order_by("id")
+    assert len(records) == 2, "both calls are in the ledger"
+    lost, paid = records
+    assert lost.pk == open_record.pk and lost.prompt_tokens == open_record.prompt_tokens
+    assert lost.cost > 0 and not lost.reported
+    assert paid.reported and not paid.in_flight and paid.completion_tokens > 0
 
 
 def test_failed_summaries_retry_with_backoff_and_chat_keeps_working(
@@ -251,9 +272,9 @@ def test_below_the_thresholds_nothing_is_summarised(user, fake_provider, summary
 
 def test_token_estimates_calibrate_toward_reported_usage(chat_model):
     for _ in range(20):
-        services.chat_model_calibrate(chat_model=chat_model, estimated=1000, reported=1500)
+        services.chat_model_calibrate(chat_model=chat_model, raw=(0, 1000), reported=1500)
     chat_model.refresh_from_db()
-    assert 1.4 < chat_model.token_ratio <= 1.5  # within the 1% write deadband of 1.5
+    assert 1.48 < chat_model.token_ratio <= 1.5  # within the 1% write deadband of 1.5
 
 
 def test_regenerate_replaces_the_newest_summary(user, fake_provider, summary_settings, settings):

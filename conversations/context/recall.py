@@ -24,7 +24,7 @@ from conversations.models import Conversation, Message, MessageChunk
 from conversations.recall import embedders, store
 from conversations.recall.ranking import Ranked, fuse, within_budget
 from conversations.recall.rankings import Candidate, Scope, content_words, lexical, nearest
-from conversations.tokens import estimate_tokens
+from conversations.tokens import ESTIMATE, TokenCounter
 
 log = logging.getLogger(__name__)
 
@@ -75,6 +75,11 @@ def recall_enabled(conversation: Conversation) -> bool:
     return settings.RECALL_ENABLED and conversation.recall_enabled
 
 
+def recall_budget(conversation: Conversation, budget: int) -> int:
+    """The tokens of a request's `budget` kept for recalled excerpts."""
+    return int(budget * settings.RECALL_BUDGET_RATIO) if recall_enabled(conversation) else 0
+
+
 def recall_query(turns: list[Message]) -> str:
     """The new user message, with the turn before it when it says too little alone."""
     if not turns:
@@ -92,8 +97,16 @@ def _says_little(text: str) -> bool:
     return len(content_words(text)) < FOLLOW_UP_WORDS
 
 
-def recall_for(conversation: Conversation, *, query: str, scope: Scope, budget: int) -> Recalled:
-    """Excerpts of the messages in `scope` relevant to `query` within `budget` tokens."""
+def recall_for(
+    conversation: Conversation,
+    *,
+    query: str,
+    scope: Scope,
+    budget: int,
+    counter: TokenCounter = ESTIMATE,
+) -> Recalled:
+    """Excerpts of the messages in `scope` relevant to `query` within `budget` tokens, as
+    `counter` counts them."""
     recalled = Recalled()
     if not query or budget <= 0:
         return recalled
@@ -103,8 +116,8 @@ def recall_for(conversation: Conversation, *, query: str, scope: Scope, budget: 
         log.exception("recall failed for conversation %s", conversation.pk)
         recalled.method, recalled.note = "", "recall query failed"
         return recalled
-    chosen = _chosen(fuse(*rankings), budget)
-    _frame(recalled, chosen)
+    chosen = _chosen(fuse(*rankings), budget, counter)
+    _frame(recalled, chosen, counter)
     return recalled
 
 
@@ -144,7 +157,7 @@ class _Excerpt:
     said_at: datetime
 
 
-def _chosen(ranked: list[Ranked], budget: int) -> list[_Excerpt]:
+def _chosen(ranked: list[Ranked], budget: int, counter: TokenCounter) -> list[_Excerpt]:
     """The best excerpts that fit `budget`, in the order they were said."""
     if not ranked:
         return []
@@ -156,8 +169,8 @@ def _chosen(ranked: list[Ranked], budget: int) -> list[_Excerpt]:
     excerpts = {r.chunk_id: _Excerpt(r, *by_id[r.chunk_id]) for r in ranked if r.chunk_id in by_id}
     fitting = within_budget(
         [r for r in ranked if r.chunk_id in excerpts],
-        lambda r: estimate_tokens(_line(excerpts[r.chunk_id])),
-        budget - estimate_tokens(RECALL_HEADING),
+        lambda r: counter.text(_line(excerpts[r.chunk_id])),
+        budget - counter.text(RECALL_HEADING),
     )
     return sorted((excerpts[r.chunk_id] for r in fitting), key=lambda e: e.message_id)
 
@@ -167,11 +180,11 @@ def _line(excerpt: _Excerpt) -> str:
     return f"[{when}, {excerpt.role}] {excerpt.text}"
 
 
-def _frame(recalled: Recalled, chosen: list[_Excerpt]) -> None:
+def _frame(recalled: Recalled, chosen: list[_Excerpt], counter: TokenCounter) -> None:
     if not chosen:
         return
     recalled.block = "\n\n".join([RECALL_HEADING, *(_line(e) for e in chosen)])
-    recalled.tokens = estimate_tokens(recalled.block)
+    recalled.tokens = counter.text(recalled.block)
     recalled.messages = [
         {
             "id": e.message_id,

@@ -6,18 +6,19 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import cast
 
-from django.conf import settings
 from django.db.models import BigIntegerField, BooleanField, Count, Q, TextField
 from django.db.models.expressions import RawSQL
 
-from conversations.context.recall import Recalled, recall_enabled, recall_for, recall_query
+from conversations.context.recall import Recalled, recall_budget, recall_for, recall_query
 from conversations.context.window import (
     context_budget,
+    conversation_counter,
+    cut_to_fit,
     message_content,
-    message_tokens,
+    message_cost,
     sendable,
+    summary_reserve,
     system_prompt_tokens,
-    token_ratio,
 )
 from conversations.models import (
     Attachment,
@@ -30,7 +31,7 @@ from conversations.models import (
 from conversations.providers import profiles
 from conversations.recall.rankings import Scope
 from conversations.selectors import attach_images, thread_path_ids
-from conversations.tokens import PER_MESSAGE_OVERHEAD
+from conversations.tokens import TokenCounter
 
 SUMMARY_HEADING = "Summary of the earlier conversation (the messages below continue from it):"
 
@@ -39,8 +40,10 @@ SUMMARY_HEADING = "Summary of the earlier conversation (the messages below conti
 class ReplyContext:
     messages: list[dict] = field(default_factory=list)
     estimated_tokens: int = 0
-    # The same estimate before calibration: what calibration compares with reported usage.
-    raw_estimated_tokens: int = 0
+    # The same count before calibration, as (CJK part, the rest): what calibration
+    # compares with reported usage, and the tokenizer it was counted with ("": estimate).
+    raw_tokens: tuple[int, int] = (0, 0)
+    tokenizer: str = ""
     dropped_turns: int = 0
     budget: int = 0
     summary: ConversationSummary | None = None
@@ -52,13 +55,18 @@ class ReplyContext:
     json_mode: bool = False
     # What recall added (context/recall.py): method, excerpts' messages and scores.
     recall: dict = field(default_factory=dict)
+    # The newest turn did not fit alone and was sent with its middle cut out: which one,
+    # how long it is and how many characters were cut.
+    cut: dict = field(default_factory=dict)
 
     def meta(self) -> dict:
         """What the reply records about its request (shown in admin)."""
         return {
             "messages": len(self.messages),
             "estimated_tokens": self.estimated_tokens,
-            "raw_estimated_tokens": self.raw_estimated_tokens,
+            "raw_estimated_tokens": sum(self.raw_tokens),
+            "raw_cjk_tokens": self.raw_tokens[0],
+            "tokenizer": self.tokenizer,
             "dropped_turns": self.dropped_turns,
             "budget": self.budget,
             "summary_id": self.summary.pk if self.summary else None,
@@ -68,6 +76,7 @@ class ReplyContext:
             "uncovered_tokens": self.uncovered_tokens,
             "json_mode": self.json_mode,
             "recall": self.recall,
+            "cut": self.cut,
         }
 
 
@@ -85,39 +94,24 @@ def _system_message(
 
 def context_for_reply(reply: Message) -> ReplyContext:
     conversation = reply.conversation
-    ratio = token_ratio(conversation)
-    context = ReplyContext(budget=context_budget(conversation))
+    counter = conversation_counter(conversation)
+    context = ReplyContext(budget=context_budget(conversation), tokenizer=counter.tokenizer)
     walk = RequestThread(conversation, reply.parent_id or reply.id)
     # Keep room for a summary we may only find at the end of the walk, and for recall.
-    reserve = settings.SUMMARY_MAX_TOKENS + PER_MESSAGE_OVERHEAD if walk.has_summaries else 0
-    recall_budget = (
-        int(context.budget * settings.RECALL_BUDGET_RATIO) if recall_enabled(conversation) else 0
-    )
-    reserve += recall_budget
-    base = system_prompt_tokens(conversation, ratio)
-    used, boundary = base, None
-    turns: list[Message] = []
-    for message in walk:
-        if message.summary_id is not None:  # type: ignore[attr-defined]  # see _load
-            boundary = message
-            break
-        if message.id == reply.id or not sendable(message):
-            continue
-        cost = message_tokens(message, ratio)
-        if used + reserve + cost > context.budget and turns:
-            context.dropped_turns, boundary = _dropped(conversation, message, walk)
-            break
-        turns.append(message)
-        used += cost
-    turns.reverse()
+    recalling = recall_budget(conversation, context.budget)
+    reserve = (summary_reserve() if walk.has_summaries else 0) + recalling
+    base = system_prompt_tokens(conversation, counter)
+    turns, used, boundary = _turns_that_fit(context, walk, reply, counter, base + reserve)
+    used += base
     context.summary = _summary_ending_at(boundary) if boundary else None
     recalled = Recalled()
-    if recall_budget and turns and (boundary is not None or context.dropped_turns):
+    if recalling and turns and (boundary is not None or context.dropped_turns):
         recalled = recall_for(
             conversation,
             query=recall_query(turns),
             scope=_recall_scope(conversation, turns[0], reply),
-            budget=recall_budget,
+            budget=recalling,
+            counter=counter,
         )
         context.recall = recalled.meta()
     system = _system_message(conversation, context.summary, recalled.block)
@@ -129,13 +123,51 @@ def context_for_reply(reply: Message) -> ReplyContext:
     if reply.chat_model and profiles.uses_json_mode(reply.chat_model, conversation):
         context.json_mode = True
         context.messages = profiles.with_json_instruction(context.messages)
-    summary_tokens = message_tokens(Message(role=Role.SYSTEM, content=system), ratio) - base
-    context.estimated_tokens = used + max(summary_tokens, 0)
-    context.raw_estimated_tokens = int(context.estimated_tokens / ratio)
+    system_parts = counter.raw_message(Role.SYSTEM, system) if system else (0, 0)
+    context.estimated_tokens = used - base + (counter.calibrated(system_parts) if system else 0)
+    cjk, rest = context.raw_tokens
+    context.raw_tokens = (cjk + system_parts[0], rest + system_parts[1])
     context.first_message_id = turns[0].id if turns else None
     context.uncovered_turns = len(turns) + context.dropped_turns
     context.uncovered_tokens = used - base
     return context
+
+
+def _turns_that_fit(
+    context: ReplyContext, walk: "RequestThread", reply: Message, counter: TokenCounter, taken: int
+) -> tuple[list[Message], int, Message | None]:
+    """The newest sendable turns that fit beside what is `taken` already, oldest first, the
+    tokens they use and the message a summary ends at (or the turns dropped, counted in
+    `context`). Their raw counts add up in `context.raw_tokens`, for calibration."""
+    used, raw_cjk, raw_rest = 0, 0, 0
+    boundary: Message | None = None
+    turns: list[Message] = []
+    for message in walk:
+        if message.summary_id is not None:  # type: ignore[attr-defined]  # see _load
+            boundary = message
+            break
+        if message.id == reply.id or not sendable(message):
+            continue
+        cost, parts = message_cost(message, counter)
+        if taken + used + cost > context.budget:
+            if turns:
+                context.dropped_turns, boundary = _dropped(reply.conversation, message, walk)
+                break
+            # The newest turn alone is larger than the window (the chat moved to a smaller
+            # model since it was sent): send it cut, and say so, rather than overflow.
+            context.cut = _cut(message, max(context.budget - taken, 0), counter)
+            cost, parts = message_cost(message, counter)
+        turns.append(message)
+        used, raw_cjk, raw_rest = used + cost, raw_cjk + parts[0], raw_rest + parts[1]
+    turns.reverse()
+    context.raw_tokens = (raw_cjk, raw_rest)
+    return turns, used, boundary
+
+
+def _cut(message: Message, room: int, counter: TokenCounter) -> dict:
+    length = len(message.content)
+    cut = cut_to_fit(message, room, counter)
+    return {"message_id": message.id, "length": length, "characters": cut}
 
 
 def _recall_scope(conversation: Conversation, first_sent: Message, reply: Message) -> Scope:

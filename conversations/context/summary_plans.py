@@ -7,7 +7,15 @@ from typing import cast
 
 from django.conf import settings
 
-from conversations.context.window import context_budget, message_tokens, sendable, token_ratio
+from conversations.context.recall import recall_budget
+from conversations.context.window import (
+    context_budget,
+    conversation_counter,
+    message_tokens,
+    sendable,
+    summary_reserve,
+    system_prompt_tokens,
+)
 from conversations.models import (
     ChatModel,
     Conversation,
@@ -78,11 +86,26 @@ def summary_chat_model(conversation: Conversation) -> ChatModel:
     return cast(ChatModel, conversation.chat_model)
 
 
-def summary_thresholds_passed(conversation: Conversation, *, tokens: int, turns: int) -> bool:
+def turns_room(conversation: Conversation) -> int:
+    """The tokens a summarised request leaves its verbatim turns: the budget less the
+    system prompt and the shares kept for the summary and for recall (what
+    context_for_reply reserves). Summaries are judged against this, not the whole budget:
+    judged against the budget, the turns ran out of room before a summary was due."""
     budget = context_budget(conversation)
-    return (
-        tokens >= settings.SUMMARY_TRIGGER_RATIO * budget or turns >= settings.SUMMARY_TRIGGER_TURNS
+    reserved = (
+        system_prompt_tokens(conversation, conversation_counter(conversation))
+        + summary_reserve()
+        + recall_budget(conversation, budget)
     )
+    return max(budget - reserved, 0)
+
+
+def summary_trigger_tokens(conversation: Conversation) -> float:
+    return settings.SUMMARY_TRIGGER_RATIO * turns_room(conversation)
+
+
+def summary_thresholds_passed(conversation: Conversation, *, tokens: int, turns: int) -> bool:
+    return tokens >= summary_trigger_tokens(conversation) or turns >= settings.SUMMARY_TRIGGER_TURNS
 
 
 def summary_due_after(reply: Message) -> bool:
@@ -92,7 +115,8 @@ def summary_due_after(reply: Message) -> bool:
         return False
     if meta.get("dropped_turns"):
         return True
-    reply_tokens = message_tokens(reply, token_ratio(reply.conversation)) if sendable(reply) else 0
+    counter = conversation_counter(reply.conversation)
+    reply_tokens = message_tokens(reply, counter) if sendable(reply) else 0
     return summary_thresholds_passed(
         reply.conversation,
         tokens=int(meta.get("uncovered_tokens") or 0) + reply_tokens,
@@ -132,16 +156,24 @@ def summary_plan(
     if through_id is not None:
         turns = [m for m in uncovered if m.id <= through_id]
         return SummaryPlan(previous, turns, turns[-1]) if turns else None
-    ratio = token_ratio(conversation)
-    costs = [message_tokens(m, ratio) for m in uncovered]
+    counter = conversation_counter(conversation)
+    costs = [message_tokens(m, counter) for m in uncovered]
     if not summary_thresholds_passed(conversation, tokens=sum(costs), turns=len(uncovered)):
         return None
-    cut = _cut(uncovered, costs, summary_chat_model(conversation), previous)
+    target = _condensed_target(conversation, sum(costs))
+    cut = _cut(uncovered, costs, target, summary_chat_model(conversation), previous)
     return SummaryPlan(previous, uncovered[: cut + 1], uncovered[cut]) if cut is not None else None
 
 
-def _cut(uncovered, costs, chat_model, previous) -> int | None:
-    target = sum(costs) * settings.SUMMARY_OLDER_SHARE
+def _condensed_target(conversation: Conversation, uncovered_tokens: int) -> float:
+    """Tokens to condense: the older share, and more when the verbatim rest would not stay
+    well under the trigger. A summary that lands late (turns came faster than the calls)
+    then condenses far enough ahead for the next turns to fit before the one after it."""
+    kept = summary_trigger_tokens(conversation) * (1 - settings.SUMMARY_OLDER_SHARE)
+    return max(uncovered_tokens * settings.SUMMARY_OLDER_SHARE, uncovered_tokens - kept)
+
+
+def _cut(uncovered, costs, target, chat_model, previous) -> int | None:
     room = chat_model.context_window - settings.SUMMARY_MAX_TOKENS - 1000
     room -= previous.token_count if previous else 0
     total, cut = 0, None

@@ -4,9 +4,11 @@ included) and what it sends (its text, or text and image parts)."""
 
 import base64
 
+from django.conf import settings
+
 from conversations.models import Attachment, Conversation, Message, MessageStatus, Role
 from conversations.selectors import message_images
-from conversations.tokens import estimate_message_tokens
+from conversations.tokens import PER_MESSAGE_OVERHEAD, TokenCounter, token_counter
 
 # Room for what token estimates get wrong.
 CONTEXT_SAFETY_MARGIN = 0.9
@@ -25,14 +27,20 @@ def context_budget(conversation: Conversation) -> int:
     return max(int((window - reply_max_output(conversation)) * CONTEXT_SAFETY_MARGIN), 256)
 
 
+def summary_reserve() -> int:
+    """What a request keeps for the summary it carries (or may find at the end of its walk)."""
+    return settings.SUMMARY_MAX_TOKENS + PER_MESSAGE_OVERHEAD
+
+
 def sendable(message: Message) -> bool:
     if message.role == Role.USER:
         return True
     return message.status in MessageStatus.REUSABLE and bool(message.content)
 
 
-def token_ratio(conversation: Conversation) -> float:
-    return conversation.chat_model.token_ratio if conversation.chat_model else 1.0
+def conversation_counter(conversation: Conversation) -> TokenCounter:
+    """How the conversation's model counts tokens (tokens.py)."""
+    return token_counter(conversation.chat_model)
 
 
 # What one image is counted as. Providers bill images by resolution and tile (OpenAI's
@@ -47,14 +55,49 @@ def _images(message: Message) -> list[Attachment]:
     return message_images(message)
 
 
-def message_tokens(message: Message, ratio: float = 1.0) -> int:
-    text = int(estimate_message_tokens(message.role, message.content) * ratio) + 1
-    return text + IMAGE_TOKENS * len(_images(message))
+def message_tokens(message: Message, counter: TokenCounter) -> int:
+    return message_cost(message, counter)[0]
 
 
-def system_prompt_tokens(conversation: Conversation, ratio: float) -> int:
+def message_cost(message: Message, counter: TokenCounter) -> tuple[int, tuple[int, int]]:
+    """What a message counts as (images included), and its text's raw parts for calibration."""
+    parts = counter.raw_message(message.role, message.content)
+    return counter.calibrated(parts) + IMAGE_TOKENS * len(_images(message)), parts
+
+
+CUT_MARKER = "\n\n[… {count} characters cut here to fit the model's context window …]\n\n"
+
+
+def cut_to_fit(message: Message, room: int, counter: TokenCounter) -> int:
+    """Cut the middle out of a message too large for `room` tokens, in memory only (the
+    stored message stays whole): its beginning and its end are what a pasted document or
+    log is asked about. Returns the characters cut (0: it fitted)."""
+    needed = message_tokens(message, counter)
+    if needed <= room:
+        return 0
+    text = message.content
+    text_room = room - IMAGE_TOKENS * len(_images(message))
+
+    def cost(kept: int) -> int:
+        return counter.message(message.role, _middle_cut(text, kept))
+
+    # Start from the share that fits at this text's own tokens per character, then shrink:
+    # a few counts, where bisecting would tokenize the whole text a dozen times.
+    kept = int(len(text) * max(text_room, 0) / needed)
+    while kept > 0 and cost(kept) > text_room:
+        kept = int(kept * 0.9)
+    message.content = _middle_cut(text, kept)
+    return len(text) - kept
+
+
+def _middle_cut(text: str, kept: int) -> str:
+    head, tail = text[: (kept + 1) // 2], text[len(text) - kept // 2 :] if kept > 1 else ""
+    return head + CUT_MARKER.format(count=len(text) - kept) + tail
+
+
+def system_prompt_tokens(conversation: Conversation, counter: TokenCounter) -> int:
     """What the conversation's own system prompt takes of every request."""
-    return message_tokens(Message(role=Role.SYSTEM, content=conversation.system_prompt), ratio)
+    return counter.message(Role.SYSTEM, conversation.system_prompt)
 
 
 def _data_url(attachment: Attachment) -> str:

@@ -36,7 +36,7 @@ from conversations.live.saves import saver
 from conversations.live.threads import on_worker_thread
 from conversations.models import ChatModel, Message, MessageStatus
 from conversations.providers import catalogue, requests, transport
-from conversations.tokens import estimate_tokens
+from conversations.tokens import RawCount, estimate_tokens
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ class ReplyRun:
         self.cut_at_limit = False
         self.usage: transport.Usage | None = None
         self.prompt_estimate = 0
-        self.raw_prompt_estimate = 0
+        self.raw_prompt = RawCount()
 
     # --- the run -----------------------------------------------------------------------
 
@@ -85,7 +85,7 @@ class ReplyRun:
         if context is None:
             return None  # another generator claimed it first
         self.prompt_estimate = context.estimated_tokens
-        self.raw_prompt_estimate = context.raw_estimated_tokens
+        self.raw_prompt = RawCount(context.raw_tokens, context.tokenizer)
         self.live.status = MessageStatus.STREAMING
         self.live.saved_at = time.monotonic()  # the claim was the reply's first heartbeat
         await fanout.publish_reply(self.live)
@@ -217,9 +217,7 @@ class ReplyRun:
         # the final save can wait for a worker thread for a second, and those last words
         # with it.
         await fanout.flush_reply(self.live)
-        finished = await on_worker_thread(_finish_and_render)(
-            reply, outcome, self.raw_prompt_estimate
-        )
+        finished = await on_worker_thread(_finish_and_render)(reply, outcome, self.raw_prompt)
         if finished is None:
             log.info("reply %s was deleted with its conversation while streaming", reply.uuid)
             return
@@ -257,7 +255,7 @@ def _claim(reply: Message) -> ReplyContext | None:
 
 
 def _finish_and_render(
-    reply: Message, outcome: services.CallOutcome, raw_estimate: int
+    reply: Message, outcome: services.CallOutcome, raw_prompt: RawCount
 ) -> tuple[Message, str] | None:
     """The final state saved and rendered, and what follows a reply (one trip to a worker
     thread for all of it: the follow-up is a few checks unless a summary or title is due).
@@ -270,18 +268,21 @@ def _finish_and_render(
         reply = theirs
     html = rendering.final_html(reply)
     try:
-        _after_reply(reply, outcome, raw_estimate)
+        _after_reply(reply, outcome, raw_prompt)
     except Exception:  # calibration, summary or title: never at the cost of the reply
         log.exception("work after reply %s failed", reply.uuid)
     return reply, html
 
 
-def _after_reply(reply: Message, outcome: services.CallOutcome, raw_estimate: int) -> None:
+def _after_reply(reply: Message, outcome: services.CallOutcome, raw_prompt: RawCount) -> None:
     """Work that follows a saved reply, off the stream: calibration, summary, title and
     recall's index."""
     if outcome.usage_reported and outcome.prompt_tokens and reply.chat_model is not None:
         services.chat_model_calibrate(
-            chat_model=reply.chat_model, estimated=raw_estimate, reported=outcome.prompt_tokens
+            chat_model=reply.chat_model,
+            raw=raw_prompt.parts,
+            reported=outcome.prompt_tokens,
+            tokenizer=raw_prompt.tokenizer,
         )
     services.summary_schedule_if_due(reply=reply)
     services.title_schedule_if_due(reply=reply)

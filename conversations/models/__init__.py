@@ -58,9 +58,11 @@ class ChatModel(models.Model):
     cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     output_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     is_active = models.BooleanField(default=True)
-    # Reported prompt_tokens / our estimate, averaged over recent replies: the estimate is
-    # multiplied by it so budgets track this model's real tokenizer.
+    # Reported prompt_tokens over our count, learned from recent replies (tokens.py): the
+    # bundled tokenizer's count, or the estimate's for text other than CJK, is multiplied
+    # by token_ratio, the estimate's CJK part by token_ratio_cjk.
     token_ratio = models.FloatField(default=1.0)
+    token_ratio_cjk = models.FloatField(default=1.0)
     # True when found through the endpoint's /models rather than the built-in presets.
     discovered = models.BooleanField(default=False)
 
@@ -112,6 +114,9 @@ class Conversation(models.Model):
     current_leaf = models.ForeignKey(
         "Message", on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
     )
+    # When a summary job was queued and has not started yet: while set, due replies queue
+    # no other (the queued one summarises the thread as it is when it runs).
+    summary_job_queued_at = models.DateTimeField(null=True, blank=True, editable=False)
 
     class Meta:
         indexes = [

@@ -51,6 +51,9 @@ class UsageRecord(models.Model):
     # An attempt that failed before any reply (429, 5xx, timeout, a rejected stream option)
     # and was sent again: it carries no tokens but is still an upstream call.
     retried = models.BooleanField(default=False)
+    # Written as the call started and not yet closed: its tokens are the prompt's estimate.
+    # One that stays open is a call whose process died mid-call (the provider still billed).
+    in_flight = models.BooleanField(default=False)
     # Price snapshot per million tokens, so later catalogue edits never rewrite history.
     input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))
     cached_input_price = models.DecimalField(max_digits=12, decimal_places=6, default=Decimal(0))

@@ -39,7 +39,6 @@ from conversations.selectors.threads import (
     attach_images,
     branch_leaf_of,
     conversation_in_flight_reply,
-    dropped_turns_of_latest_reply,
     message_by_idempotency_key,
     message_get_for_user_or_404,
     message_get_in_conversation,

@@ -246,14 +246,6 @@ def conversation_in_flight_reply(conversation: Conversation) -> Message | None:
     )
 
 
-def dropped_turns_of_latest_reply(thread: list[Message]) -> int:
-    """How many turns the newest reply's request left out for lack of room."""
-    for message in reversed(thread):
-        if message.role == Role.ASSISTANT and message.context:
-            return int(message.context.get("dropped_turns") or 0)
-    return 0
-
-
 def reply_is_stale(reply: Message) -> bool:
     """No generator has written a heartbeat for this in-flight reply lately."""
     cutoff = timezone.now() - timedelta(seconds=settings.STREAM_STALE_AFTER)

@@ -67,6 +67,7 @@ from conversations.services.summaries import (
     chat_model_calibrate,
     summary_create,
     summary_regenerate,
+    summary_schedule,
     summary_schedule_if_due,
 )
 from conversations.services.titles import title_generate, title_schedule_if_due

@@ -12,7 +12,8 @@ from conversations.models import ChatModel, Conversation
 from conversations.providers import requests, transport
 from conversations.services.ledger import (
     CallOutcome,
-    usage_record_create,
+    usage_record_close,
+    usage_record_open,
     usage_records_for_retries,
 )
 from conversations.tokens import estimate_tokens
@@ -25,7 +26,7 @@ def _usage_outcome(messages: list[dict], done: transport.Completion) -> CallOutc
     if usage is not None:
         outcome.take_reported_usage(usage)
     else:
-        outcome.prompt_tokens = sum(estimate_tokens(m["content"]) for m in messages)
+        outcome.prompt_tokens = _prompt_estimate(messages)
         outcome.completion_tokens = estimate_tokens(done.text)
     return outcome
 
@@ -51,11 +52,32 @@ def background_complete(
         "model_name": chat_model.name,
         "kind": kind,
     }
+    record = usage_record_open(prompt_estimate=_prompt_estimate(messages), **call)
     try:
         done = asyncio.run(transport.complete_chat(request))
     except ProviderError:
-        usage_records_for_retries(count=request.attempts, **call)
+        usage_record_close(record, chat_model=chat_model, outcome=None)
+        usage_records_for_retries(count=request.attempts - 1, **call)
+        raise
+    except BaseException:
+        # Stopped mid-call (a shutdown, a cancelled job): the provider may have billed the
+        # prompt, so the record keeps its estimate, closed and marked as such.
+        usage_record_close(record, chat_model=chat_model, outcome=_interrupted(messages))
         raise
     usage_records_for_retries(count=request.attempts - 1, **call)
-    usage_record_create(outcome=_usage_outcome(messages, done), **call)
+    usage_record_close(record, chat_model=chat_model, outcome=_usage_outcome(messages, done))
     return done
+
+
+def _prompt_estimate(messages: list[dict]) -> int:
+    return sum(estimate_tokens(m["content"]) for m in messages)
+
+
+def _interrupted(messages: list[dict]) -> CallOutcome:
+    return CallOutcome(
+        status="interrupted",
+        content="",
+        prompt_tokens=_prompt_estimate(messages),
+        completion_tokens=0,
+        usage_reported=False,
+    )

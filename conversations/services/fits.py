@@ -5,18 +5,18 @@ from django.utils.translation import gettext
 
 from conversations.context.window import (
     context_budget,
+    conversation_counter,
     message_tokens,
     system_prompt_tokens,
-    token_ratio,
 )
 from conversations.errors import ValidationFailed
 from conversations.models import Conversation, Message, Role
 
 
 def require_fits_window(conversation: Conversation, content: str) -> None:
-    ratio = token_ratio(conversation)
-    room = context_budget(conversation) - system_prompt_tokens(conversation, ratio)
-    needed = message_tokens(Message(role=Role.USER, content=content), ratio)
+    counter = conversation_counter(conversation)
+    room = context_budget(conversation) - system_prompt_tokens(conversation, counter)
+    needed = message_tokens(Message(role=Role.USER, content=content), counter)
     if needed > room:
         raise ValidationFailed(
             gettext(

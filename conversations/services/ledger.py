@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import Any
 
 from conversations.models import (
     ChatModel,
@@ -114,13 +115,13 @@ def usage_record_create(
     model_name: str,
     kind: str,
     outcome: CallOutcome,
+    in_flight: bool = False,
 ) -> UsageRecord:
     """The record of the call that produced (or failed to produce) `outcome`.
 
     Tokens are what the provider reported; when it reported none they are our estimate and
     the record says so, except for a request the provider refused outright (zero tokens).
     """
-    refused = _refused(outcome)
     record = _priced(
         chat_model,
         user_id=user_id,
@@ -128,12 +129,54 @@ def usage_record_create(
         message=message,
         model_name=model_name,
         kind=kind,
-        prompt_tokens=0 if refused else outcome.prompt_tokens or 0,
-        completion_tokens=0 if refused else outcome.completion_tokens or 0,
-        reasoning_tokens=0 if refused else outcome.reasoning_tokens or 0,
-        cached_tokens=0 if refused else outcome.cached_tokens or 0,
-        reported=refused or outcome.usage_reported,
+        in_flight=in_flight,
+        **_outcome_fields(outcome),
     )
+    record.save()
+    return record
+
+
+def _outcome_fields(outcome: CallOutcome) -> dict:
+    refused = _refused(outcome)
+    return {
+        "prompt_tokens": 0 if refused else outcome.prompt_tokens or 0,
+        "completion_tokens": 0 if refused else outcome.completion_tokens or 0,
+        "reasoning_tokens": 0 if refused else outcome.reasoning_tokens or 0,
+        "cached_tokens": 0 if refused else outcome.cached_tokens or 0,
+        "reported": refused or outcome.usage_reported,
+    }
+
+
+def usage_record_open(*, prompt_estimate: int, **call: Any) -> UsageRecord:
+    """The record of a call about to start (`call` as for usage_record_create), with its
+    prompt's estimate: written first, so a process that dies mid-call (killed, or stopped
+    past its grace) still leaves the call in the ledger. usage_record_close turns it into
+    the call's real record."""
+    estimate = CallOutcome(
+        status="in_flight", content="", prompt_tokens=prompt_estimate, usage_reported=False
+    )
+    return usage_record_create(outcome=estimate, in_flight=True, **call)
+
+
+def usage_record_close(
+    record: UsageRecord, *, chat_model: ChatModel | None, outcome: CallOutcome | None
+) -> UsageRecord:
+    """End an open record: with the call's outcome, or with None for an attempt that failed
+    before any reply (zero tokens, like a retried one), priced as when it was opened."""
+    fields = (
+        _outcome_fields(outcome)
+        if outcome is not None
+        else {"prompt_tokens": 0, "completion_tokens": 0, "reported": True, "retried": True}
+    )
+    for name, value in fields.items():
+        setattr(record, name, value)
+    record.cost = usage_cost(
+        prompt=record.prompt_tokens,
+        cached=record.cached_tokens,
+        completion=record.completion_tokens,
+        chat_model=chat_model,
+    )
+    record.in_flight = False
     record.save()
     return record
 

@@ -24,6 +24,7 @@ from conversations.usage.costs import (
     cost_by_message,
     messages_with_usage,
 )
+from conversations.usage.counting import with_count_error
 from conversations.usage.months import month_after, month_of, month_start, records_in_month
 from conversations.usage.totals import (
     CHART_BAR_STEP,
