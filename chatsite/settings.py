@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 from dotenv import load_dotenv
+from kombu import Queue
 
 from chatsite.env import (
     database_config,
@@ -188,6 +189,15 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_TASK_TIME_LIMIT = env_int("CELERY_TASK_TIME_LIMIT", 300, minimum=10)
 CELERY_TASK_SOFT_TIME_LIMIT = CELERY_TASK_TIME_LIMIT - 5
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Summaries and titles have a queue of their own, which every worker consumes beside the
+# default one (a worker takes from each in turn): behind recall's indexing, which can fall
+# behind a busy chat, a summary came too late to keep the turns from being dropped.
+CELERY_TASK_DEFAULT_QUEUE = "celery"
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("context"))
+CELERY_TASK_ROUTES = {
+    "conversations.tasks.summarise_conversation": {"queue": "context"},
+    "conversations.tasks.title_conversation": {"queue": "context"},
+}
 # With acks_late, Redis hands an unacknowledged task to another worker after this long: it
 # must exceed the time limit, or a slow task would run twice.
 CELERY_BROKER_TRANSPORT_OPTIONS = {

@@ -22,8 +22,11 @@ from conversations.errors import ProviderError
 
 log = logging.getLogger(__name__)
 
-# Two threads: summaries are rare, and a burst must not starve the server's own threads.
+# Two threads for recall's indexing, one for summaries and titles (as Celery gives them a
+# queue of their own): a burst must not starve the server's own threads, and a summary
+# must not wait behind the indexing of a busy chat.
 _executor = ThreadPoolExecutor(max_workers=2, thread_name_prefix="chatsite-job")
+_context_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="chatsite-context")
 
 _running: set[Future] = set()
 _running_lock = threading.Lock()
@@ -35,6 +38,8 @@ SUMMARISE_CONVERSATION = "conversations.tasks.summarise_conversation"
 TITLE_CONVERSATION = "conversations.tasks.title_conversation"
 INDEX_MESSAGES = "conversations.tasks.index_messages"
 INDEX_CONVERSATION = "conversations.tasks.index_conversation"
+# Jobs a chat waits on to stay whole: their own queue (settings.CELERY_TASK_ROUTES).
+CONTEXT_JOBS = frozenset({SUMMARISE_CONVERSATION, TITLE_CONVERSATION})
 
 
 def enqueue(task_name: str, service: Callable[..., Any], **kwargs: Any) -> None:
@@ -47,7 +52,8 @@ def enqueue(task_name: str, service: Callable[..., Any], **kwargs: Any) -> None:
 
 
 def _submit(task_name: str, service: Callable[..., Any], kwargs: dict) -> None:
-    future = _executor.submit(_run_in_process, task_name, service, kwargs)
+    executor = _context_executor if task_name in CONTEXT_JOBS else _executor
+    future = executor.submit(_run_in_process, task_name, service, kwargs)
     with _running_lock:
         _running.add(future)
     future.add_done_callback(_forget)

@@ -11,7 +11,7 @@ from django.utils import timezone
 from conversations import services
 from conversations.models import Conversation, ConversationSummary, Message, Role
 from conversations.services.summaries import SUMMARY_JOB_STALE
-from conversations.tasks import summarise_conversation
+from conversations.tasks import index_messages, summarise_conversation
 from tests.factories import ChatModelFactory, ConversationFactory, thread
 from tests.fake_provider import Reply
 from tests.test_summaries import (
@@ -160,3 +160,23 @@ def test_a_job_lost_before_it_started_is_queued_again_later(
     with django_capture_on_commit_callbacks(execute=False) as queued:
         assert services.summary_schedule(conversation_id=conversation.pk)
     assert len(queued) == 1
+
+
+def test_a_summary_does_not_wait_behind_recalls_indexing(
+    user, fake_provider, summary_settings, recall_on, celery_worker_factory
+):
+    """A busy chat can leave recall's indexing behind; summaries have a queue of their own,
+    which the worker takes from in turn, so the summary runs before that backlog ends."""
+    worker = celery_worker_factory(RECALL_ENABLED="true")
+    conversation = ConversationFactory(owner=user, chat_model=small_window_model())
+    texts = [f"{'u' if i % 2 == 0 else 'a'}{i} {FILLER * 12}" for i in range(80)]
+    messages = thread(conversation, *texts)
+    fake_provider.responder = slow_summaries(0.1)
+    for message in messages[:40]:  # a backlog: one indexing job per message
+        index_messages.delay([message.pk])
+    summarise_conversation.delay(conversation.pk, messages[-1].pk)
+    worker.wait_for_tasks_done(1, name_contains="summarise_conversation", timeout=60)
+    indexed = worker.tasks_done("index_messages")
+    # FIFO, it would run after 38 or more (two worker threads); in turn, after a few.
+    assert len(indexed) <= 10, f"the summary waited for {len(indexed)} indexing jobs"
+    assert ConversationSummary.objects.filter(conversation=conversation).exists()
