@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import load, report
 from bench.levels import Levels
-from bench.procs import Proc, daphne, free_port
+from bench.procs import Proc, daphne, free_port, standalone_phase_env
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "chatsite_bench_recall_load"
@@ -176,11 +176,7 @@ async def _drained(*, after_id: int) -> dict:
 
 
 def main() -> None:
-    if "CHANNELS_PREFIX" not in os.environ:  # run alone rather than from bench.run
-        from bench.run import configure_env
-
-        configure_env(free_port())
-        del os.environ["DATABASE_URL"]  # the embedded server's, made by setup()
+    standalone_phase_env()
     logs = Path(os.environ.get("BENCH_LOGS", ROOT / "bench-results" / "logs"))
     logs.mkdir(parents=True, exist_ok=True)
     conversations, cookies = setup()

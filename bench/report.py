@@ -147,6 +147,21 @@ def _capacity(levels: dict) -> int:
     return capacity
 
 
+# The lowest level a ramp reaches down to when its first level already misses.
+LOWEST_LEVEL = 10
+
+
+def level_below_first_miss(levels: dict) -> int | None:
+    """When no level has held yet, half the lowest level tried (rounded to tens, at least
+    LOWEST_LEVEL), so that a ramp always finds a level that holds: a floor of 0 would make
+    every ratio against it meaningless. None once one held, or at the lowest level."""
+    if not levels or _capacity(levels):
+        return None
+    lowest = min(levels)
+    below = max(int(round(lowest / 2, -1)), LOWEST_LEVEL)
+    return below if below < lowest else None
+
+
 def halfway_to_first_miss(levels: dict) -> int | None:
     """The level halfway between the capacity and the first level missed above it, rounded
     to tens; None when no level above was missed or the two are too close to split."""

@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import report, report_recall
+from bench import report, report_context, report_recall
 from bench.procs import Proc, daphne, free_port, raise_own_priority
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -228,8 +228,9 @@ async def count_statements(server: Proc, tabs, fixtures: Fixtures) -> dict:
 async def ramp(
     level, direct: dict, kind: str, counts: tuple[int, ...], *, run_through: int = 0, **workload
 ) -> dict:
-    """Raise the load until the added p99 passes the limit or replies fail, then try once
-    halfway between the last level held and the first one missed. Levels up to
+    """Raise the load until the added p99 passes the limit or replies fail (when the first
+    level fails, lower it until one holds), then try once halfway between the last level
+    held and the first one missed. Levels up to
     `run_through` run whatever happened below them: their time to first token is a figure
     of its own."""
 
@@ -242,6 +243,9 @@ async def ramp(
         await measure(count)
         if count >= run_through and not report.holds(levels[count], report.ADDED_P99_LIMIT_MS):
             break
+    # The first level missed: reach down until one holds (a floor must be a real one).
+    while (below := report.level_below_first_miss(levels)) is not None:
+        await measure(below)
     if (between := report.halfway_to_first_miss(levels)) is not None:
         await measure(between)
     return levels
@@ -258,15 +262,8 @@ def run_data_phases() -> dict:
     results["page"] = data.measure_page(user, chat_model)
     print(f"page: {results['page']['median_ms']:.1f} ms", flush=True)
     conversation, _ = data.thread(user, chat_model, 100_000)
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.export", str(conversation.uuid)],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=dict(os.environ),
-        cwd=ROOT,
-    )
-    results["export"] = json.loads(output.stdout.strip().splitlines()[-1])
+    *_, figures = _phase("bench.export", str(conversation.uuid), env=dict(os.environ))
+    results["export"] = json.loads(figures)
     print(
         f"export: {results['export']['messages'] / results['export']['seconds']:.0f} msg/s",
         flush=True,
@@ -274,29 +271,32 @@ def run_data_phases() -> dict:
     # Recall needs pgvector: its phase runs on the embedded PostgreSQL, in a process of its
     # own (its settings name another database).
     recall_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
-    output = subprocess.run(
-        [sys.executable, "-m", "bench.recall"],
-        check=True,
-        capture_output=True,
-        text=True,
-        env=recall_env,
-        cwd=ROOT,
-    )
-    results["recall"] = json.loads(output.stdout.strip().splitlines()[-1])
+    *_, figures = _phase("bench.recall", env=recall_env)
+    results["recall"] = json.loads(figures)
     print("recall:", results["recall"], flush=True)
     # Streaming with recall on and a worker beside the servers, on the same server.
+    *levels, figures = _phase("bench.recall_load", env=recall_env)
+    print("recall on, streaming:", *levels, sep="\n", flush=True)
+    results["recall_load"] = json.loads(figures)
+    # Long chats through the real summary worker (embedded PostgreSQL: recall on, as shipped).
+    *_, figures = _phase("bench.context_fidelity", env=recall_env)
+    results["context_fidelity"] = json.loads(figures)
+    print("context fidelity:", results["context_fidelity"], flush=True)
+    return results
+
+
+def _phase(module: str, *args: str, env: dict) -> list[str]:
+    """A phase run as a process of its own: the lines it printed, its figures (one JSON
+    line) last. What it logs goes to this run's output as it runs."""
     output = subprocess.run(
-        [sys.executable, "-m", "bench.recall_load"],
+        [sys.executable, "-m", module, *args],
         check=True,
         stdout=subprocess.PIPE,
         text=True,
-        env=recall_env,
+        env=env,
         cwd=ROOT,
     )
-    *levels, figures = output.stdout.strip().splitlines()
-    print("recall on, streaming:", *levels, sep="\n", flush=True)
-    results["recall_load"] = json.loads(figures)
-    return results
+    return output.stdout.strip().splitlines()
 
 
 def main() -> None:
@@ -322,7 +322,7 @@ def main() -> None:
     results["nice"] = {"provider": PROVIDER_NICE, "driver": driver_nice, "servers": 0}
     results["load_tokens"], results["send_heavy_tokens"] = LOAD_TOKENS, SEND_HEAVY_TOKENS
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
-    rows = report.table(results) + report_recall.rows(results)
+    rows = report.table(results) + report_recall.rows(results) + report_context.rows(results)
     report.print_table(rows)
     results["table"] = rows
     (OUT / "latest.json").write_text(json.dumps(results, indent=2, default=str))

@@ -44,6 +44,29 @@ def test_the_ramp_tries_halfway_between_the_capacity_and_the_first_miss(held, mi
     assert found == between and (found is None or isinstance(found, int))
 
 
+@pytest.mark.parametrize(
+    ("held", "missed", "below"),
+    [
+        ([], [1000], 500),  # the relay's first level missed on a slow machine
+        ([], [1000, 500, 250], 120),  # 125 to tens
+        ([], [20], 10),
+        ([], [10], None),  # the lowest level: nothing below to try
+        ([250], [1000, 500], None),  # one held: the floor is found
+        ([], [], None),
+    ],
+)
+def test_a_ramp_whose_first_level_misses_reaches_down_until_one_holds(held, missed, below):
+    assert report.level_below_first_miss(_levels(held, missed)) == below
+
+
+def test_a_floor_found_below_the_first_level_gives_a_real_ratio():
+    relay = _levels([250], [1000, 500])
+    rows = report.capacity_rows(_results(_levels([100], [250]), relay))
+    assert _row(rows, "Raw relay floor")["value"] == "250"
+    assert _row(rows, "chatsite throughput")["value"] == "0.40"
+    assert report.halfway_to_first_miss(relay) == 380
+
+
 def test_a_relay_floor_at_the_top_level_tried_gives_no_passing_fraction():
     rows = report.capacity_rows(
         _results(_levels([250, 500, 750], [1000]), _levels([500, 1000, 1500], []))
