@@ -5,6 +5,7 @@ is a fixed number of queries however many rows it shows. Money is shown per curr
 """
 
 from django.contrib import admin
+from django.db import models
 from django.db.models.functions import TruncDate
 from django.urls import reverse
 from django.utils import timezone
@@ -54,6 +55,9 @@ class ProviderAdmin(admin.ModelAdmin):
     # The API key lives in the environment; admin has no field that could show it.
     list_display = ["name", "slug", "base_url", "currency", "stream_usage_supported"]
     inlines = [ChatModelInline]
+    # An address typed without a scheme is taken as https (Django 6's default, chosen now so
+    # the form means the same after the upgrade); a local server's is written http://.
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
     actions = ["discover"]
 
     @admin.action(description=_("Discover models from the endpoint's /models"))
