@@ -77,22 +77,23 @@ SHIPPED_SUMMARY_SETTINGS = {"SUMMARY_TRIGGER_RATIO": "0.7", "SUMMARY_MAX_TOKENS"
 async def test_turns_at_a_human_pace_are_never_dropped_unsummarised(
     user, fake_provider, settings, celery_worker_factory
 ):
-    """One worker, a summary call of half a second, a short pause between turns, a 4,000
+    """One worker, a summary call of half a second, a short pause between turns, a 3,000
     token window: the summaries are always ready before the turns they would condense run
-    out of room."""
+    out of room. (Judged against the whole budget, the first summary came after the turns
+    had already run out of room, at the tenth turn.)"""
     settings.SUMMARY_TRIGGER_RATIO, settings.SUMMARY_MAX_TOKENS = 0.7, 1024
     celery_worker_factory(**SHIPPED_SUMMARY_SETTINGS)
     chat_model = await database_sync_to_async(ChatModelFactory)(
-        name="window-4k", context_window=4000, max_output=1000
+        name="window-3k", context_window=3000, max_output=800
     )
     conversation = await database_sync_to_async(ConversationFactory)(
         owner=user, chat_model=chat_model
     )
     fake_provider.responder = slow_summaries(0.5)
-    await chat(conversation, user, 50, pause=0.6)
+    await chat(conversation, user, 34, pause=0.4)
 
     drops = await database_sync_to_async(replies_with_drops)(conversation)
-    assert len(drops) == 50
+    assert len(drops) == 34
     assert not any(drops), f"turns dropped before a summary covered them: {drops}"
     await database_sync_to_async(assert_one_chain)(conversation)
 
@@ -106,10 +107,10 @@ async def test_back_to_back_turns_coalesce_into_one_pending_summary_job(
     conversation = await database_sync_to_async(ConversationFactory)(
         owner=user, chat_model=await database_sync_to_async(small_window_model)()
     )
-    fake_provider.responder = slow_summaries(2.0)
-    await chat(conversation, user, 40, pause=0)
+    fake_provider.responder = slow_summaries(1.5)
+    await chat(conversation, user, 30, pause=0)
     # Let the last queued job end before counting.
-    await asyncio.sleep(4.5)
+    await asyncio.sleep(3.5)
 
     summaries = await database_sync_to_async(assert_one_chain)(conversation)
     calls = [r for r in fake_provider.chat_requests if is_summary_request(r.json)]
