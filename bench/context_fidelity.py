@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from bench import load
-from bench.procs import Proc, daphne, free_port, standalone_phase_env
+from bench.procs import Proc, daphne, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "chatsite_bench_context"
@@ -230,6 +230,8 @@ async def run(chats: list[dict], logs: Path) -> dict:
 
 
 def main() -> None:
+    from bench.run import standalone_phase_env
+
     standalone_phase_env()
     logs = Path(os.environ.get("BENCH_LOGS", ROOT / "bench-results" / "logs"))
     logs.mkdir(parents=True, exist_ok=True)

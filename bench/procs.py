@@ -152,14 +152,3 @@ def _by_command(name: str) -> float:
         except (OSError, IndexError):
             continue
     return total
-
-
-def standalone_phase_env() -> None:
-    """A phase on the embedded PostgreSQL started alone rather than from bench.run: the
-    run's settings, with DATABASE_URL left for the phase's setup to make."""
-    if "CHANNELS_PREFIX" in os.environ:
-        return  # bench.run set everything
-    from bench.run import configure_env
-
-    configure_env(free_port())
-    del os.environ["DATABASE_URL"]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from bench import load, report
 from bench.levels import Levels
-from bench.procs import Proc, daphne, free_port, standalone_phase_env
+from bench.procs import Proc, daphne, free_port
 
 ROOT = Path(__file__).resolve().parent.parent
 DATABASE = "chatsite_bench_recall_load"
@@ -176,6 +176,8 @@ async def _drained(*, after_id: int) -> dict:
 
 
 def main() -> None:
+    from bench.run import standalone_phase_env
+
     standalone_phase_env()
     logs = Path(os.environ.get("BENCH_LOGS", ROOT / "bench-results" / "logs"))
     logs.mkdir(parents=True, exist_ok=True)

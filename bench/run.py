@@ -70,6 +70,15 @@ def configure_env(provider_port: int) -> None:
     )
 
 
+def standalone_phase_env() -> None:
+    """A phase on the embedded PostgreSQL started alone rather than from bench.run: the
+    run's settings, with DATABASE_URL left for the phase's setup to make."""
+    if "CHANNELS_PREFIX" in os.environ:
+        return  # bench.run set everything
+    configure_env(free_port())
+    del os.environ["DATABASE_URL"]
+
+
 def prepare_database() -> None:
     import django
     import redis
