@@ -13,6 +13,7 @@ import random
 
 from aiohttp import web
 
+from bench.provider import completion
 from conversations import tokenizers
 
 # Qwen's chat template: "<|im_start|>{role}\n{content}<|im_end|>\n" per message (the role
@@ -66,22 +67,7 @@ async def chat(request: web.Request) -> web.StreamResponse:
     if not body.get("stream"):  # a summary (or title): as slow as a real one
         await asyncio.sleep(request.app["summary_seconds"])
         text = f"Summary: {_prose(body, rng)}"
-        return web.json_response(
-            {
-                "id": "chatcmpl-context",
-                "object": "chat.completion",
-                "created": 0,
-                "model": body.get("model") or "bench",
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text},
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": {"prompt_tokens": prompt, "completion_tokens": 60, "total_tokens": 0},
-            }
-        )
+        return completion(body, text, prompt_tokens=prompt, completion_tokens=60)
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     await response.write(_chunk({"role": "assistant", "content": ""}) + b"\n\n")

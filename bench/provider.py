@@ -38,20 +38,25 @@ def _params(body: dict) -> tuple[int, float]:
 def _completion(body: dict) -> web.Response:
     """A whole reply, for the app's non-streamed calls (summaries): short and at once."""
     text = f"Summary of {len(body.get('messages') or [])} messages."
+    return completion(body, text, prompt_tokens=100, completion_tokens=5)
+
+
+def completion(body: dict, text: str, *, prompt_tokens: int, completion_tokens: int):
+    """A non-streamed chat completion carrying `text`, with its usage."""
+    usage = {
+        "prompt_tokens": prompt_tokens,
+        "completion_tokens": completion_tokens,
+        "total_tokens": prompt_tokens + completion_tokens,
+    }
+    message = {"role": "assistant", "content": text}
     return web.json_response(
         {
             "id": "chatcmpl-bench",
             "object": "chat.completion",
             "created": 0,
             "model": body.get("model") or "fake-model",
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": text},
-                    "finish_reason": "stop",
-                }
-            ],
-            "usage": {"prompt_tokens": 100, "completion_tokens": 5, "total_tokens": 105},
+            "choices": [{"index": 0, "message": message, "finish_reason": "stop"}],
+            "usage": usage,
         }
     )
 
