@@ -5,6 +5,7 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
@@ -75,8 +76,8 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not form.is_valid():
         context["import_error"] = gettext("Choose a file to import.")
     elif form.cleaned_data["file"].size > settings.API_IMPORT_MAX_BYTES:
-        context["import_error"] = gettext("The file is larger than %(limit)s bytes.") % {
-            "limit": settings.API_IMPORT_MAX_BYTES
+        context["import_error"] = gettext("The file is larger than %(limit)s.") % {
+            "limit": filesizeformat(settings.API_IMPORT_MAX_BYTES)
         }
     else:
         try:

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.handlers.asgi import ASGIRequest
 from django.http import JsonResponse, StreamingHttpResponse
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -198,8 +199,8 @@ class ImportView(QueryCheckedMixin, APIView):
             return _import_refused(upload.errors)
         file = upload.validated_data["file"]
         if file.size > settings.API_IMPORT_MAX_BYTES:
-            detail = gettext("The file is larger than %(limit)s bytes.") % {
-                "limit": settings.API_IMPORT_MAX_BYTES
+            detail = gettext("The file is larger than %(limit)s.") % {
+                "limit": filesizeformat(settings.API_IMPORT_MAX_BYTES)
             }
             return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         owner = cast(User, request.user)  # IsAuthenticated: never AnonymousUser

@@ -59,3 +59,17 @@ def test_the_asgi_entry_point_freezes_startup_objects_and_shortens_gil_switches(
     assert highlighting_deferred == "True"
     assert int(frozen) > 50_000  # Django and the app, not a handful of objects
     assert float(switch_interval) == 0.0005
+
+
+def test_the_compose_file_avoids_env_file_options_older_compose_rejects():
+    """`env_file` entries with `path`/`required` need Compose 2.24; Debian's packaged
+    docker-compose refuses the file for them."""
+    import yaml
+
+    compose = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "docker-compose.yml").read_text()
+    )
+    for name, service in compose["services"].items():
+        entries = service.get("env_file") or []
+        entries = [entries] if isinstance(entries, str) else entries
+        assert all(isinstance(e, str) for e in entries), f"{name}: env_file needs Compose 2.24"

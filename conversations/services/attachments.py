@@ -6,6 +6,7 @@ type: the file is later served back with that type and sent to a provider as a d
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
+from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext, gettext_lazy
 
 from conversations.errors import ValidationFailed
@@ -32,8 +33,8 @@ def attachment_upload(*, owner, upload: UploadedFile) -> Attachment:
     limit = settings.ATTACHMENT_MAX_BYTES
     if upload.size is None or upload.size > limit:
         raise ValidationFailed(
-            gettext("That image is too large (the limit is %(limit)s bytes).")
-            % {"limit": f"{limit:,}"}
+            gettext("That image is too large (the limit is %(limit)s).")
+            % {"limit": filesizeformat(limit)}
         )
     if not upload.size:
         raise ValidationFailed(gettext("That file is empty."))
