@@ -69,6 +69,7 @@ class _Tokenizers:
         self._failed: set[str] = set()
         self._state_lock = threading.Lock()  # held for a moment, never during a load
         self._load_lock = threading.Lock()  # one load at a time, however many ask at once
+        self._counts_lock = threading.Lock()
         self._counts: OrderedDict[tuple[str, int, int], int] = OrderedDict()
 
     def counter(self, family: str, *, wait: bool = False) -> Count | None:
@@ -101,7 +102,8 @@ class _Tokenizers:
                     self._loading.discard(family)
 
     def _cached(self, family: str, count: Count) -> Count:
-        counts, lock = self._counts, threading.Lock()
+        # One lock for the one cache every family's counter shares.
+        counts, lock = self._counts, self._counts_lock
 
         def cached(text: str) -> int:
             key = (family, len(text), hash(text))

@@ -102,7 +102,6 @@ def context_for_reply(reply: Message) -> ReplyContext:
     reserve = (summary_reserve() if walk.has_summaries else 0) + recalling
     base = system_prompt_tokens(conversation, counter)
     turns, used, boundary = _turns_that_fit(context, walk, reply, counter, base + reserve)
-    used += base
     context.summary = _summary_ending_at(boundary) if boundary else None
     recalled = Recalled()
     if recalling and turns and (boundary is not None or context.dropped_turns):
@@ -124,12 +123,12 @@ def context_for_reply(reply: Message) -> ReplyContext:
         context.json_mode = True
         context.messages = profiles.with_json_instruction(context.messages)
     system_parts = counter.raw_message(Role.SYSTEM, system) if system else (0, 0)
-    context.estimated_tokens = used - base + (counter.calibrated(system_parts) if system else 0)
+    context.estimated_tokens = used + (counter.calibrated(system_parts) if system else 0)
     cjk, rest = context.raw_tokens
     context.raw_tokens = (cjk + system_parts[0], rest + system_parts[1])
     context.first_message_id = turns[0].id if turns else None
     context.uncovered_turns = len(turns) + context.dropped_turns
-    context.uncovered_tokens = used - base
+    context.uncovered_tokens = used
     return context
 
 
