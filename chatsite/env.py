@@ -6,6 +6,7 @@ so a typo stops start-up instead of silently falling back to a default.
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import cast
 from urllib.parse import urlparse
 
@@ -96,3 +97,8 @@ def database_config(name: str, embedded: Callable[[], str]) -> dict:
         # and the URL the tests hand to their servers look for it.
         config["HOST"] = options.pop("host")
     return cast(dict, config)  # a TypedDict: a dict at run time
+
+
+def var_dir() -> Path:
+    """The folder of local state (embedded PostgreSQL data, uploads, metrics); git ignores it."""
+    return Path(env_str("CHATSITE_VAR_DIR") or Path(__file__).resolve().parent.parent / "var")

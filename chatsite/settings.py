@@ -7,7 +7,6 @@ CELERY_BROKER_URL at real services to get the full stack. `.env.example` lists e
 """
 
 import os
-import re
 import secrets
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from chatsite.env import (
     env_list,
     env_str,
     env_url,
+    var_dir,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent
@@ -36,7 +36,7 @@ load_dotenv(BASE_DIR / ".env", override=False)
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 # Local state of the embedded default (PostgreSQL data, uploads, dev secret); git ignores it.
-VAR_DIR = Path(env_str("CHATSITE_VAR_DIR") or BASE_DIR / "var")
+VAR_DIR = var_dir()
 
 DEBUG = env_bool("DEBUG", True)
 
@@ -84,6 +84,8 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # First, so it counts every response, the other middleware's refusals too.
+    "conversations.observability.http.count_responses",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -247,7 +249,7 @@ if not DEBUG:
     LANGUAGE_COOKIE_SECURE = True
     SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", True)
     # Probes speak plain HTTP to the process itself, inside the host or the pod.
-    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$"]
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
     SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 31536000, minimum=0)
     SECURE_HSTS_INCLUDE_SUBDOMAINS = True
     SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", True)
@@ -367,38 +369,6 @@ LOGGING = {
     },
 }
 
-# --- REST API (/api/v1/) ---------------------------------------------------------------
-# Requests per token (per user for the browser session), e.g. "120/min", "5000/day".
-API_THROTTLE_RATE = env_str("API_THROTTLE_RATE", "120/min")
-if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", API_THROTTLE_RATE):
-    raise ImproperlyConfigured(
-        f"API_THROTTLE_RATE must look like 120/min (per s, min, hour or day), "
-        f"got {API_THROTTLE_RATE!r}"
-    )
-# The largest file the importer reads; it is parsed whole, so this bounds its memory.
-API_IMPORT_MAX_BYTES = env_int("API_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
-REST_FRAMEWORK = {
-    "DEFAULT_AUTHENTICATION_CLASSES": [
-        # First, so an anonymous request is answered 401 with a Bearer challenge.
-        "api.authentication.BearerTokenAuthentication",
-        "rest_framework.authentication.SessionAuthentication",
-    ],
-    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_THROTTLE_CLASSES": ["api.throttles.TokenRateThrottle"],
-    "DEFAULT_THROTTLE_RATES": {"api": API_THROTTLE_RATE},
-    "DEFAULT_SCHEMA_CLASS": "api.schema.ChatsiteAutoSchema",
-    # `format` is the exports' own parameter (json, md, jsonl), not a renderer choice.
-    "URL_FORMAT_OVERRIDE": None,
-    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-}
-SPECTACULAR_SETTINGS = {
-    "TITLE": "chatsite API",
-    "DESCRIPTION": "Your conversations: list, read, export and import.",
-    "VERSION": "1.0.0",
-    "SERVE_INCLUDE_SCHEMA": False,
-    "SCHEMA_PATH_PREFIX": "/api/v1",
-    "SWAGGER_UI_DIST": "SIDECAR",
-    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
-    "COMPONENT_SPLIT_REQUEST": True,
-}
+# --- REST API and operations (metrics, provider health, mail) ---------------------------
+from chatsite.settings_api import *  # noqa: E402, F403
+from chatsite.settings_operations import *  # noqa: E402, F403

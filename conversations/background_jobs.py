@@ -19,6 +19,7 @@ from django.conf import settings
 from django.db import close_old_connections, transaction
 
 from conversations.errors import ProviderError
+from conversations.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +39,8 @@ SUMMARISE_CONVERSATION = "conversations.tasks.summarise_conversation"
 TITLE_CONVERSATION = "conversations.tasks.title_conversation"
 INDEX_MESSAGES = "conversations.tasks.index_messages"
 INDEX_CONVERSATION = "conversations.tasks.index_conversation"
+# A provider incident's one e-mail: an SMTP server's pace is no reply's business.
+EMAIL_PROVIDER_INCIDENT = "conversations.tasks.email_provider_incident"
 # Jobs a chat waits on to stay whole: their own queue (settings.CELERY_TASK_ROUTES).
 CONTEXT_JOBS = frozenset({SUMMARISE_CONVERSATION, TITLE_CONVERSATION})
 
@@ -64,6 +67,15 @@ def _forget(future: Future) -> None:
         _running.discard(future)
 
 
+def in_process_backlog() -> dict[str, int]:
+    """Jobs waiting for a thread of this process, per queue (as Celery would name it)."""
+    # The executors' own queues: what was submitted and has not started yet.
+    return {
+        "celery": _executor._work_queue.qsize(),
+        "context": _context_executor._work_queue.qsize(),
+    }
+
+
 def wait_for_in_process_jobs(timeout: float) -> bool:
     """Block until every in-process job queued so far has ended (True), or `timeout`
     seconds pass (False). The test suite calls it before it empties the database, which a
@@ -83,14 +95,18 @@ def _run_in_process(task_name: str, service: Callable[..., Any], kwargs: dict) -
         close_old_connections()
         try:
             service(**kwargs)
+            metrics.job_ended(task_name, "ok")
             return
         except ProviderError:
             if attempt == IN_PROCESS_RETRIES:
                 log.warning("background job %s gave up after %d tries", task_name, attempt + 1)
+                metrics.job_ended(task_name, "failed")
                 return
+            metrics.job_ended(task_name, "retry")
             time.sleep(random.uniform(0, min(300, 2 ** (attempt + 1))))
         except Exception:
             log.exception("background job %s failed", task_name)
+            metrics.job_ended(task_name, "failed")
             return
         finally:
             close_old_connections()

@@ -29,6 +29,7 @@ from conversations.live.presence import PROCESS_ID
 from conversations.live.registry import LiveReply, ReplyState
 from conversations.live.threads import on_worker_thread
 from conversations.models import Message
+from conversations.observability import metrics
 
 log = logging.getLogger(__name__)
 
@@ -79,6 +80,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         # Events that arrive while the socket is catching up wait here, in order.
         self.backlog: list | None = None
         await self.accept()
+        metrics.websocket_opened()
+        self.counted_open = True
         if self.channel_layer is not None:
             await self.channel_layer.group_add(self.user_group, self.channel_name)
         process.start()
@@ -86,6 +89,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def disconnect(self, code: int) -> None:
         if getattr(self, "conversation", None) is None:
             return
+        if getattr(self, "counted_open", False):
+            metrics.websocket_closed()
         if self.channel_layer is not None:
             await self.channel_layer.group_discard(self.user_group, self.channel_name)
         await fanout.unsubscribe(self.conversation_uuid, self)

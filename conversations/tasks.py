@@ -3,9 +3,11 @@
 from typing import Any
 
 from celery import shared_task
+from celery.signals import task_postrun
 
 from conversations import background_jobs, services
 from conversations.errors import ProviderError
+from conversations.observability import metrics
 
 # Every task is safe to run twice (each service checks or claims before it writes): acked
 # after the work, redelivered when a worker dies, retried on provider errors with backoff.
@@ -48,3 +50,20 @@ def index_messages(message_ids: list[int]):
 def index_conversation(conversation_id: int):
     """Embed every not yet indexed message of a conversation (after an import)."""
     return services.conversation_index(conversation_id=conversation_id)
+
+
+# Not retried, nor acked late: an incident's e-mail goes at most once (the service claims it).
+@shared_task(name=background_jobs.EMAIL_PROVIDER_INCIDENT)
+def email_provider_incident(incident_id: int):
+    """Tell staff (and ALERT_EMAILS) that a provider/model crossed a health threshold."""
+    return services.provider_incident_email(incident_id=incident_id)
+
+
+# Celery's task states, as the metrics name a job's end.
+_JOB_OUTCOMES = {"SUCCESS": "ok", "RETRY": "retry", "FAILURE": "failed"}
+
+
+@task_postrun.connect
+def _count_job(sender=None, state: str | None = None, **_: Any) -> None:
+    if sender is not None and state in _JOB_OUTCOMES:
+        metrics.job_ended(sender.name, _JOB_OUTCOMES[state])

@@ -35,6 +35,8 @@ LAYERS = [
     ("conversations.urls", 4),
     ("conversations.forms", 4),
     ("conversations.admin", 4),
+    ("conversations.observability.exposition", 4),
+    ("conversations.observability.http", 4),
     ("conversations.tasks", 4),
     ("conversations.apps", 4),
     ("conversations.management", 4),

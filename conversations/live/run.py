@@ -35,6 +35,7 @@ from conversations.live.registry import LiveReply, registry
 from conversations.live.saves import saver
 from conversations.live.threads import on_worker_thread
 from conversations.models import ChatModel, Message, MessageStatus
+from conversations.observability import metrics
 from conversations.providers import catalogue, requests, transport
 from conversations.tokens import RawCount, estimate_tokens
 
@@ -217,6 +218,7 @@ class ReplyRun:
         # the final save can wait for a worker thread for a second, and those last words
         # with it.
         await fanout.flush_reply(self.live)
+        _count(reply, outcome)
         finished = await on_worker_thread(_finish_and_render)(reply, outcome, self.raw_prompt)
         if finished is None:
             log.info("reply %s was deleted with its conversation while streaming", reply.uuid)
@@ -224,6 +226,18 @@ class ReplyRun:
         reply, self.live.final_html = finished
         self.live.status = reply.status
         await fanout.publish_reply(self.live)
+
+
+def _count(reply: Message, outcome: services.CallOutcome) -> None:
+    chat_model = reply.chat_model
+    metrics.reply_ended(
+        provider=chat_model.provider.slug if chat_model else "",
+        model=chat_model.name if chat_model else "",
+        outcome=outcome.status,
+        error_class=outcome.error_code,
+        ttft_ms=outcome.time_to_first_token_ms,
+        duration_ms=outcome.duration_ms,
+    )
 
 
 def _credentials(reply: Message) -> catalogue.Credentials | None:
@@ -338,7 +352,8 @@ def start_reply(
 
 async def _run(live: LiveReply, reply: Message | None, claimed: ReplyContext | None) -> None:
     try:
-        await ReplyRun(live, reply, claimed).run()
+        with metrics.reply_in_flight():
+            await ReplyRun(live, reply, claimed).run()
     except asyncio.CancelledError:
         pass
     except Exception:

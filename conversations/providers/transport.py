@@ -57,6 +57,7 @@ from conversations.errors import (
     ProviderUnavailable,
     StreamOptionsUnsupported,
 )
+from conversations.observability import metrics
 from conversations.providers import credit, timeouts
 from conversations.providers.catalogue import Credentials
 
@@ -141,7 +142,12 @@ def _new_client(base_url: str, api_key: str) -> openai.AsyncOpenAI:
         http_client=openai.DefaultAioHttpClient(
             timeout=timeout,
             limits=CONNECTION_LIMITS,
-            event_hooks={"response": [credit.refuse_retry_when_out_of_credit]},
+            event_hooks={
+                "response": [
+                    credit.refuse_retry_when_out_of_credit,
+                    metrics.upstream_responded_async,
+                ]
+            },
         ),
     )
 
@@ -296,11 +302,23 @@ def _mapped_error(
     """An SDK or transport error in our own terms, for chat and embedding calls alike."""
     if isinstance(exc, openai.APIStatusError):
         return _status_error(exc, api_key=api_key, stream_options=stream_options)
-    if _timed_out(exc):
+    # No status came: the response hook counted nothing, so the error is counted here.
+    timed_out = _timed_out(exc)
+    metrics.upstream_failed(
+        url=_request_url(exc), status_class="timeout" if timed_out else "connection"
+    )
+    if timed_out:
         return ProviderTimeout()
     if started:
         return ProviderConnectionLost()
     return ProviderUnavailable(UNREACHABLE % {"detail": type(exc).__name__})
+
+
+def _request_url(exc: Exception) -> object:
+    try:
+        return exc.request.url  # type: ignore[attr-defined]
+    except (AttributeError, RuntimeError):  # httpx2 raises when no request was set
+        return ""
 
 
 def _timed_out(exc: BaseException) -> bool:
@@ -449,7 +467,12 @@ def _sync_client(base_url: str, api_key: str) -> openai.OpenAI:
                 timeout=_call_timeout(settings.PROVIDER_READ_TIMEOUT),
                 http_client=openai.DefaultHttpxClient(
                     timeout=_call_timeout(settings.PROVIDER_READ_TIMEOUT),
-                    event_hooks={"response": [credit.refuse_retry_when_out_of_credit_sync]},
+                    event_hooks={
+                        "response": [
+                            credit.refuse_retry_when_out_of_credit_sync,
+                            metrics.upstream_responded,
+                        ]
+                    },
                 ),
             )
     return client

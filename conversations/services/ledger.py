@@ -13,6 +13,7 @@ from conversations.models import (
     UsageKind,
     UsageRecord,
 )
+from conversations.observability import metrics
 from conversations.providers.presets import EmbeddingPreset
 from conversations.providers.transport import Usage
 
@@ -133,7 +134,22 @@ def usage_record_create(
         **_outcome_fields(outcome),
     )
     record.save()
+    if not in_flight:
+        _count(record)
     return record
+
+
+def _count(record: UsageRecord) -> None:
+    """A record's final tokens and cost, into the metrics."""
+    metrics.usage_recorded(
+        provider=record.provider_slug,
+        model=record.model_name,
+        kind=record.kind,
+        prompt_tokens=record.prompt_tokens,
+        completion_tokens=record.completion_tokens,
+        cost=record.cost,
+        currency=record.currency,
+    )
 
 
 def _outcome_fields(outcome: CallOutcome) -> dict:
@@ -178,6 +194,7 @@ def usage_record_close(
     )
     record.in_flight = False
     record.save()
+    _count(record)
     return record
 
 
@@ -192,7 +209,7 @@ def embedding_usage_record_create(
     """The record of an embeddings call through a provider (recall's index or query),
     priced by the embedding preset: input tokens only."""
     cost = Decimal(prompt_tokens) * preset.input_price / Decimal(1_000_000)
-    return UsageRecord.objects.create(
+    record = UsageRecord.objects.create(
         user_id=user_id,
         conversation=conversation,
         provider_slug=preset.provider_slug,
@@ -204,6 +221,8 @@ def embedding_usage_record_create(
         cost=cost,
         currency=preset.currency,
     )
+    _count(record)
+    return record
 
 
 def usage_records_for_retries(
