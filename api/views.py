@@ -1,12 +1,10 @@
 """The REST API. Each view turns its request into one selector or service call."""
 
-from collections.abc import AsyncIterator, Generator
+from collections.abc import Generator
 from typing import cast
 
-from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.core.handlers.asgi import ASGIRequest
 from django.http import JsonResponse, StreamingHttpResponse
 from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
@@ -22,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from api import queries, serializers
+from chatsite.http import streamed_body
 from conversations import exports, selectors, services
 
 
@@ -55,24 +54,10 @@ class IgnoreFormatNegotiation(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-async def _async_blocks(blocks: Generator[bytes, None, None]) -> AsyncIterator[bytes]:
-    """Under ASGI, Django buffers a synchronous iterator whole before sending it; pulling
-    block by block through sync_to_async keeps the export streamed (and its queries in the
-    request's database thread)."""
-    take = sync_to_async(next, thread_sensitive=True)
-    try:
-        # sync_to_async keeps only the first overload of next(), the one without a default.
-        while (block := await take(blocks, None)) is not None:  # type: ignore[call-arg]
-            yield block
-    finally:
-        # A client that leaves early: close the generator so its server-side cursors close.
-        await sync_to_async(blocks.close, thread_sensitive=True)()
-
-
 def _download(
     request: Request, blocks: Generator[bytes, None, None], export_format: str, filename: str
 ):
-    body = _async_blocks(blocks) if isinstance(request._request, ASGIRequest) else blocks
+    body = streamed_body(request._request, blocks)
     response = StreamingHttpResponse(body, content_type=exports.MEDIA_TYPES[export_format])
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

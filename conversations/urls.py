@@ -26,6 +26,7 @@ urlpatterns = [
     path("attachments/<uuid:uuid>/", views.attachment_file, name="attachment"),
     path("messages/<uuid:uuid>/", views.message_full, name="message_full"),
     path("usage/", views.usage_page, name="usage"),
+    path("usage/statement.csv", views.usage_statement_csv, name="usage-statement-csv"),
     path("accounts/login/", views.ChatLoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("accounts/signup/", views.signup, name="signup"),

@@ -7,7 +7,15 @@ from django.contrib.auth import login, update_session_auth_hash
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.forms import PasswordChangeForm
 from django.contrib.auth.views import LoginView
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import (
+    FileResponse,
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseBadRequest,
+    HttpResponseBase,
+    StreamingHttpResponse,
+)
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.translation import gettext as _
@@ -15,8 +23,17 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chatsite.http import AuthenticatedHttpRequest
-from conversations import chat_actions, limits, pages, presenters, selectors, services, usage
+from chatsite.http import AuthenticatedHttpRequest, streamed_body
+from conversations import (
+    chat_actions,
+    limits,
+    pages,
+    presenters,
+    selectors,
+    services,
+    usage,
+    usage_csv,
+)
 from conversations.context import summary_latest
 from conversations.errors import ChatError
 from conversations.forms import (
@@ -347,3 +364,28 @@ def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
         request, month=month, chart_height=usage.CHART_HEIGHT, bar_width=usage.CHART_BAR_WIDTH
     )
     return render(request, "conversations/usage.html", context)
+
+
+@require_GET
+@login_required
+def usage_statement_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
+    """The month's (?month=YYYY-MM, default this one) usage of this user as CSV, streamed."""
+    raw = request.GET.get("month", "")
+    start = _month_param(raw) if raw else usage.month_start()
+    if start is None:
+        return HttpResponseBadRequest(_("“month” must look like 2026-03."))
+    return statement_response(request, start, request.user)
+
+
+def statement_response(request: HttpRequest, start, user) -> StreamingHttpResponse:
+    """A month's statement as a CSV download: one user's, or everyone's when `user` is None."""
+    blocks = usage_csv.statement_csv(
+        start, usage.statement_rows(start, user), usage.statement_totals(start, user)
+    )
+    response = StreamingHttpResponse(
+        streamed_body(request, blocks), content_type="text/csv; charset=utf-8"
+    )
+    who = f"-{user.get_username()}" if user is not None else ""
+    filename = f"chatsite-usage-{start:%Y-%m}{who}.csv"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response

@@ -19,6 +19,13 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
     from django.conf import settings
 
     settings.DATABASES["default"]["CONN_MAX_AGE"] = 0
+    # Two runs at once on one server (two checkouts, or a run beside an editor's) each need a
+    # test database of their own: TEST_DATABASE_SUFFIX names it apart.
+    suffix = os.environ.get("TEST_DATABASE_SUFFIX", "")
+    if suffix:
+        test = settings.DATABASES["default"].setdefault("TEST", {})
+        base = test.get("NAME") or f"test_{settings.DATABASES['default']['NAME']}"
+        test["NAME"] = f"{base}_{suffix}"
 
 
 @pytest.hookimpl(hookwrapper=True)

@@ -4,9 +4,9 @@ Money is summed per currency and never added across currencies: every figure tha
 money is a `{currency: amount}` mapping. Months are calendar months in the site's time zone.
 
 One module a subject: `months` (the period figures are counted over), `totals` (sums and the
-"My usage" month), `budgets` (limits and their use) and `costs` (per message and per
-conversation). Callers import the package and use the names re-exported below
-(`usage.budget_status(...)`).
+"My usage" month), `budgets` (limits and their use), `costs` (per message and per
+conversation) and `statements` (a month's accounting rows, for the CSV exports). Callers
+import the package and use the names re-exported below (`usage.budget_status(...)`).
 """
 
 from conversations.usage.budgets import (
@@ -26,6 +26,7 @@ from conversations.usage.costs import (
 )
 from conversations.usage.counting import with_count_error
 from conversations.usage.months import month_after, month_of, month_start, records_in_month
+from conversations.usage.statements import StatementRow, statement_rows, statement_totals
 from conversations.usage.totals import (
     CHART_BAR_STEP,
     CHART_BAR_WIDTH,
