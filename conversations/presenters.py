@@ -53,6 +53,10 @@ class MessageView:
     error_text: str = ""
     prompt_tokens: int | None = None
     completion_tokens: int | None = None
+    # Of the prompt, what the provider served from its cache (billed at the cached rate);
+    # of the completion, what the model spent thinking (what makes a reply expensive).
+    cached_tokens: int | None = None
+    reasoning_tokens: int | None = None
     duration_ms: int | None = None
     time_to_first_token_ms: int | None = None
     # What this reply's upstream calls cost, in `currency` (None: nothing recorded).
@@ -166,6 +170,8 @@ def view_of_message(read: MessageRead) -> MessageView:
         error_text=errors.translated(message.error_text),
         prompt_tokens=message.prompt_tokens,
         completion_tokens=message.completion_tokens,
+        cached_tokens=message.cached_tokens,
+        reasoning_tokens=message.reasoning_tokens,
         duration_ms=message.duration_ms,
         time_to_first_token_ms=message.time_to_first_token_ms,
         cost=read.cost,

@@ -149,6 +149,46 @@ async def test_the_reply_footer_shows_cost_first_token_time_and_speed(tab, fake_
     assert "first token" in html and "tokens/s" in html
 
 
+# Each provider's way of saying how much of the prompt its cache served (real shapes).
+USAGE_SHAPES = {
+    # DeepSeek: hit and miss counts beside prompt_tokens, no details object.
+    "deepseek": {
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "total_tokens": 1200,
+        "prompt_cache_hit_tokens": 600,
+        "prompt_cache_miss_tokens": 400,
+        "completion_tokens_details": {"reasoning_tokens": 50},
+    },
+    # DashScope (compatible mode) and OpenAI: prompt_tokens_details.cached_tokens.
+    "dashscope": {
+        "prompt_tokens": 1000,
+        "completion_tokens": 200,
+        "total_tokens": 1200,
+        "prompt_tokens_details": {"cached_tokens": 600},
+        "completion_tokens_details": {"reasoning_tokens": 50},
+    },
+    "openai": REPORTED,
+}
+
+
+@pytest.mark.parametrize("shape", sorted(USAGE_SHAPES))
+async def test_each_providers_cache_hits_are_priced_at_the_cached_rate(tab, fake_provider, shape):
+    fake_provider.script(Reply(content="Cached.", usage=USAGE_SHAPES[shape]))
+    reply = await _ask(tab, "Hi", "k1", "complete")
+    (record,) = await _records(message=reply)
+    assert (record.prompt_tokens, record.cached_tokens, record.reasoning_tokens) == (1000, 600, 50)
+    # 400 uncached at 2, 600 cached at 0.5, 200 out at 8, per million tokens.
+    assert record.cost == Decimal("0.0027")
+
+
+async def test_the_reply_footer_shows_cached_and_thinking_tokens(tab, fake_provider):
+    fake_provider.script(Reply(content="Thought.", usage=USAGE_SHAPES["deepseek"]))
+    await _ask(tab, "Hi", "k1", "complete")
+    html = tab.page.last().html
+    assert "600 cached" in html and "50 thinking" in html
+
+
 def test_cost_counts_cached_prompt_tokens_at_the_cached_price(chat_model):
     cost = services.usage_cost(prompt=1000, cached=600, completion=200, chat_model=chat_model)
     assert cost == Decimal("0.0027")

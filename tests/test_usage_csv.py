@@ -117,3 +117,12 @@ def test_the_usage_page_links_to_its_months_statement(client, user):
     client.force_login(user)
     page = client.get("/usage/?month=2026-03").content.decode()
     assert 'href="/usage/statement.csv?month=2026-03"' in page
+
+
+def test_the_usage_page_shows_thinking_tokens_in_total_and_by_model(client, user, ledger):
+    client.force_login(user)
+    response = client.get("/usage/")
+    assert response.context["month"].totals.reasoning == 60
+    page = response.content.decode()
+    assert '<dd id="usage-reasoning">60</dd>' in page
+    assert "<td>deepseek/deepseek-chat</td><td>3</td><td>3000</td><td>1200</td>" in page

@@ -12,22 +12,14 @@ from decimal import Decimal
 from typing import Any, cast
 
 from django.contrib.auth.models import User
-from django.db.models import Count, QuerySet, Sum, Value
-from django.db.models.functions import Coalesce
+from django.db.models import QuerySet
 
 from conversations.models import UsageRecord
 from conversations.usage.months import month_start, records_in_month
+from conversations.usage.totals import USAGE_SUMS
 
 ROW_CHUNK = 2000
 
-_SUMS = {
-    "calls": Count("id"),
-    "prompt": Coalesce(Sum("prompt_tokens"), 0),
-    "cached": Coalesce(Sum("cached_tokens"), 0),
-    "completion": Coalesce(Sum("completion_tokens"), 0),
-    "reasoning": Coalesce(Sum("reasoning_tokens"), 0),
-    "cost": Coalesce(Sum("cost"), Value(Decimal(0))),
-}
 _GROUPS = ("user__username", "provider_slug", "model_name", "kind", "currency")
 
 
@@ -69,13 +61,13 @@ def _statement_row(row: dict[str, Any]) -> StatementRow:
 
 def statement_rows(start: datetime, user: User | None = None) -> Iterator[StatementRow]:
     """The month's rows (every user's when `user` is None), read in chunks."""
-    rows = _records(start, user).values(*_GROUPS).annotate(**_SUMS).order_by(*_GROUPS)
+    rows = _records(start, user).values(*_GROUPS).annotate(**USAGE_SUMS).order_by(*_GROUPS)
     for row in rows.iterator(chunk_size=ROW_CHUNK):
         yield _statement_row(row)
 
 
 def statement_totals(start: datetime, user: User | None = None) -> list[StatementRow]:
     """One total per currency: what the ledger holds for the month."""
-    rows = _records(start, user).values("currency").annotate(**_SUMS).order_by("currency")
+    rows = _records(start, user).values("currency").annotate(**USAGE_SUMS).order_by("currency")
     # The stubs type a values() row by its grouping alone, without the sums annotated.
     return [_statement_row(cast(dict[str, Any], row)) for row in rows]

@@ -16,7 +16,8 @@ from conversations.usage.months import month_after, month_start, records_in_mont
 # Money's zero, for every sum of cost in the package: a Decimal, like the amounts.
 ZERO = Decimal(0)
 
-_SUMS = {
+# Calls, tokens and cost of a group of records: every usage figure sums these.
+USAGE_SUMS = {
     "calls": Count("id"),
     "prompt": Coalesce(Sum("prompt_tokens"), 0),
     "completion": Coalesce(Sum("completion_tokens"), 0),
@@ -36,7 +37,7 @@ def usage_totals_by(records: QuerySet[UsageRecord], *fields) -> list[dict]:
     rows = (
         records.annotate(**expressions)
         .values(*names, "currency")
-        .annotate(**_SUMS)
+        .annotate(**USAGE_SUMS)
         .order_by(*names, "currency")
     )
     return [row | {"tokens": row["prompt"] + row["completion"]} for row in rows]
@@ -50,6 +51,7 @@ class Totals:
     prompt: int = 0
     completion: int = 0
     cached: int = 0
+    reasoning: int = 0
     cost: dict[str, Decimal] = field(default_factory=dict)
 
     @property
@@ -61,6 +63,7 @@ class Totals:
         self.prompt += row["prompt"]
         self.completion += row["completion"]
         self.cached += row["cached"]
+        self.reasoning += row["reasoning"]
         self.cost[row["currency"]] = self.cost.get(row["currency"], ZERO) + row["cost"]
 
 
