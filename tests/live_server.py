@@ -33,8 +33,17 @@ def database_url(settings_dict: dict) -> str:
 
 
 class DaphneServer:
-    def __init__(self, *, settings_dict: dict, provider_url: str, redis_url: str, **env) -> None:
+    def __init__(
+        self,
+        *,
+        settings_dict: dict,
+        provider_url: str,
+        redis_url: str,
+        daphne_args: tuple[str, ...] = (),
+        **env,
+    ) -> None:
         self.port = free_port()
+        self.daphne_args = daphne_args  # e.g. --proxy-headers, as behind nginx
         self.url = f"http://127.0.0.1:{self.port}"
         self.log_path = ROOT / "test-artifacts" / f"daphne-{self.port}.log"
         self.env = {
@@ -60,8 +69,8 @@ class DaphneServer:
         self.log_path.parent.mkdir(exist_ok=True)
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port),
-             "chatsite.asgi:application"],
+            [sys.executable, "-m", "daphne", *self.daphne_args, "-b", "127.0.0.1",
+             "-p", str(self.port), "chatsite.asgi:application"],
             cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
         self._wait_until_serving()

@@ -73,3 +73,43 @@ def test_the_compose_file_avoids_env_file_options_older_compose_rejects():
         entries = service.get("env_file") or []
         entries = [entries] if isinstance(entries, str) else entries
         assert all(isinstance(e, str) for e in entries), f"{name}: env_file needs Compose 2.24"
+
+
+COMPOSE_FILE = ROOT / "docker-compose.yml"
+
+
+def test_the_compose_file_follows_the_compose_specification():
+    """The Compose Specification's JSON schema (tests/data/compose-spec.json; its source and
+    commit are in tests/data/README.md) is what Docker Compose v2 checks a file against."""
+    import json
+
+    import jsonschema
+    import yaml
+
+    schema = json.loads((ROOT / "tests" / "data" / "compose-spec.json").read_text())
+    compose = yaml.safe_load(COMPOSE_FILE.read_text())
+    errors = [
+        f"{'/'.join(map(str, error.absolute_path))}: {error.message}"
+        for error in jsonschema.Draft7Validator(schema).iter_errors(compose)
+    ]
+    assert errors == []
+
+
+def test_debians_docker_compose_1_29_accepts_the_compose_file(tmp_path):
+    """The oldest Compose the README names: Debian 12's docker-compose 1.29. `config` checks
+    the file without a Docker daemon (as `config -q` does, but `-q` also hides the warnings,
+    such as an unset variable); an empty env file keeps a developer's .env out of it."""
+    from tests.system_tools import system_tool
+
+    docker_compose = system_tool("/usr/bin/docker-compose", "docker-compose")
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = subprocess.run(
+        [docker_compose, "--env-file", str(empty), "-f", str(COMPOSE_FILE), "config"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == "", f"no warning either: {result.stderr}"
