@@ -17,6 +17,10 @@ METRICS_ALLOWED_NETWORKS = env_list(
     "METRICS_ALLOWED_NETWORKS",
     ["127.0.0.0/8", "::1/128", "10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16"],
 )
+# A Celery worker has no web server: with a port set it serves its host's samples on
+# METRICS_WORKER_ADDRESS:METRICS_WORKER_PORT/metrics itself (no token: keep it internal).
+METRICS_WORKER_PORT = env_int("METRICS_WORKER_PORT", 0, minimum=0)
+METRICS_WORKER_ADDRESS = env_str("METRICS_WORKER_ADDRESS", "127.0.0.1")
 # Every daphne process and Celery worker of one host writes its samples here, and a scrape
 # of any one process sums them (prometheus-client's multiprocess mode). The variable must be
 # set before prometheus_client is imported, so it is set here, at settings time.

@@ -3,11 +3,11 @@
 from typing import Any
 
 from celery import shared_task
-from celery.signals import task_postrun
+from celery.signals import task_postrun, worker_ready
 
 from conversations import background_jobs, services
 from conversations.errors import ProviderError
-from conversations.observability import metrics
+from conversations.observability import exposition, metrics
 
 # Every task is safe to run twice (each service checks or claims before it writes): acked
 # after the work, redelivered when a worker dies, retried on provider errors with backoff.
@@ -67,3 +67,8 @@ _JOB_OUTCOMES = {"SUCCESS": "ok", "RETRY": "retry", "FAILURE": "failed"}
 def _count_job(sender=None, state: str | None = None, **_: Any) -> None:
     if sender is not None and state in _JOB_OUTCOMES:
         metrics.job_ended(sender.name, _JOB_OUTCOMES[state])
+
+
+@worker_ready.connect
+def _serve_metrics(**_: Any) -> None:
+    exposition.serve_worker_metrics()

@@ -12,6 +12,7 @@ from django.db.models import Sum
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
 
+from conversations import background_jobs, services
 from conversations.models import Message, MessageStatus, Role, UsageKind, UsageRecord
 from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import Reply
@@ -244,3 +245,38 @@ def test_without_a_token_an_internal_address_may_scrape(settings, monkeypatch, m
     assert response.status_code == 200
     assert response["Content-Type"].startswith("text/plain")
     assert f'chatsite_process_open_fds{{pid="{os.getpid()}"}}' in response.content.decode()
+
+
+def test_a_worker_serves_its_own_metrics_on_its_port(
+    celery_worker_factory, celery_broker, metrics_dir, fake_provider, conversation
+):
+    """A worker in a container of its own has no web process to be scraped through."""
+    from tests.live_server import free_port
+
+    port = free_port()
+    celery_worker_factory(
+        METRICS_ENABLED="true",
+        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+        METRICS_WORKER_PORT=str(port),
+        TITLES_ENABLED="true",
+    )
+    worker = type("Worker", (), {"url": f"http://127.0.0.1:{port}"})
+    wait_until(lambda: _answers(worker.url), timeout=20)
+    fake_provider.script(Reply(content="A title from the worker"))
+    background_jobs.enqueue(
+        background_jobs.TITLE_CONVERSATION,
+        services.title_generate,
+        conversation_id=conversation.pk,
+    )
+    wait_until(
+        lambda: value(scrape(worker), "chatsite_jobs_total", job="title", outcome="ok") == 1,
+        timeout=30,
+    )
+
+
+def _answers(url: str) -> bool:
+    try:
+        urllib.request.urlopen(f"{url}/metrics", timeout=1).close()
+        return True
+    except OSError:
+        return False

@@ -21,7 +21,12 @@ from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+    start_http_server,
+)
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
@@ -45,7 +50,7 @@ def metrics(request: HttpRequest) -> HttpResponse:
     refusal = _refusal(request)
     if refusal is not None:
         return refusal
-    return HttpResponse(generate_latest(_registry()), content_type=CONTENT_TYPE_LATEST)
+    return HttpResponse(generate_latest(registry()), content_type=CONTENT_TYPE_LATEST)
 
 
 def _refusal(request: HttpRequest) -> HttpResponse | None:
@@ -73,14 +78,25 @@ def _internal(address: str) -> bool:
     )
 
 
-def _registry() -> CollectorRegistry:
+def registry() -> CollectorRegistry:
+    """Every process's samples of this host's folder, and the live readings."""
     folder = Path(os.environ["PROMETHEUS_MULTIPROC_DIR"])
-    pids = _live_pids(folder)
-    registry = CollectorRegistry()
-    MultiProcessCollector(registry, path=str(folder))
-    registry.register(FileDescriptors(pids))
-    registry.register(QueueDepth())
-    return registry
+    scraped = CollectorRegistry()
+    # First: it removes a dead process's live gauges before the samples are read.
+    scraped.register(FileDescriptors(folder))
+    MultiProcessCollector(scraped, path=str(folder))
+    scraped.register(QueueDepth())
+    return scraped
+
+
+def serve_worker_metrics() -> None:
+    """A Celery worker's own /metrics (it has no web server): prometheus-client's HTTP
+    server on METRICS_WORKER_ADDRESS:METRICS_WORKER_PORT, in a thread of the worker. No
+    token there: bind it to an address only the scraper reaches."""
+    if settings.METRICS_ENABLED and settings.METRICS_WORKER_PORT:
+        start_http_server(
+            settings.METRICS_WORKER_PORT, addr=settings.METRICS_WORKER_ADDRESS, registry=registry()
+        )
 
 
 def _live_pids(folder: Path) -> set[int]:
@@ -98,8 +114,8 @@ def _live_pids(folder: Path) -> set[int]:
 class FileDescriptors(Collector):
     """Open file descriptors and their limit, per live process of this host."""
 
-    def __init__(self, pids: set[int]) -> None:
-        self.pids = pids
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
 
     def collect(self) -> Iterator[Metric]:
         open_fds = GaugeMetricFamily(
@@ -108,7 +124,7 @@ class FileDescriptors(Collector):
         max_fds = GaugeMetricFamily(
             "chatsite_process_max_fds", "The file descriptor limit (soft).", labels=["pid"]
         )
-        for pid in sorted(self.pids):
+        for pid in sorted(_live_pids(self.folder)):
             try:
                 process = psutil.Process(pid)
                 count, (soft, _) = process.num_fds(), process.rlimit(psutil.RLIMIT_NOFILE)
