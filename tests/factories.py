@@ -4,14 +4,17 @@ from decimal import Decimal
 
 import factory
 from django.contrib.auth import get_user_model
+from django.utils import timezone
 
 from conversations.models import (
     ChatModel,
     Conversation,
     ConversationSummary,
+    IncidentKind,
     Message,
     MessageStatus,
     Provider,
+    ProviderIncident,
     Role,
     UsageBudget,
     UsageKind,
@@ -128,6 +131,21 @@ class UsageBudgetFactory(factory.django.DjangoModelFactory):
     user = None
     token_limit = 10_000
     currency = "USD"
+
+
+class ProviderIncidentFactory(factory.django.DjangoModelFactory):
+    """An open error-rate incident of the default fake model, e-mailed already."""
+
+    class Meta:
+        model = ProviderIncident
+
+    chat_model = factory.SubFactory(ChatModelFactory)
+    kind = IncidentKind.ERROR_RATE
+    opened_at = factory.LazyFunction(timezone.now)
+    value = 0.5
+    threshold = 0.2
+    samples = 10
+    emailed_at = factory.LazyFunction(timezone.now)
 
 
 class ConversationSummaryFactory(factory.django.DjangoModelFactory):

@@ -303,6 +303,10 @@ def _after_reply(reply: Message, outcome: services.CallOutcome, raw_prompt: RawC
     if reply.status in MessageStatus.REUSABLE and reply.content:
         # The question and its answer, into recall's index (a job: embedding takes a while).
         services.recall_schedule(message_ids=[m for m in (reply.parent_id, reply.id) if m])
+    # Provider health: throttled per process and model, at once after a failure.
+    services.provider_health_check(
+        chat_model=reply.chat_model, force=reply.status == MessageStatus.FAILED
+    )
 
 
 def _load_reply(reply_id: int) -> Message | None:

@@ -1,5 +1,5 @@
 """chatsite's data: the provider catalogue, conversations, messages and summaries here; the
-ledger in `usage.py`, recall's chunks in `recall.py`.
+ledger in `usage.py`, recall's chunks in `recall.py`, provider incidents in `health.py`.
 
 Only `services.py` writes these rows; status fields change through its conditional updates.
 """
@@ -10,12 +10,14 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils.translation import gettext
 
 # The ledger and recall live in modules of their own; importing them here registers them
 # with the app and keeps `from conversations.models import X` the one way to name a model.
+from conversations.models.health import IncidentKind, ProviderIncident
 from conversations.models.recall import MessageChunk
 from conversations.models.usage import Currency, UsageBudget, UsageKind, UsageRecord
 
@@ -65,6 +67,20 @@ class ChatModel(models.Model):
     token_ratio_cjk = models.FloatField(default=1.0)
     # True when found through the endpoint's /models rather than the built-in presets.
     discovered = models.BooleanField(default=False)
+    # Provider health thresholds of this model; empty: the site's PROVIDER_HEALTH_* settings
+    # (a reasoner, slow to its first token by nature, may need a higher TTFT one).
+    health_error_rate = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Failed calls over all calls, 0 to 1; empty: the site's default.",
+    )
+    health_ttft_p95_seconds = models.FloatField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(0.1)],
+        help_text="Seconds to the first token (95th percentile); empty: the site's default.",
+    )
 
     class Meta:
         ordering = ["provider__name", "name"]
@@ -248,6 +264,13 @@ class Message(models.Model):
                 fields=["-completed_at"],
                 condition=~Q(error_code=""),
                 name="message_errors_recent",
+            ),
+            # Provider health: replies finished in the last hour, day or week, by model. Set
+            # once, by the final save, so partial saves stay HOT updates.
+            models.Index(
+                fields=["completed_at"],
+                condition=Q(role="assistant"),
+                name="message_replies_completed",
             ),
         ]
 

@@ -66,6 +66,8 @@ class UsageRecord(models.Model):
         indexes = [
             # Monthly usage and budget checks for one user.
             models.Index(fields=["user", "created_at"], name="usage_user_created"),
+            # Provider health: every model's calls of the last hour, day or week.
+            models.Index(fields=["created_at"], name="usage_created"),
         ]
 
     def __str__(self) -> str:

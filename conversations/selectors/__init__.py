@@ -1,9 +1,11 @@
 """Every read in chatsite. Ownership is checked here, once.
 
 One module a subject: `conversations` (what a user owns), `threads` (messages and the thread
-on screen), `message_reads` (messages with everything their UI shows resolved) and `export`
-(reads for export and the REST API); the provider catalogue's reads are in
-`providers/catalogue.py`. Callers import the package and use the names re-exported below
+on screen), `message_reads` (messages with everything their UI shows resolved), `export`
+(reads for export and the REST API) and
+`provider_health` (each model's error rate and first-token times, for the admin's health
+page and its banner); the provider catalogue's reads are in `providers/catalogue.py`.
+Callers import the package and use the names re-exported below
 (`selectors.thread_messages(...)`), so where a read lives is this package's own business.
 """
 
@@ -30,6 +32,12 @@ from conversations.selectors.export import (
     conversations_for_export,
 )
 from conversations.selectors.message_reads import MessageRead, read_message, read_messages
+from conversations.selectors.provider_health import (
+    ModelHealth,
+    Unhealthy,
+    provider_health_banner,
+    provider_health_report,
+)
 from conversations.selectors.sessions import session_user_id
 from conversations.selectors.threads import (
     NO_SIBLINGS,

@@ -36,6 +36,11 @@ from conversations.services.ledger import (
     usage_records_for_retries,
 )
 from conversations.services.partials import Partial, replies_save_partial
+from conversations.services.provider_health import (
+    provider_health_check,
+    provider_health_check_all,
+    provider_incident_email,
+)
 from conversations.services.recall import (
     conversation_index,
     conversation_recall_schedule,

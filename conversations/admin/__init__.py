@@ -2,6 +2,7 @@
 
 The figures (message counts, tokens, cost) come from `usage` annotations, so a changelist
 is a fixed number of queries however many rows it shows. Money is shown per currency.
+Provider health (its page, and the incidents on it) is in `admin/health.py`.
 """
 
 from django.contrib import admin
@@ -15,6 +16,7 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from conversations import selectors, tokenizers, usage
+from conversations.admin import health  # noqa: F401  (registers the provider health page)
 from conversations.errors import provider_error_codes
 from conversations.models import (
     ChatModel,
