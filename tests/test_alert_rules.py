@@ -2,26 +2,44 @@
 exports, at the thresholds of the provider health page."""
 
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
 import yaml
 
+from tests.system_tools import system_tool
+
 PROMETHEUS = Path(__file__).resolve().parent.parent / "deploy" / "prometheus"
 RULES = PROMETHEUS / "alerts.yml"
 
-# The series the rules may read, as /metrics exports them (conversations/observability/):
-# a rule over a name missing here reads a series that does not exist and never fires.
-EXPORTED_METRICS = {
-    "chatsite_replies_total",
-    "chatsite_reply_ttft_seconds_bucket",
-    "chatsite_upstream_errors_total",
-    "chatsite_http_responses_total",
-    "chatsite_process_open_fds",
-    "chatsite_process_max_fds",
-}
+
+# The series /metrics exports and their labels, read off the app's own definitions: a rule
+# over a name or label missing here reads a series that does not exist and never fires.
+def _exported() -> dict[str, set[str]]:
+    from prometheus_client import Counter, Histogram
+
+    from conversations.observability import metrics
+
+    series: dict[str, set[str]] = {}
+    for metric in vars(metrics).values():
+        if isinstance(metric, Counter):
+            series[metric._name + "_total"] = set(metric._labelnames)
+        elif isinstance(metric, Histogram):
+            for suffix in ("_bucket", "_count", "_sum"):
+                series[metric._name + suffix] = set(metric._labelnames) | (
+                    {"le"} if suffix == "_bucket" else set()
+                )
+    # Read live at each scrape (conversations/observability/exposition.py).
+    for name in ("chatsite_process_open_fds", "chatsite_process_max_fds"):
+        series[name] = {"pid"}
+    series["chatsite_job_queue_depth"] = {"queue"}
+    return series
+
+
+EXPORTED = _exported()
+# Labels Prometheus adds to every scraped series.
+TARGET_LABELS = {"instance", "job"}
 
 EXPECTED_ALERTS = {
     "chatsite-providers": [
@@ -55,13 +73,19 @@ def test_every_alert_has_an_expression_a_wait_a_severity_and_a_summary(rules):
         assert rule["annotations"]["summary"] and rule["annotations"]["description"], name
 
 
-def test_the_rules_read_only_series_the_app_exports(rules):
-    used = {
-        metric
-        for rule in rules.values()
-        for metric in re.findall(r"\bchatsite_[a-z0-9_]+", rule["expr"])
-    }
-    assert used == EXPORTED_METRICS
+def test_the_rules_read_only_series_and_labels_the_app_exports(rules):
+    for name, rule in rules.items():
+        expr = rule["expr"]
+        used = set(re.findall(r"\bchatsite_[a-z0-9_]+", expr))
+        assert used and used <= set(EXPORTED), (name, used - set(EXPORTED))
+        known = set().union(*(EXPORTED[m] for m in used)) | TARGET_LABELS
+        grouped = {
+            label.strip()
+            for clause in re.findall(r"\bby \(([^)]*)\)", expr)
+            for label in clause.split(",")
+        }
+        matched = set(re.findall(r"[{,]\s*([a-z_]+)\s*=~?", expr))
+        assert grouped | matched <= known, (name, (grouped | matched) - known)
 
 
 def test_the_provider_alerts_use_the_health_page_defaults(rules):
@@ -76,10 +100,10 @@ def test_the_provider_alerts_use_the_health_page_defaults(rules):
         assert "by (provider, model)" in expr and "[15m]" in expr
 
 
-@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
 def test_promtool_accepts_the_rules_and_they_fire_as_their_unit_tests_expect():
+    promtool = system_tool("/usr/bin/promtool", "prometheus")
     for command in (["check", "rules", "alerts.yml"], ["test", "rules", "alerts.test.yml"]):
         result = subprocess.run(
-            ["promtool", *command], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60
+            [promtool, *command], cwd=PROMETHEUS, capture_output=True, text=True, timeout=60
         )
         assert result.returncode == 0, result.stdout + result.stderr
