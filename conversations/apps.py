@@ -1,11 +1,17 @@
 from django.apps import AppConfig
-from django.db.models.signals import post_migrate
+from django.db.models.signals import post_delete, post_migrate, post_save
 
 
 def _sync_catalogue(sender, **kwargs) -> None:
     from conversations import services
 
     services.catalogue_sync_presets()
+
+
+def _forget_prices(sender, instance, **kwargs) -> None:
+    from conversations.usage import prices
+
+    prices.price_schedule_forget()
 
 
 class ConversationsConfig(AppConfig):
@@ -24,3 +30,9 @@ class ConversationsConfig(AppConfig):
         from conversations import socket_sessions
 
         socket_sessions.connect_signals()
+        # A process that saves a price forgets its copy of that model's schedule at once.
+        from conversations.models import ModelPrice, PriceBand
+
+        for model in (ModelPrice, PriceBand):
+            post_save.connect(_forget_prices, sender=model)
+            post_delete.connect(_forget_prices, sender=model)

@@ -10,6 +10,11 @@ import io
 from collections.abc import Generator, Iterable
 from datetime import datetime
 
+from django.contrib.auth.models import User
+from django.http import HttpRequest, StreamingHttpResponse
+
+from chatsite.http import streamed_body
+from conversations import usage
 from conversations.usage.statements import StatementRow
 
 HEADER = (
@@ -75,3 +80,31 @@ def _cells(kind_of_line: str, month: str, row: StatementRow) -> list[object]:
         row.reasoning,
         format(row.cost, "f"),
     ]
+
+
+def month_asked(text: str) -> datetime | None:
+    """`2026-03` as that month's start, this month for an empty text, None for anything else."""
+    if not text:
+        return usage.month_start()
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return usage.month_of(year, month)
+    except ValueError:
+        return None
+
+
+def statement_download(
+    request: HttpRequest, start: datetime, user: User | None
+) -> StreamingHttpResponse:
+    """A month's statement as a CSV download: one user's, or everyone's when `user` is None."""
+    blocks = statement_csv(
+        start, usage.statement_rows(start, user), usage.statement_totals(start, user)
+    )
+    response = StreamingHttpResponse(
+        streamed_body(request, blocks), content_type="text/csv; charset=utf-8"
+    )
+    who = f"-{user.get_username()}" if user is not None else "-all"
+    response["Content-Disposition"] = (
+        f'attachment; filename="chatsite-usage-{start:%Y-%m}{who}.csv"'
+    )
+    return response

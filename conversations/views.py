@@ -14,7 +14,6 @@ from django.http import (
     HttpResponse,
     HttpResponseBadRequest,
     HttpResponseBase,
-    StreamingHttpResponse,
 )
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -23,7 +22,7 @@ from django.utils.translation import ngettext
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
-from chatsite.http import AuthenticatedHttpRequest, streamed_body
+from chatsite.http import AuthenticatedHttpRequest
 from conversations import (
     chat_actions,
     limits,
@@ -370,22 +369,7 @@ def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
 @login_required
 def usage_statement_csv(request: AuthenticatedHttpRequest) -> HttpResponseBase:
     """The month's (?month=YYYY-MM, default this one) usage of this user as CSV, streamed."""
-    raw = request.GET.get("month", "")
-    start = _month_param(raw) if raw else usage.month_start()
+    start = usage_csv.month_asked(request.GET.get("month", ""))
     if start is None:
         return HttpResponseBadRequest(_("“month” must look like 2026-03."))
-    return statement_response(request, start, request.user)
-
-
-def statement_response(request: HttpRequest, start, user) -> StreamingHttpResponse:
-    """A month's statement as a CSV download: one user's, or everyone's when `user` is None."""
-    blocks = usage_csv.statement_csv(
-        start, usage.statement_rows(start, user), usage.statement_totals(start, user)
-    )
-    response = StreamingHttpResponse(
-        streamed_body(request, blocks), content_type="text/csv; charset=utf-8"
-    )
-    who = f"-{user.get_username()}" if user is not None else ""
-    filename = f"chatsite-usage-{start:%Y-%m}{who}.csv"
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
+    return usage_csv.statement_download(request, start, request.user)

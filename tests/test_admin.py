@@ -249,6 +249,8 @@ def test_admin_can_change_a_price_and_later_calls_use_it(admin_client, chat_mode
     form = admin_client.get(url).context["adminform"].form
     data = {k: v for k, v in form.initial.items() if v is not None}
     data |= {"provider": chat_model.provider_id, "input_price": "4", "token_ratio": "1.0"}
+    # The dated prices' inline, empty.
+    data |= {"prices-TOTAL_FORMS": "0", "prices-INITIAL_FORMS": "0"}
     response = admin_client.post(url, data)
     assert response.status_code == 302, response.content.decode()[:3000]
     chat_model.refresh_from_db()

@@ -83,6 +83,26 @@ def test_my_statement_has_a_line_per_model_kind_and_currency_and_totals_matching
     assert totals["USD"]["calls"] == "4"
 
 
+def test_the_admin_statement_covers_every_user(admin_client, user, other_user, ledger):
+    response = admin_client.get(
+        f"/admin/conversations/usagerecord/statement.csv?month={ledger:%Y-%m}"
+    )
+    lines = _lines(response)
+    users = {line["user"] for line in lines if line["line"] == "usage"}
+    assert users == {user.username, other_user.username}
+    usd = next(line for line in lines if line["line"] == "total" and line["currency"] == "USD")
+    held = UsageRecord.objects.filter(created_at__gte=ledger, currency="USD").aggregate(
+        c=Sum("cost")
+    )["c"]
+    assert Decimal(usd["cost"]) == held == Decimal("6.12345691")
+
+
+def test_the_admin_statement_is_for_staff_only(client, user, ledger):
+    client.force_login(user)
+    response = client.get("/admin/conversations/usagerecord/statement.csv")
+    assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
 @pytest.mark.parametrize("name", ["=cmd|' /C calc'!A0", "+1+1", "-2+3", "@SUM(A1)"])
 def test_a_cell_a_spreadsheet_would_run_arrives_as_text(client, name):
     owner = UserFactory(username=name.replace(" ", "").replace("|", "").replace("'", "")[:30])
@@ -126,3 +146,10 @@ def test_the_usage_page_shows_thinking_tokens_in_total_and_by_model(client, user
     page = response.content.decode()
     assert '<dd id="usage-reasoning">60</dd>' in page
     assert "<td>deepseek/deepseek-chat</td><td>3</td><td>3000</td><td>1200</td>" in page
+
+
+def test_the_ledger_page_links_to_this_months_statement(admin_client, ledger):
+    page = admin_client.get("/admin/conversations/usagerecord/").content.decode()
+    assert f'href="/admin/conversations/usagerecord/statement.csv?month={ledger:%Y-%m}"' in page
+    response = admin_client.get("/admin/conversations/usagerecord/statement.csv")
+    assert f"chatsite-usage-{ledger:%Y-%m}-all.csv" in response["Content-Disposition"]

@@ -2,13 +2,15 @@
 
 The figures (message counts, tokens, cost) come from `usage` annotations, so a changelist
 is a fixed number of queries however many rows it shows. Money is shown per currency.
-Provider health (its page, and the incidents on it) is in `admin/health.py`.
+The catalogue (providers, models) is in `admin/catalogue.py`, dated prices and re-pricing
+in `admin/pricing.py`, the month's CSV statement in `admin/statements.py`, provider health
+(its page, and the incidents on it) in `admin/health.py`.
 """
 
 from django.contrib import admin
 from django.db import models
 from django.db.models.functions import TruncDate
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html
 from django.utils.text import format_lazy
@@ -16,7 +18,9 @@ from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
 from conversations import selectors, tokenizers, usage
-from conversations.admin import health  # noqa: F401  (registers the provider health page)
+
+# Each registers its admins: the catalogue and its prices, provider health, statements.
+from conversations.admin import catalogue, health, pricing, statements  # noqa: F401
 from conversations.errors import provider_error_codes
 from conversations.models import (
     ChatModel,
@@ -31,89 +35,6 @@ from conversations.models import (
 )
 from conversations.providers.discovery import discover_models
 from conversations.templatetags.money import money
-
-
-class ChatModelInline(admin.TabularInline):
-    model = ChatModel
-    extra = 0
-    fields = [
-        "name",
-        "label",
-        "context_window",
-        "max_output",
-        "supports_vision",
-        "supports_thinking",
-        "always_thinks",
-        "supports_json",
-        "input_price",
-        "cached_input_price",
-        "output_price",
-        "is_active",
-    ]
-
-
-@admin.register(Provider)
-class ProviderAdmin(admin.ModelAdmin):
-    # The API key lives in the environment; admin has no field that could show it.
-    list_display = ["name", "slug", "base_url", "currency", "stream_usage_supported"]
-    inlines = [ChatModelInline]
-    # An address typed without a scheme is taken as https (Django 6's default, chosen now so
-    # the form means the same after the upgrade); a local server's is written http://.
-    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
-    actions = ["discover"]
-
-    @admin.action(description=_("Discover models from the endpoint's /models"))
-    def discover(self, request, queryset) -> None:
-        for provider in queryset:
-            added = discover_models(provider)
-            names = ", ".join(m.name for m in added) or gettext("nothing new")
-            self.message_user(request, f"{provider.name}: {names}")
-
-
-@admin.register(ChatModel)
-class ChatModelAdmin(admin.ModelAdmin):
-    list_display = [
-        "name",
-        "provider",
-        "context_window",
-        "max_output",
-        "input_price",
-        "cached_input_price",
-        "output_price",
-        "is_active",
-        "tokenizer",
-        "count_error",
-    ]
-    # Prices change often: edit them in the list. A price applies to calls made after it.
-    list_editable = ["input_price", "cached_input_price", "output_price", "is_active"]
-    list_filter = ["provider", "is_active", "supports_vision", "supports_thinking"]
-    list_select_related = ["provider"]
-    search_fields = ["name", "label"]
-    # Learned from what providers report (tokens.py): shown, not edited.
-    readonly_fields = ["token_ratio", "token_ratio_cjk"]
-
-    def get_queryset(self, request):
-        return usage.with_count_error(super().get_queryset(request))
-
-    @admin.display(description=_("Token counts"))
-    def tokenizer(self, chat_model: ChatModel) -> str:
-        family = tokenizers.family_of(chat_model.name)
-        if family is None:
-            return gettext("estimate")
-        return gettext("%(family)s tokenizer") % {"family": family}
-
-    @admin.display(description=_("Counted vs reported"))
-    def count_error(self, chat_model: ChatModel) -> str:
-        """The counts' mean error against the provider's reported prompt tokens, over the
-        model's recent replies: what the window's safety margin has to absorb."""
-        replies = chat_model.count_replies  # type: ignore[attr-defined]  # with_count_error
-        if not replies:
-            return "—"
-        return gettext("%(mean)+.1f%% (mean size %(size).1f%%, %(replies)s replies)") % {
-            "mean": chat_model.count_error * 100,  # type: ignore[attr-defined]
-            "size": chat_model.count_error_abs * 100,  # type: ignore[attr-defined]
-            "replies": replies,
-        }
 
 
 def _usage_text(tokens, cost, currency, *, estimated=False) -> str:
@@ -366,8 +287,18 @@ class UsageRecordAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None) -> bool:
         return False
 
+    def get_urls(self):
+        statement = path(
+            "statement.csv",
+            self.admin_site.admin_view(statements.statement_csv),
+            name="conversations_usagerecord_statement",
+        )
+        return [statement, *super().get_urls()]
+
     def changelist_view(self, request, extra_context=None):
-        response = super().changelist_view(request, extra_context)
+        month = usage.month_start()
+        extra = {"statement_month": month, **(extra_context or {})}
+        response = super().changelist_view(request, extra)
         changelist = getattr(response, "context_data", {}).get("cl")
         if changelist is not None:
             response.context_data.update(_ledger_totals(changelist.queryset))

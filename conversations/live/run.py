@@ -17,6 +17,7 @@ from collections.abc import AsyncGenerator
 from typing import cast
 
 from django.conf import settings
+from django.utils import timezone
 from django.utils.translation import gettext_noop
 
 from conversations import services
@@ -54,6 +55,8 @@ class ReplyRun:
         # Its context, when the sender claimed the reply already (claim_on_send).
         self.claimed = claimed
         self.started_at = time.monotonic()
+        # The wall clock of the same moment: the call is priced by the rates in force then.
+        self.started_wall = timezone.now()
         self.first_token_at: float | None = None
         self.finish_reason = ""
         # The reply reached REPLY_MAX_CHARS and its stream was cut there.
@@ -206,6 +209,7 @@ class ReplyRun:
             time_to_first_token_ms=ttft,
             duration_ms=elapsed_ms,
             reasoning_ms=live.reasoning_ms,
+            started_at=self.started_wall,
         )
         if usage is not None:
             outcome.take_reported_usage(usage)

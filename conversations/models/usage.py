@@ -61,6 +61,17 @@ class UsageRecord(models.Model):
     cost = models.DecimalField(max_digits=16, decimal_places=8, default=Decimal(0))
     currency = models.CharField(max_length=3, choices=Currency.choices)
     created_at = models.DateTimeField(auto_now_add=True)
+    # The moment the rates were taken for: the call's start (a reply's stream may end in
+    # another price band than it began in), and the dated price and band they came from.
+    priced_at = models.DateTimeField(null=True, blank=True)
+    price = models.ForeignKey(
+        "conversations.ModelPrice",
+        on_delete=models.SET_NULL,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    price_band = models.CharField(max_length=40, blank=True)
 
     class Meta:
         indexes = [

@@ -12,6 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from conversations.providers.price_presets import (
+    DEEPSEEK_V4_FLASH_PRICES,
+    DEEPSEEK_V4_PRO_PRICES,
+    DatedPricePreset,
+)
+
 
 @dataclass(frozen=True)
 class ModelPreset:
@@ -26,6 +32,8 @@ class ModelPreset:
     always_thinks: bool = False
     json: bool = True
     label: str = ""
+    # Price changes after the rates above, each from its moment (price_presets.py).
+    prices: tuple[DatedPricePreset, ...] = ()
 
     def as_defaults(self) -> dict:
         return {
@@ -58,7 +66,38 @@ PROVIDER_PRESETS = [
         "https://api.deepseek.com/v1",
         "CNY",
         [
-            ModelPreset("deepseek-chat", 131_072, 8_192, "2", "0.2", "3", label="DeepSeek Chat"),
+            ModelPreset(
+                "deepseek-v4-flash",
+                1_048_576,
+                393_216,
+                "1.5",
+                "0.05",
+                "4.5",
+                thinking=True,
+                label="DeepSeek V4 Flash",
+                prices=DEEPSEEK_V4_FLASH_PRICES,
+            ),
+            ModelPreset(
+                "deepseek-v4-pro",
+                1_048_576,
+                393_216,
+                "4.5",
+                "0.15",
+                "13.5",
+                thinking=True,
+                label="DeepSeek V4 Pro",
+                prices=DEEPSEEK_V4_PRO_PRICES,
+            ),
+            ModelPreset(
+                "deepseek-chat",
+                131_072,
+                8_192,
+                "2",
+                "0.2",
+                "3",
+                label="DeepSeek Chat",
+                prices=DEEPSEEK_V4_FLASH_PRICES,
+            ),
             ModelPreset(
                 "deepseek-reasoner",
                 131_072,
@@ -69,6 +108,7 @@ PROVIDER_PRESETS = [
                 always_thinks=True,
                 json=False,
                 label="DeepSeek Reasoner",
+                prices=DEEPSEEK_V4_FLASH_PRICES,
             ),
         ],
     ),

@@ -36,6 +36,7 @@ from conversations.services.ledger import (
     usage_records_for_retries,
 )
 from conversations.services.partials import Partial, replies_save_partial
+from conversations.services.pricing import usage_reprice
 from conversations.services.provider_health import (
     provider_health_check,
     provider_health_check_all,

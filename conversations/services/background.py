@@ -57,14 +57,14 @@ def background_complete(
         done = asyncio.run(transport.complete_chat(request))
     except ProviderError:
         usage_record_close(record, chat_model=chat_model, outcome=None)
-        usage_records_for_retries(count=request.attempts - 1, **call)
+        usage_records_for_retries(count=request.attempts - 1, started_at=record.priced_at, **call)
         raise
     except BaseException:
         # Stopped mid-call (a shutdown, a cancelled job): the provider may have billed the
         # prompt, so the record keeps its estimate, closed and marked as such.
         usage_record_close(record, chat_model=chat_model, outcome=_interrupted(messages))
         raise
-    usage_records_for_retries(count=request.attempts - 1, **call)
+    usage_records_for_retries(count=request.attempts - 1, started_at=record.priced_at, **call)
     usage_record_close(record, chat_model=chat_model, outcome=_usage_outcome(messages, done))
     return done
 

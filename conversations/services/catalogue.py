@@ -1,7 +1,8 @@
 """The provider and model catalogue."""
 
-from conversations.models import ChatModel, Provider
+from conversations.models import ChatModel, ModelPrice, PriceBand, Provider
 from conversations.providers.presets import PROVIDER_PRESETS
+from conversations.providers.price_presets import DatedPricePreset
 
 
 def catalogue_sync_presets() -> None:
@@ -16,8 +17,23 @@ def catalogue_sync_presets() -> None:
             },
         )
         for model_preset in preset.models:
-            ChatModel.objects.get_or_create(
+            chat_model, _ = ChatModel.objects.get_or_create(
                 provider=provider, name=model_preset.name, defaults=model_preset.as_defaults()
+            )
+            _sync_dated_prices(chat_model, model_preset.prices)
+
+
+def _sync_dated_prices(chat_model: ChatModel, dated: tuple[DatedPricePreset, ...]) -> None:
+    """The preset's price changes that the model has no row for yet, with their bands."""
+    for preset in dated:
+        price, created = ModelPrice.objects.get_or_create(
+            chat_model=chat_model,
+            effective_from=preset.effective_from,
+            defaults=preset.as_defaults(),
+        )
+        if created:
+            PriceBand.objects.bulk_create(
+                PriceBand(price=price, **band.as_fields()) for band in preset.bands
             )
 
 

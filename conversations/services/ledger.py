@@ -1,8 +1,11 @@
 """The usage ledger: one record per upstream call, priced at that moment."""
 
 from dataclasses import dataclass
+from datetime import datetime
 from decimal import Decimal
 from typing import Any
+
+from django.utils import timezone
 
 from conversations.models import (
     ChatModel,
@@ -16,6 +19,7 @@ from conversations.models import (
 from conversations.observability import metrics
 from conversations.providers.presets import EmbeddingPreset
 from conversations.providers.transport import Usage
+from conversations.usage import prices
 
 MILLION = Decimal(1_000_000)
 # Errors raised before any stream began: the provider answered with an error status (or
@@ -57,6 +61,8 @@ class CallOutcome:
     duration_ms: int | None = None
     # How long the model reasoned before answering (None: it did not reason).
     reasoning_ms: int | None = None
+    # When the call began: it is priced by the rates in force then (None: when recorded).
+    started_at: datetime | None = None
 
     def take_reported_usage(self, usage: Usage) -> None:
         """The token counts the provider reported for the call."""
@@ -67,18 +73,22 @@ class CallOutcome:
 
 
 def usage_cost(
-    *, prompt: int, cached: int, completion: int, chat_model: ChatModel | None
+    *,
+    prompt: int,
+    cached: int,
+    completion: int,
+    chat_model: ChatModel | None,
+    when: datetime | None = None,
 ) -> Decimal:
-    """Cost of one call: cached prompt tokens at the cached price, the rest at full price."""
-    if chat_model is None:
-        return Decimal(0)
-    uncached = max(prompt - cached, 0)
-    total = (
-        uncached * chat_model.input_price
-        + cached * chat_model.cached_input_price
-        + completion * chat_model.output_price
-    )
-    return (total / MILLION).quantize(Decimal("0.00000001"))
+    """Cost of one call starting at `when` (default now): cached prompt tokens at the cached
+    rate, the rest at full rate, the rates in force then."""
+    rates = prices.rates_at(chat_model, when or timezone.now())
+    return rates.cost(prompt=prompt, cached=cached, completion=completion)
+
+
+def _snapshot(record: UsageRecord) -> prices.Rates:
+    """The rates a record was priced with, as it keeps them."""
+    return prices.Rates(record.input_price, record.cached_input_price, record.output_price)
 
 
 def _refused(outcome: CallOutcome) -> bool:
@@ -91,17 +101,23 @@ def _refused(outcome: CallOutcome) -> bool:
     )
 
 
-def _priced(chat_model: ChatModel | None, **fields) -> UsageRecord:
-    """An unsaved record with the catalogue's prices and currency as they are now."""
+def _priced(chat_model: ChatModel | None, started_at: datetime | None, **fields) -> UsageRecord:
+    """An unsaved record priced as its call started (`started_at`, default now): the
+    catalogue's rates in force then, and its currency."""
     provider = chat_model.provider if chat_model else None
+    when = started_at or timezone.now()
+    rates = prices.rates_at(chat_model, when)
     prompt, cached = fields.get("prompt_tokens", 0), fields.get("cached_tokens", 0)
     completion = fields.get("completion_tokens", 0)
     return UsageRecord(
         provider_slug=provider.slug if provider else "",
-        input_price=chat_model.input_price if chat_model else 0,
-        cached_input_price=chat_model.cached_input_price if chat_model else 0,
-        output_price=chat_model.output_price if chat_model else 0,
-        cost=usage_cost(prompt=prompt, cached=cached, completion=completion, chat_model=chat_model),
+        input_price=rates.input,
+        cached_input_price=rates.cached_input,
+        output_price=rates.output,
+        price_id=rates.price_id,
+        price_band=rates.band,
+        priced_at=when,
+        cost=rates.cost(prompt=prompt, cached=cached, completion=completion),
         currency=provider.currency if provider else Currency.USD,
         **fields,
     )
@@ -125,6 +141,7 @@ def usage_record_create(
     """
     record = _priced(
         chat_model,
+        outcome.started_at,
         user_id=user_id,
         conversation=conversation,
         message=message,
@@ -178,7 +195,8 @@ def usage_record_close(
     record: UsageRecord, *, chat_model: ChatModel | None, outcome: CallOutcome | None
 ) -> UsageRecord:
     """End an open record: with the call's outcome, or with None for an attempt that failed
-    before any reply (zero tokens, like a retried one), priced as when it was opened."""
+    before any reply (zero tokens, like a retried one), priced as when it was opened (its
+    snapshot: a call that ends in another price band keeps its start's rates)."""
     fields = (
         _outcome_fields(outcome)
         if outcome is not None
@@ -186,11 +204,10 @@ def usage_record_close(
     )
     for name, value in fields.items():
         setattr(record, name, value)
-    record.cost = usage_cost(
+    record.cost = _snapshot(record).cost(
         prompt=record.prompt_tokens,
         cached=record.cached_tokens,
         completion=record.completion_tokens,
-        chat_model=chat_model,
     )
     record.in_flight = False
     record.save()
@@ -234,12 +251,14 @@ def usage_records_for_retries(
     chat_model: ChatModel | None,
     model_name: str,
     kind: str,
+    started_at: datetime | None = None,
 ) -> list[UsageRecord]:
     """One zero-token record per attempt that failed and was sent again (a 429 or 5xx the
     SDK retried, a stream option the endpoint rejected): calls that were made, billed nothing."""
     records = [
         _priced(
             chat_model,
+            started_at,
             user_id=user_id,
             conversation=conversation,
             message=message,

@@ -319,7 +319,9 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
             "model_name": reply.model_name,
             "kind": UsageKind.CHAT,
         }
-        usage_records_for_retries(count=outcome.upstream_attempts - 1, **call)
+        usage_records_for_retries(
+            count=outcome.upstream_attempts - 1, started_at=outcome.started_at, **call
+        )
         record = usage_record_create(outcome=outcome, **call)
         # The reply's cost is this record's (retried attempts cost nothing): renderers of
         # the final reply read it here instead of summing the ledger again.

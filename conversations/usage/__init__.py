@@ -5,8 +5,10 @@ money is a `{currency: amount}` mapping. Months are calendar months in the site'
 
 One module a subject: `months` (the period figures are counted over), `totals` (sums and the
 "My usage" month), `budgets` (limits and their use), `costs` (per message and per
-conversation) and `statements` (a month's accounting rows, for the CSV exports). Callers
-import the package and use the names re-exported below (`usage.budget_status(...)`).
+conversation), `statements` (a month's accounting rows, for the CSV
+exports), `prices` (the rates in force at a moment) and `repricing` (what re-pricing a
+period would change). Callers import the package and use the names re-exported below
+(`usage.budget_status(...)`).
 """
 
 from conversations.usage.budgets import (
@@ -26,6 +28,8 @@ from conversations.usage.costs import (
 )
 from conversations.usage.counting import with_count_error
 from conversations.usage.months import month_after, month_of, month_start, records_in_month
+from conversations.usage.prices import Rates, band_covers, rates_at, rates_in
+from conversations.usage.repricing import RepricePreview, reprice_preview
 from conversations.usage.statements import StatementRow, statement_rows, statement_totals
 from conversations.usage.totals import (
     CHART_BAR_STEP,
