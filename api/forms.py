@@ -8,5 +8,9 @@ class TokenCreateForm(forms.Form):
 
 class ImportForm(forms.Form):
     file = forms.FileField(
-        help_text=gettext_lazy("A chatsite JSON export or ChatGPT's conversations.json.")
+        help_text=gettext_lazy(
+            "A chatsite JSON export, or an export from ChatGPT, Claude or Open WebUI."
+        )
     )
+    # Set by the "Check first" button: count, write nothing.
+    dry_run = forms.BooleanField(required=False)

@@ -83,7 +83,7 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
         try:
             data = form.cleaned_data["file"].read()
             context["result"] = conversation_services.conversations_import(
-                owner=request.user, data=data
+                owner=request.user, data=data, dry_run=form.cleaned_data["dry_run"]
             )
         except conversation_services.ImportRejected as exc:
             context["import_error"] = exc.message

@@ -96,7 +96,14 @@ class MessageSerializer(serializers.ModelSerializer):
 
 class ImportUploadSerializer(serializers.Serializer):
     file = serializers.FileField(
-        help_text="A chatsite JSON export or ChatGPT's conversations.json."
+        help_text=(
+            "A chatsite JSON export; ChatGPT's conversations.json or its data export ZIP; "
+            "Claude's conversations.json; an Open WebUI chat export. The format is told "
+            "from the content."
+        )
+    )
+    dry_run = serializers.BooleanField(
+        default=False, help_text="Count what the import would do, and write nothing."
     )
 
 
@@ -109,16 +116,68 @@ class ImportedConversationSerializer(serializers.Serializer):
 class ImportFailureSerializer(serializers.Serializer):
     index = serializers.IntegerField(help_text="0-based position in the file.")
     title = serializers.CharField()
-    error = serializers.CharField()
+    source_id = serializers.CharField(help_text="The conversation's id in the export.")
+    error = serializers.CharField(help_text="Names the message or node, and what is wrong.")
+
+
+_SKIPPED = serializers.DictField(
+    child=serializers.IntegerField(),
+    help_text="Nodes of the export not made messages, by reason: placeholder, hidden, "
+    "system, tool, other_content.",
+)
+
+
+class ImportCountSerializer(serializers.Serializer):
+    index = serializers.IntegerField(help_text="0-based position in the file.")
+    title = serializers.CharField()
+    format = serializers.CharField(
+        source="source", help_text="The format: chatsite, ChatGPT, Claude, Open WebUI."
+    )
+    source_id = serializers.CharField()
+    outcome = serializers.ChoiceField(
+        ["new", "duplicate", "empty"],
+        help_text="new; duplicate: imported before, passed over; empty: nothing to import.",
+    )
+    messages = serializers.IntegerField()
+    branch_points = serializers.IntegerField(help_text="Turns with more than one version.")
+    skipped = _SKIPPED
+    missing_files = serializers.IntegerField(
+        help_text="Images and files referred to that the export does not include."
+    )
+    reason = serializers.CharField(help_text="Why an empty conversation has nothing.")
+
+
+class ImportTotalsSerializer(serializers.Serializer):
+    conversations = serializers.IntegerField(source="new", help_text="New conversations.")
+    messages = serializers.IntegerField()
+    branch_points = serializers.IntegerField()
+    skipped = _SKIPPED
+    missing_files = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    empty = serializers.IntegerField()
+    other_files = serializers.IntegerField(help_text="Files of a ZIP with no conversations.")
 
 
 class ImportResultSerializer(serializers.Serializer):
+    dry_run = serializers.BooleanField()
+    formats = serializers.ListField(child=serializers.CharField())
     imported = ImportedConversationSerializer(source="conversations", many=True)
     failed = ImportFailureSerializer(source="failures", many=True)
+    totals = ImportTotalsSerializer(source="*")
+    conversations = ImportCountSerializer(source="counts", many=True)
 
 
-class ImportRefusalSerializer(ImportResultSerializer):
+class ImportRefusalSerializer(serializers.Serializer):
+    """A refusal: the upload unreadable (detail alone), or a conversation of it broken
+    (the counts as well, and each failure)."""
+
     detail = serializers.CharField(help_text="Why nothing was imported.")
+    imported = ImportedConversationSerializer(many=True, help_text="Always empty.")
+    failed = ImportFailureSerializer(many=True)
+    dry_run = serializers.BooleanField(required=False)
+    formats = serializers.ListField(child=serializers.CharField(), required=False)
+    totals = ImportTotalsSerializer(required=False)
+    conversations = ImportCountSerializer(many=True, required=False)
 
 
 class ErrorSerializer(serializers.Serializer):
@@ -156,6 +215,7 @@ _EXPORTED_CONVERSATION = _object(
     created_at=_MOMENT,
     updated_at=_MOMENT,
     parameters={"type": "object"},
+    current_leaf={"type": "string", "format": "uuid", "nullable": True},
     summaries={"type": "array", "items": {"type": "object"}},
 )
 # The JSON export's envelope (exports.py documents the format): described, not a

@@ -64,7 +64,13 @@ def _download(
 
 
 EXPORT_RESPONSES = {
-    (200, "application/json"): serializers.JSON_EXPORT_SCHEMA,
+    (200, "application/json"): {
+        "oneOf": [
+            serializers.JSON_EXPORT_SCHEMA,
+            # format=openwebui: a list of chats in Open WebUI's export envelope.
+            {"type": "array", "items": {"type": "object"}},
+        ]
+    },
     (200, "text/markdown"): OpenApiTypes.STR,
     (200, "application/x-ndjson"): OpenApiTypes.STR,
 }
@@ -162,17 +168,23 @@ class ImportView(QueryCheckedMixin, APIView):
     parser_classes = [MultiPartParser]
 
     @extend_schema(
-        summary="Import a chatsite JSON export or ChatGPT's conversations.json",
+        summary="Import conversations from chatsite, ChatGPT, Claude or Open WebUI",
         description=(
-            "Each conversation imports whole or not at all; the ones that fail are listed "
-            "with the reason, and the others still import."
+            "The whole file is checked first: if any conversation is broken, nothing is "
+            "imported and each failure names the conversation and the message. Conversations "
+            "imported before are passed over. With dry_run, only the counts are answered."
         ),
         request=serializers.ImportUploadSerializer,
         responses={
+            200: OpenApiResponse(
+                serializers.ImportResultSerializer,
+                "A dry run's counts, or nothing new to import (every conversation imported "
+                "before or empty).",
+            ),
             201: serializers.ImportResultSerializer,
             400: OpenApiResponse(
                 serializers.ImportRefusalSerializer,
-                "Nothing was imported: the upload, or every conversation in it, was refused.",
+                "Nothing was imported: the upload, or a conversation in it, was refused.",
             ),
             413: serializers.ErrorSerializer,
             415: OpenApiResponse(serializers.ErrorSerializer, "Not multipart/form-data."),
@@ -190,12 +202,16 @@ class ImportView(QueryCheckedMixin, APIView):
             return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         owner = cast(User, request.user)  # IsAuthenticated: never AnonymousUser
         try:
-            result = services.conversations_import(owner=owner, data=file.read())
+            result = services.conversations_import(
+                owner=owner, data=file.read(), dry_run=upload.validated_data["dry_run"]
+            )
         except services.ImportRejected as exc:
             return _import_refused(exc.message)
         body = serializers.ImportResultSerializer(result).data
-        if not result.conversations:
+        if result.failures:
             return Response({"detail": gettext("Nothing was imported."), **body}, status=400)
+        if result.dry_run or not result.conversations:
+            return Response(body, status=status.HTTP_200_OK)
         return Response(body, status=status.HTTP_201_CREATED)
 
 

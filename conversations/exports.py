@@ -1,4 +1,5 @@
-"""Export: conversations as chatsite JSON, readable Markdown, or fine-tuning JSONL.
+"""Export: conversations as chatsite JSON, readable Markdown, fine-tuning JSONL, or Open
+WebUI's chat export (what its "Import chats" reads).
 
 Everything here reads, and every export is a generator of text pieces: conversations and
 their messages are fetched with `.iterator(chunk_size=...)` and written out one at a time,
@@ -11,13 +12,17 @@ The JSON format, version 1::
     {"format": "chatsite.conversations", "version": 1, "exported_at": "...",
      "conversations": [{"id", "title", "title_from_user", "archived", "created_at",
         "updated_at", "model": {"provider", "name"} | null, "parameters": {...},
+        "current_leaf": a message's "id" | null,
         "messages": [{"id", "parent", "role", "content", "reasoning", "status", ...}],
         "summaries": [{"covers_through", "previous", "text", ...}]}]}
 
 Messages are the whole tree (every branch) in creation order; `parent` is another message's
-`id`. The thread on screen is the path from the newest message up to the root.
+`id`. The thread on screen is the path from `current_leaf` (when null, the newest message) up
+to the root. Fields added within version 1 (`current_leaf`, `usage.reasoning_ms`) are
+optional on import.
 """
 
+import html
 import json
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
@@ -37,12 +42,15 @@ from conversations.providers import catalogue
 
 FORMAT = "chatsite.conversations"
 VERSION = 1
-EXPORT_FORMATS = ("json", "md", "jsonl")
+EXPORT_FORMATS = ("json", "md", "jsonl", "openwebui")
 MEDIA_TYPES = {
     "json": "application/json",
     "md": "text/markdown; charset=utf-8",
     "jsonl": "application/x-ndjson",
+    "openwebui": "application/json",
 }
+# The file name's extension of each format.
+EXTENSIONS = {"json": "json", "md": "md", "jsonl": "jsonl", "openwebui": "openwebui.json"}
 # Rows fetched per round trip while streaming; bounds the memory an export holds.
 CHUNK_SIZE = 500
 # Pieces are joined into blocks of about this size before they reach the response.
@@ -65,6 +73,7 @@ USAGE_FIELDS = (
     "cached_tokens",
     "time_to_first_token_ms",
     "duration_ms",
+    "reasoning_ms",
 )
 
 
@@ -96,7 +105,15 @@ def conversation_header(conversation: Conversation) -> dict:
         "updated_at": _time(conversation.updated_at),
         "model": _model(conversation.chat_model),
         "parameters": {name: getattr(conversation, name) for name in PARAMETER_FIELDS},
+        "current_leaf": _current_leaf(conversation),
     }
+
+
+def _current_leaf(conversation: Conversation) -> str | None:
+    """The last message of the branch on screen; None: the newest message (the default)."""
+    if conversation.current_leaf_id is None:
+        return None
+    return str(selectors.message_uuid(conversation.current_leaf_id))
 
 
 class ChatModels(dict):
@@ -255,9 +272,86 @@ def export_jsonl(conversations: Iterable[Conversation]) -> Iterator[str]:
         yield from _conversation_jsonl(conversation)
 
 
+# --- Open WebUI ------------------------------------------------------------------------
+
+
+def _openwebui_message(message: Message, children: list[str], *, seconds: int) -> dict:
+    content = message.content
+    if message.reasoning:
+        # Where Open WebUI itself keeps a reply's reasoning, collapsed when shown.
+        reasoning = "\n".join(f"> {line}" for line in message.reasoning.splitlines())
+        content = (
+            '<details type="reasoning" done="true"><summary>Reasoning</summary>\n'
+            f"{html.escape(reasoning, quote=False)}\n</details>\n{content}"
+        )
+    document: dict = {
+        "id": str(message.uuid),
+        "parentId": str(message.parent_uuid) if message.parent_uuid else None,  # type: ignore[attr-defined]
+        "childrenIds": children,
+        "role": message.role,
+        "content": content,
+        "timestamp": seconds,
+    }
+    if message.role == Role.ASSISTANT:
+        document.update(model=message.model_name, done=message.status in MessageStatus.FINAL)
+        if message.prompt_tokens is not None or message.completion_tokens is not None:
+            document["usage"] = {
+                "prompt_tokens": message.prompt_tokens,
+                "completion_tokens": message.completion_tokens,
+            }
+    return document
+
+
+def _conversation_openwebui(conversation: Conversation) -> Iterator[str]:
+    """One chat in the envelope Open WebUI's "Export all chats" writes. Its tree lists each
+    message's children, so a conversation's messages are held while it is written."""
+    messages = list(selectors.conversation_messages(conversation, with_models=False))
+    children: dict[str | None, list[str]] = {}
+    for message in messages:
+        parent = message.parent_uuid  # type: ignore[attr-defined]
+        children.setdefault(str(parent) if parent else None, []).append(str(message.uuid))
+    tree = {
+        str(m.uuid): _openwebui_message(
+            m, children.get(str(m.uuid), []), seconds=int(m.created_at.timestamp())
+        )
+        for m in messages
+    }
+    on_screen = selectors.conversation_thread_ids(conversation)
+    thread = [str(m.uuid) for m in messages if m.id in on_screen]
+    chat = {
+        "title": conversation.display_title,
+        "models": [conversation.chat_model.name] if conversation.chat_model else [],
+        "history": {"messages": tree, "currentId": thread[-1] if thread else None},
+        "messages": [tree[key] for key in thread],
+    }
+    yield _dumps(
+        {
+            "id": str(conversation.uuid),
+            "title": conversation.display_title,
+            "chat": chat,
+            "created_at": int(conversation.created_at.timestamp()),
+            "updated_at": int(conversation.updated_at.timestamp()),
+            "archived": conversation.archived,
+        }
+    )
+
+
+def export_openwebui(conversations: Iterable[Conversation]) -> Iterator[str]:
+    yield "["
+    for index, conversation in enumerate(conversations):
+        yield ("," if index else "") + "\n"
+        yield from _conversation_openwebui(conversation)
+    yield "\n]"
+
+
 # --- Entry points ----------------------------------------------------------------------
 
-_EXPORTERS = {"json": export_json, "md": export_markdown, "jsonl": export_jsonl}
+_EXPORTERS = {
+    "json": export_json,
+    "md": export_markdown,
+    "jsonl": export_jsonl,
+    "openwebui": export_openwebui,
+}
 
 
 def blocks(pieces: Iterable[str], size: int = BLOCK_SIZE) -> Generator[bytes, None, None]:
@@ -295,4 +389,4 @@ def export_user_history(user, export_format: str) -> Generator[bytes, None, None
 def export_filename(export_format: str, conversation: Conversation | None = None) -> str:
     stamp = timezone.now().strftime("%Y%m%d")
     name = f"conversation-{conversation.uuid}" if conversation else f"chatsite-export-{stamp}"
-    return f"{name}.{export_format}"
+    return f"{name}.{EXTENSIONS[export_format]}"

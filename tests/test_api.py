@@ -210,12 +210,9 @@ def test_the_schema_documents_every_error_an_operation_can_answer(client):
             if method == "post":
                 assert {"403", "413", "415"} <= codes, (method, path)
     export = schema["paths"]["/api/v1/export/"]["get"]["responses"]["200"]["content"]
-    assert export["application/json"]["schema"]["required"] == [
-        "format",
-        "version",
-        "exported_at",
-        "conversations",
-    ]
+    chatsite_json, openwebui = export["application/json"]["schema"]["oneOf"]
+    assert chatsite_json["required"] == ["format", "version", "exported_at", "conversations"]
+    assert openwebui["type"] == "array"
 
 
 @pytest.mark.django_db
@@ -260,6 +257,7 @@ def test_messages_are_cursor_paginated_oldest_first_with_their_parents(api_clien
         "cached_tokens": None,
         "time_to_first_token_ms": None,
         "duration_ms": None,
+        "reasoning_ms": None,
     }
 
 
@@ -295,7 +293,7 @@ def test_one_conversation_downloads_in_each_format(
 def test_an_unknown_export_format_is_a_clear_400(api_client, conversation):
     response = api_client.get(f"/api/v1/conversations/{conversation.uuid}/export/?format=pdf")
     assert response.status_code == 400
-    assert response.json()["detail"] == "format: Choose one of: json, md, jsonl."
+    assert response.json()["detail"] == "format: Choose one of: json, md, jsonl, openwebui."
 
 
 @pytest.mark.django_db
@@ -401,8 +399,9 @@ def test_text_the_database_cannot_store_is_a_400_naming_the_message(
         # A NUL in a message's text is dropped (the text is kept), as everywhere.
         assert response.status_code == 201, body
         return
-    # The ChatGPT file's other conversation imports; a file of only this one is refused.
-    assert response.status_code == (201 if format_name.startswith("chatgpt") else 400), body
+    # The whole file is refused, the other conversation of the ChatGPT file too.
+    assert response.status_code == 400, body
+    assert body["imported"] == [] and not Conversation.objects.filter(title="Haiku about autumn")
     (failure,) = body["failed"]
     assert failure["error"].startswith(f"{where} has a character the database cannot store")
     assert list(Message.objects.values_list("id", "content"))[: len(before)] == before
@@ -413,7 +412,7 @@ def test_text_the_database_cannot_store_is_a_400_naming_the_message(
 def test_a_title_the_database_cannot_store_is_reported_readably(api_client):
     data = _spliced(CHATGPT_FILE.read_bytes(), '"Sourdough starter help"', '"Sour\\udc00dough"')
     response = api_client.post("/api/v1/import/", {"file": _upload("x.json", data)})
-    assert response.status_code == 201  # the other conversation imports
+    assert response.status_code == 400
     (failure,) = response.json()["failed"]
     assert failure["title"] == "Sour\ufffddough"
     assert "The conversation title has a character" in failure["error"]

@@ -224,17 +224,24 @@ def test_import_leaves_the_model_empty_but_keeps_its_name_when_not_in_the_catalo
 
 
 @pytest.mark.django_db
-def test_chatgpt_export_imports_the_current_branch_with_roles_times_and_reasoning(user):
+def test_chatgpt_export_imports_every_branch_with_roles_times_and_reasoning(user):
+    from conversations import selectors
+
     gpt4o_mini = ChatModelFactory(provider__slug="openai", name="gpt-4o-mini")
     result = services.conversations_import(owner=user, data=CHATGPT_FILE.read_bytes())
     assert not result.failures
     sourdough, haiku = result.conversations
-    messages = list(sourdough.messages.order_by("id"))
+    # Both answers to the first question are kept: the draft the user regenerated too.
+    assert sourdough.messages.count() == 5
+    assert sourdough.messages.filter(content__startswith="An older draft").exists()
+    # current_node picks the regenerated answer's branch for the screen.
+    messages = selectors.thread_messages(sourdough)
     assert [m.role for m in messages] == ["user", "assistant", "user", "assistant"]
-    # current_node picks the regenerated answer, not the first draft.
     assert messages[1].content.startswith("Not dead, just hungry")
     assert all(m.parent_id == (messages[i - 1].id if i else None) for i, m in enumerate(messages))
-    assert messages[2].content == "[attachment]\n\nHere is a photo. How often should I feed it?"
+    assert messages[2].content == (
+        "[image not included in the export]\n\nHere is a photo. How often should I feed it?"
+    )
     assert messages[3].reasoning == "Room temperature matters; twice a day at 24 C."
     assert messages[3].status == MessageStatus.TRUNCATED
     assert messages[3].model_name == "o3" and messages[3].chat_model is None
@@ -267,7 +274,7 @@ def test_an_unreadable_file_is_refused_with_a_reason_and_imports_nothing(user, d
 
 
 @pytest.mark.django_db
-def test_one_broken_conversation_is_reported_and_the_others_import(rich_conversation, user):
+def test_one_broken_conversation_refuses_the_import_and_writes_nothing(rich_conversation, user):
     document = json.loads(_export(rich_conversation))
     good = document["conversations"][0]
     broken = json.loads(json.dumps(good))
@@ -276,12 +283,12 @@ def test_one_broken_conversation_is_reported_and_the_others_import(rich_conversa
     document["conversations"] = [good, broken, good]
     before = Message.objects.count()
     result = services.conversations_import(owner=user, data=json.dumps(document))
-    assert len(result.conversations) == 2
+    assert not result.conversations
     (failure,) = result.failures
     assert failure.index == 1 and failure.title == "Broken"
     assert failure.error == "Message 4 role must be one of system, user, assistant."
-    assert Message.objects.count() == before + 2 * len(good["messages"])
-    assert not Conversation.objects.filter(title="Broken").exists()
+    assert Message.objects.count() == before
+    assert Conversation.objects.filter(owner=user).count() == 1  # the original only
 
 
 @pytest.mark.django_db
@@ -289,5 +296,7 @@ def test_a_chatgpt_conversation_with_a_broken_tree_is_reported(user):
     conversations = json.loads(CHATGPT_FILE.read_text())
     conversations[0]["mapping"]["user-2"]["parent"] = "missing-node"
     result = services.conversations_import(owner=user, data=json.dumps(conversations))
-    assert [c.title for c in result.conversations] == ["Haiku about autumn"]
-    assert "broken mapping at node 'missing-node'" in result.failures[0].error
+    assert not result.conversations and not Conversation.objects.exists()
+    (failure,) = result.failures
+    assert failure.title == "Sourdough starter help"
+    assert "node 'user-2' names parent 'missing-node', which is not in it" in failure.error

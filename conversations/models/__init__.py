@@ -1,6 +1,6 @@
 """chatsite's data: the provider catalogue, conversations, messages and summaries here; the
 ledger in `usage.py`, recall's chunks in `recall.py`, dated prices in `pricing.py`,
-provider incidents in `health.py`.
+provider incidents in `health.py`, import sources in `imports.py`.
 
 Only `services.py` writes these rows; status fields change through its conditional updates.
 """
@@ -19,6 +19,7 @@ from django.utils.translation import gettext
 # The ledger and recall live in modules of their own; importing them here registers them
 # with the app and keeps `from conversations.models import X` the one way to name a model.
 from conversations.models.health import IncidentKind, ProviderIncident
+from conversations.models.imports import ImportedConversation
 from conversations.models.pricing import ModelPrice, PriceBand, Repricing
 from conversations.models.recall import MessageChunk
 from conversations.models.usage import Currency, UsageBudget, UsageKind, UsageRecord

@@ -2,7 +2,7 @@
 
 One module a subject: `conversations` (what a user owns), `threads` (messages and the thread
 on screen), `message_reads` (messages with everything their UI shows resolved), `export`
-(reads for export and the REST API) and
+(reads for export and the REST API), `imports` (what was imported before) and
 `provider_health` (each model's error rate and first-token times, for the admin's health
 page and its banner); the provider catalogue's reads are in `providers/catalogue.py`.
 Callers import the package and use the names re-exported below
@@ -31,6 +31,7 @@ from conversations.selectors.export import (
     conversation_thread_ids,
     conversations_for_export,
 )
+from conversations.selectors.imports import imported_source_ids
 from conversations.selectors.message_reads import MessageRead, read_message, read_messages
 from conversations.selectors.provider_health import (
     ModelHealth,

@@ -1,150 +1,199 @@
-"""Reading ChatGPT's `conversations.json` into a plan: the branch the user last saw, from
-the root to `current_node`, as a linear thread of user and assistant messages, with the
-reasoning ("thoughts") folded into the reply that follows it and other kinds of content skipped."""
+"""Reading ChatGPT's `conversations.json` into a plan: the whole `mapping` tree, every
+branch (each regenerated answer and edited question a version of its turn), with
+`current_node`'s branch the one on screen.
 
+Nodes become messages as ChatGPT shows them: the root placeholder, hidden nodes (the
+system message, custom instructions, memory context), tool calls and their output, content
+other than text and empty nodes are skipped and counted, and a skipped node's children hang
+from its nearest kept ancestor. Reasoning ("thoughts") is folded into the reply that
+follows it on the same branch. Images are not in `conversations.json`: each becomes a
+placeholder in the text and is counted as missing.
+"""
+
+from dataclasses import dataclass, field
 from datetime import datetime
+
+from django.utils.translation import gettext
 
 from conversations.models import MessageStatus, Role
 from conversations.services.imports.plans import (
     ConversationPlan,
+    ConversationSkipped,
     MessageFields,
     MessagePlan,
     ModelLookup,
 )
+from conversations.services.imports.trees import Node, tree_order
 
 # Where ChatGPT's model slugs (gpt-4o, o3, ...) are looked up in the catalogue.
 CHATGPT_PROVIDER = "openai"
 
 # ChatGPT's finish_details.type to our status and finish reason.
-_CHATGPT_FINISH: dict[str | None, tuple[str, str]] = {
+_FINISH: dict[str | None, tuple[str, str]] = {
     "stop": (MessageStatus.COMPLETE, "stop"),
     "max_tokens": (MessageStatus.TRUNCATED, "length"),
     "interrupted": (MessageStatus.CANCELLED, "cancelled"),
 }
-# Content that is conversation text; code, tool output, browsing and so on are skipped.
-_CHATGPT_TEXT_TYPES = {"text", "multimodal_text"}
+# Content that is conversation text.
+_TEXT_TYPES = {"text", "multimodal_text"}
+# Content ChatGPT never shows in the conversation, whatever its metadata says.
+_HIDDEN_TYPES = {"user_editable_context", "model_editable_context", "reasoning_recap"}
+# In the text where the export refers to something it does not carry.
+IMAGE_NOT_INCLUDED = "[image not included in the export]"
+FILE_NOT_INCLUDED = "[file not included in the export]"
+
+
+def looks_like_chatgpt(item) -> bool:
+    """One entry of a ChatGPT `conversations.json` (a corrupted one has no mapping)."""
+    return isinstance(item, dict) and ("mapping" in item or "current_node" in item)
 
 
 def plan_chatgpt(raw, models: ModelLookup) -> ConversationPlan:
     conversation = MessageFields(raw, "the conversation")
-    created_at = conversation.epoch("create_time")
+    if raw.get("mapping") is None:
+        raise ConversationSkipped(
+            gettext("It has no messages: ChatGPT lists it without a mapping.")
+        )
+    mapping = conversation.mapping("mapping")
     default_slug = conversation.text("default_model_slug", limit=120)
     plan = ConversationPlan(
         fields={
             "title": conversation.text("title", limit=200),
             "chat_model": models.get(CHATGPT_PROVIDER, default_slug),
             "system_prompt": "",
+            "archived": raw.get("is_archived") is True,
         },
-        created_at=created_at,
+        created_at=conversation.epoch("create_time"),
         updated_at=conversation.epoch("update_time"),
+        source_id=conversation.text("conversation_id") or conversation.text("id"),
     )
-    reasoning: list[str] = []
-    for node_id, node in _chatgpt_thread(conversation):
-        if node.get("message") is None:
-            continue  # the root, or a node whose message was removed
-        message = MessageFields(node["message"], f"message {node_id[:40]}")
-        _chatgpt_add(plan, message, reasoning, models, default=created_at)
+    nodes = {node_id: _node(node_id, node) for node_id, node in mapping.items()}
+    reader = _TreeReader(plan, models, default_slug)
+    for node_id in tree_order(nodes, conversation.fail):
+        reader.read(node_id, mapping[node_id].get("message"), nodes[node_id].parent)
     if not plan.messages:
-        conversation.fail("has no user or assistant messages to import")
+        raise ConversationSkipped(gettext("It has no messages to import."))
+    current = conversation.text("current_node")
+    plan.current = reader.kept.get(current) if current else None
     return plan
 
 
-def _chatgpt_thread(conversation: MessageFields) -> list[tuple[str, dict]]:
-    """The nodes from the root to `current_node` (the branch the user last saw)."""
-    mapping = conversation.mapping("mapping")
-    if not mapping:
-        conversation.fail("has an empty mapping")
-    current = conversation.text("current_node")
-    if not current:
-        # Older exports lack current_node: take the last leaf.
-        leaves = [key for key, node in mapping.items() if isinstance(node, dict)]
-        leaves = [key for key in leaves if not mapping[key].get("children")]
-        current = leaves[-1] if leaves else ""
-    path: list[tuple[str, dict]] = []
-    seen: set[str] = set()
-    node_id: str | None = current
-    while node_id is not None:
-        node = mapping.get(node_id) if isinstance(node_id, str) else None
-        if not isinstance(node, dict) or node_id in seen:
-            conversation.fail(f"has a broken mapping at node {str(node_id)[:40]!r}")
-        seen.add(node_id)
-        path.append((node_id, node))
-        node_id = node.get("parent")
-    path.reverse()
-    return path
+def _node(node_id: str, raw) -> Node:
+    node = MessageFields(raw, f"node {node_id[:60]!r}")
+    children = node.items("children")
+    if not all(isinstance(child, str) for child in children):
+        node.fail("children must be a list of node ids")
+    return Node(parent=node.text("parent") or None, children=children)
 
 
-def _chatgpt_add(
-    plan: ConversationPlan,
-    message: MessageFields,
-    reasoning: list[str],
-    models: ModelLookup,
-    *,
-    default: datetime | None,
-) -> None:
-    role = MessageFields(message.mapping("author"), f"{message.where} author").text("role")
-    content = MessageFields(message.mapping("content"), f"{message.where} content")
-    content_type = content.text("content_type") or "text"
-    metadata = message.mapping("metadata")
-    if content_type == "thoughts":
-        reasoning.extend(_chatgpt_thoughts(content))
-        return
-    if content_type not in _CHATGPT_TEXT_TYPES or metadata.get(
-        "is_visually_hidden_from_conversation"
-    ):
-        return
-    text = _chatgpt_parts(content)
-    if role == Role.SYSTEM:
-        plan.fields["system_prompt"] = plan.fields["system_prompt"] or text.strip()
-        return
-    if role not in (Role.USER, Role.ASSISTANT) or not text.strip():
-        return
-    fields = {"role": role, "content": text, "status": MessageStatus.COMPLETE}
-    if role == Role.ASSISTANT:
-        fields.update(_chatgpt_reply_fields(metadata, models))
-        fields["reasoning"] = "\n\n".join(reasoning)
-        reasoning.clear()
-    parent = plan.messages[-1].key if plan.messages else None
-    created_at = message.epoch("create_time") or default
-    plan.messages.append(
-        MessagePlan(
-            key=str(len(plan.messages)),
-            parent=parent,
-            fields=fields,
-            created_at=created_at,
-            where=message.where,
+@dataclass
+class _TreeReader:
+    """Reads nodes parents first, remembering for each node the message its children hang
+    from and the reasoning still waiting for a reply on its branch."""
+
+    plan: ConversationPlan
+    models: ModelLookup
+    default_slug: str
+    kept: dict[str, str | None] = field(default_factory=dict)
+    pending: dict[str, tuple[str, ...]] = field(default_factory=dict)
+
+    def read(self, node_id: str, raw_message, parent: str | None) -> None:
+        above = self.kept.get(parent) if parent else None
+        waiting = self.pending.get(parent, ()) if parent else ()
+        self.kept[node_id], self.pending[node_id] = above, waiting
+        if raw_message is None:
+            self.plan.skip("placeholder")
+            return
+        message = MessageFields(raw_message, f"message {node_id[:40]}")
+        content = MessageFields(message.mapping("content"), f"{message.where} content")
+        if (content.text("content_type") or "text") == "thoughts":
+            self.pending[node_id] = waiting + tuple(_thoughts(content))
+            return
+        reason = self._skip_reason(message, content)
+        if reason:
+            self.plan.skip(reason)
+            return
+        self.plan.messages.append(self._message(node_id, message, content, above, waiting))
+        self.kept[node_id], self.pending[node_id] = node_id, ()
+
+    def _skip_reason(self, message: MessageFields, content: MessageFields) -> str:
+        role = _role(message)
+        content_type = content.text("content_type") or "text"
+        if content_type in _HIDDEN_TYPES or message.mapping("metadata").get(
+            "is_visually_hidden_from_conversation"
+        ):
+            return "hidden"
+        if role == "tool" or message.data.get("recipient") not in (None, "all"):
+            return "tool"
+        if content_type not in _TEXT_TYPES or role not in Role.values:
+            return "other_content"
+        text, _ = _parts(content)
+        if role == Role.SYSTEM:
+            fields = self.plan.fields
+            fields["system_prompt"] = fields["system_prompt"] or text.strip()
+            return "system"
+        return "" if text.strip() else "placeholder"
+
+    def _message(
+        self,
+        node_id: str,
+        message: MessageFields,
+        content: MessageFields,
+        above: str | None,
+        reasoning: tuple[str, ...],
+    ) -> MessagePlan:
+        text, missing = _parts(content)
+        self.plan.missing_files += missing
+        role = _role(message)
+        created_at = message.epoch("create_time") or self.plan.created_at
+        fields = {"role": role, "content": text, "status": MessageStatus.COMPLETE}
+        if role == Role.ASSISTANT:
+            fields.update(self._reply_fields(message, created_at))
+            fields["reasoning"] = "\n\n".join(reasoning)
+        return MessagePlan(
+            key=node_id, parent=above, fields=fields, created_at=created_at, where=message.where
         )
-    )
+
+    def _reply_fields(self, message: MessageFields, created_at: datetime | None) -> dict:
+        metadata = message.mapping("metadata")
+        slug = metadata.get("model_slug")
+        slug = slug[:120] if isinstance(slug, str) and slug else self.default_slug
+        finish = metadata.get("finish_details")
+        finish_type = finish.get("type") if isinstance(finish, dict) else None
+        status, reason = _FINISH.get(finish_type, (MessageStatus.COMPLETE, ""))
+        if message.data.get("status") == "in_progress":
+            # The export caught the answer mid-stream: nobody will finish it.
+            status, reason = MessageStatus.INTERRUPTED, ""
+        return {
+            "model_name": slug,
+            "chat_model": self.models.get(CHATGPT_PROVIDER, slug),
+            "status": status,
+            "finish_reason": reason,
+            "completed_at": message.epoch("update_time") or created_at,
+        }
 
 
-def _chatgpt_parts(content: MessageFields) -> str:
-    """The text parts joined; images and other attachments become a short placeholder."""
-    pieces = []
+def _role(message: MessageFields) -> str:
+    return MessageFields(message.mapping("author"), f"{message.where} author").text("role")
+
+
+def _parts(content: MessageFields) -> tuple[str, int]:
+    """The text parts joined, and how many images or files the parts only refer to (each
+    becomes a placeholder in the text)."""
+    pieces, missing = [], 0
     for part in content.items("parts"):
         if isinstance(part, str):
             pieces.append(part.replace("\x00", ""))
         elif isinstance(part, dict):
-            pieces.append("[attachment]")
-    return "\n\n".join(piece for piece in pieces if piece)
+            missing += 1
+            is_image = str(part.get("content_type", "")).startswith("image")
+            pieces.append(IMAGE_NOT_INCLUDED if is_image else FILE_NOT_INCLUDED)
+    return "\n\n".join(piece for piece in pieces if piece), missing
 
 
-def _chatgpt_thoughts(content: MessageFields) -> list[str]:
+def _thoughts(content: MessageFields) -> list[str]:
     thoughts = []
     for thought in content.items("thoughts"):
         if isinstance(thought, dict) and isinstance(thought.get("content"), str):
             thoughts.append(thought["content"].replace("\x00", ""))
     return thoughts
-
-
-def _chatgpt_reply_fields(metadata: dict, models: ModelLookup) -> dict:
-    slug = metadata.get("model_slug")
-    slug = slug[:120] if isinstance(slug, str) else ""
-    finish = metadata.get("finish_details")
-    finish_type = finish.get("type") if isinstance(finish, dict) else None
-    status, reason = _CHATGPT_FINISH.get(finish_type, (MessageStatus.COMPLETE, ""))
-    return {
-        "model_name": slug,
-        "chat_model": models.get(CHATGPT_PROVIDER, slug),
-        "status": status,
-        "finish_reason": reason,
-    }

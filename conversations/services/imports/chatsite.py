@@ -1,6 +1,6 @@
 """Reading chatsite's own JSON export (the format `conversations/exports.py` writes) into a
 plan: the conversation's fields and parameters, every message of the tree with its parent,
-and the summaries, each checked against the messages before it."""
+the branch on screen, and the summaries, each checked against the messages before it."""
 
 from conversations import exports
 from conversations.models import MessageStatus, Role
@@ -36,6 +36,7 @@ def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
         },
         created_at=conversation.time("created_at"),
         updated_at=conversation.time("updated_at"),
+        source_id=conversation.text("id", limit=200),
     )
     keys: set[str] = set()
     for position, raw_message in enumerate(conversation.items("messages"), start=1):
@@ -49,6 +50,9 @@ def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
         )
         covered.add(summary.covers_through)
         plan.summaries.append(summary)
+    plan.current = conversation.text("current_leaf") or None
+    if plan.current is not None and plan.current not in keys:
+        conversation.fail("current_leaf names no message of the conversation")
     return plan
 
 

@@ -4,11 +4,13 @@ reads from a JSON object that fail with a sentence naming the bad field, and cat
 looked up once per import."""
 
 import math
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import NoReturn
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel
@@ -44,6 +46,43 @@ class ConversationPlan:
     updated_at: datetime | None = None
     messages: list[MessagePlan] = field(default_factory=list)
     summaries: list[SummaryImportPlan] = field(default_factory=list)
+    # The conversation's id in the source app: remembered, so importing it again is a no-op.
+    source_id: str = ""
+    # The key of the message on screen when exported (ChatGPT's current_node, Open WebUI's
+    # currentId); None: the newest message, chatsite's default.
+    current: str | None = None
+    # Nodes of the source not made messages, by SKIP_REASONS key.
+    skipped: Counter = field(default_factory=Counter)
+    # Images and files the messages refer to that the export does not carry.
+    missing_files: int = 0
+
+    def skip(self, reason: str) -> None:
+        self.skipped[reason] += 1
+
+    @property
+    def branch_points(self) -> int:
+        """Messages (or the start) with more than one version under them."""
+        under = Counter(message.parent for message in self.messages)
+        return sum(1 for count in under.values() if count > 1)
+
+
+# Why a node of a source was not imported, as the dry run and the result say it.
+SKIP_REASONS = {
+    "placeholder": gettext_lazy("empty or placeholder node"),
+    "hidden": gettext_lazy("hidden from the conversation"),
+    "system": gettext_lazy("system message"),
+    "tool": gettext_lazy("tool call or tool output"),
+    "other_content": gettext_lazy("content other than text"),
+}
+
+
+class ConversationSkipped(Exception):
+    """The source holds a conversation with nothing to import (ChatGPT lists deleted or
+    corrupted conversations without a mapping): counted, not an error."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
 
 
 def require_storable(plan: ConversationPlan) -> None:
@@ -162,11 +201,14 @@ class MessageFields:
             self.fail(f"{name} must be an ISO 8601 date and time")
         return moment if timezone.is_aware(moment) else moment.replace(tzinfo=UTC)
 
-    def epoch(self, name: str) -> datetime | None:
-        """ChatGPT's timestamps: seconds since 1970 as a number."""
+    def epoch(self, name: str, *, milliseconds_from: float | None = None) -> datetime | None:
+        """ChatGPT's timestamps: seconds since 1970 as a number (`milliseconds_from`: a
+        number at least this large counts milliseconds instead)."""
         seconds = self.number(name)
         if seconds is None:
             return None
+        if milliseconds_from is not None and seconds >= milliseconds_from:
+            seconds /= 1000
         try:
             return datetime.fromtimestamp(seconds, tz=UTC)
         except (OverflowError, OSError, ValueError):

@@ -1,11 +1,16 @@
 """Writing one planned conversation: the conversation, its messages in bulk with their
-parents linked afterwards, and its summaries, in a single transaction, with the timestamps
-the file carried."""
+parents linked afterwards, its summaries and where it came from, in a single transaction,
+with the timestamps the file carried and the branch on screen it had."""
 
 from django.contrib.auth.models import User
 from django.db import transaction
 
-from conversations.models import Conversation, ConversationSummary, Message
+from conversations.models import (
+    Conversation,
+    ConversationSummary,
+    ImportedConversation,
+    Message,
+)
 from conversations.services.imports.plans import ConversationPlan, MessagePlan, SummaryImportPlan
 from conversations.services.recall import conversation_recall_schedule
 
@@ -14,19 +19,24 @@ WRITE_BATCH = 500
 
 
 @transaction.atomic
-def write_conversation(owner: User, plan: ConversationPlan) -> Conversation:
+def write_conversation(owner: User, plan: ConversationPlan, *, source: str) -> Conversation:
     """One conversation and all its rows, or nothing (the caller reports the failure)."""
     conversation = Conversation.objects.create(owner=owner, **plan.fields)
     by_key = _write_messages(conversation, plan.messages)
     _write_summaries(conversation, plan.summaries, by_key)
     newest = max((m.created_at for m in plan.messages if m.created_at), default=None)
     # created_at/updated_at are auto fields: set them after the fact, by a plain UPDATE.
-    parents = [m.parent for m in plan.messages]
     Conversation.objects.filter(pk=conversation.pk).update(
         created_at=plan.created_at or conversation.created_at,
         updated_at=plan.updated_at or newest or conversation.updated_at,
-        has_branches=len(parents) != len(set(parents)),  # two messages under one parent
+        has_branches=plan.branch_points > 0,
+        # The branch on screen in the source; without one, the newest message's.
+        current_leaf=by_key[plan.current] if plan.current else None,
     )
+    if plan.source_id:
+        ImportedConversation.objects.create(
+            owner=owner, conversation=conversation, source=source, source_id=plan.source_id
+        )
     conversation.refresh_from_db()
     conversation_recall_schedule(conversation_id=conversation.pk)
     return conversation
