@@ -11,9 +11,19 @@ pytestmark = pytest.mark.django_db
 NOTHING_SET = {"api_key": "", "base_url": ""}
 
 
+@pytest.fixture(autouse=True)
+def _no_earlier_looks():
+    """What this process found when it asked a provider outlives a test otherwise."""
+    from conversations.providers import discovery
+
+    discovery.forget_looks()
+    yield
+    discovery.forget_looks()
+
+
 @pytest.fixture
 def no_provider(settings):
-    settings.PROVIDER_CREDENTIALS = {slug: NOTHING_SET for slug in settings.PROVIDER_ENV_PREFIXES}
+    settings.PROVIDER_CREDENTIALS = dict.fromkeys(settings.PROVIDER_ENV_PREFIXES, NOTHING_SET)
 
 
 def _page(client, user, url="/") -> str:
@@ -48,7 +58,7 @@ def test_an_administrator_also_gets_a_link_to_the_providers(client, no_provider)
 def test_a_local_server_set_up_without_models_is_told_apart(client, settings, user):
     # The autouse fixture points the local provider at the fake server; it has no model.
     settings.PROVIDER_CREDENTIALS = {
-        **{slug: NOTHING_SET for slug in settings.PROVIDER_ENV_PREFIXES},
+        **dict.fromkeys(settings.PROVIDER_ENV_PREFIXES, NOTHING_SET),
         "local": {"api_key": "", "base_url": "http://127.0.0.1:9/v1"},
     }
     page = _page(client, user)
@@ -61,3 +71,47 @@ def test_with_a_model_to_talk_to_there_is_no_setup_notice_and_send_works(client,
     page = _page(client, user)
     assert 'id="provider-setup"' not in page
     assert "disabled" not in _send_button(page)
+
+
+# --- a configured provider that cannot be reached --------------------------------------
+
+
+@pytest.fixture
+def unreachable_local(settings):
+    """The local provider set up at an address nothing listens on."""
+    from tests.live_server import free_port
+
+    settings.PROVIDER_CREDENTIALS = {
+        **settings.PROVIDER_CREDENTIALS,
+        "local": {"api_key": "", "base_url": f"http://127.0.0.1:{free_port()}/v1"},
+    }
+    return ChatModelFactory()
+
+
+def test_start_up_says_a_configured_provider_cannot_be_reached(unreachable_local):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("discover_models", timeout=2, stdout=out)
+    assert "Local server cannot be reached" in out.getvalue()
+    assert "its replies will fail until it answers" in out.getvalue()
+
+
+def test_the_model_picker_marks_a_provider_that_was_unreachable_at_the_last_look(
+    client, user, unreachable_local
+):
+    from conversations.providers import discovery
+
+    assert discovery.check_provider(unreachable_local.provider, timeout=2).problem == "unreachable"
+    option = re.search(r"<option[^>]*>Local server[^<]*</option>", _page(client, user)).group(0)
+    assert "(unreachable at the last look)" in option
+
+
+def test_a_provider_that_answers_is_not_marked(client, user, fake_provider):
+    from conversations.providers import discovery
+
+    chat_model = ChatModelFactory()
+    assert discovery.check_provider(chat_model.provider, timeout=5).problem == ""
+    assert "at the last look" not in _page(client, user)

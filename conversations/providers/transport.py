@@ -411,14 +411,29 @@ async def complete_chat(request: ChatRequest) -> Completion:
     )
 
 
-async def list_models(base_url: str, api_key: str) -> list[str]:
-    """Model ids the endpoint lists at /models (empty when it offers none)."""
+@dataclass(frozen=True)
+class ModelListing:
+    """What an endpoint's /models said: its model ids, or why it could not be asked."""
+
+    names: list[str]
+    # "unreachable", "key_refused" or "no_answer" (discovery's timeout); "" when it answered.
+    problem: str = ""
+    detail: str = ""
+
+
+async def list_models(base_url: str, api_key: str) -> ModelListing:
+    """Model ids the endpoint lists at /models (none when it offers no listing; a problem
+    when it cannot be reached or refuses the key)."""
     async with _new_client(base_url, api_key) as client:
         try:
             page = await client.models.list()
-        except (openai.APIError, httpx2.HTTPError):
-            return []
-    return sorted(model.id for model in page.data)
+        except openai.APIStatusError as exc:
+            if exc.status_code in (401, 403):
+                return ModelListing([], "key_refused", f"HTTP {exc.status_code}")
+            return ModelListing([])  # no listing offered: nothing wrong with the endpoint
+        except (openai.APIError, httpx2.HTTPError) as exc:
+            return ModelListing([], "unreachable", type(exc).__name__)
+    return ModelListing(sorted(model.id for model in page.data))
 
 
 # --- Embeddings ------------------------------------------------------------------------

@@ -1,9 +1,10 @@
-"""What the page says when no provider is set up: the variables that enable one."""
+"""What the page says about providers: the variables that enable one when none is set up,
+and a configured one that could not be reached."""
 
 from django import template
 from django.conf import settings
 
-from conversations.providers import catalogue
+from conversations.providers import catalogue, discovery
 
 register = template.Library()
 
@@ -22,3 +23,9 @@ def provider_key_variables() -> list[str]:
 def enabled_provider_names() -> list[str]:
     """Providers whose key or address is set (asked only when none offers a model)."""
     return [provider.name for provider in catalogue.enabled_providers()]
+
+
+@register.simple_tag
+def provider_problem(provider) -> str:
+    """Why this process could not use the provider at its last look ("" when it could)."""
+    return discovery.provider_problem(provider).problem

@@ -3,7 +3,13 @@
 from django.core.management.base import BaseCommand
 
 from conversations.providers import catalogue
-from conversations.providers.discovery import discover_models
+from conversations.providers.discovery import discover_models, provider_problem
+
+PROBLEMS = {
+    "unreachable": "cannot be reached",
+    "key_refused": "refuses its API key",
+    "no_answer": "did not answer",
+}
 
 
 class Command(BaseCommand):
@@ -18,3 +24,13 @@ class Command(BaseCommand):
             if added:
                 names = ", ".join(m.name for m in added)
                 self.stdout.write(f"{provider.name}: added {names}")
+            look = provider_problem(provider)
+            if look.problem:
+                # Said at start-up: replies to its models fail until it answers.
+                said = PROBLEMS[look.problem]
+                self.stdout.write(
+                    self.style.WARNING(
+                        f"{provider.name} {said} ({look.detail}): its replies will fail until"
+                        " it answers"
+                    )
+                )
