@@ -208,3 +208,27 @@ def test_the_presenters_import_no_reads():
     assert ("conversations", "usage") not in imported
     assert ("conversations", "selectors") not in imported
     assert ".objects" not in path.read_text()
+
+
+# The provider seam: only these modules speak the SDK's language.
+SDK_MODULES = {
+    "conversations.providers.transport",
+    "conversations.providers.embeddings",
+    "conversations.providers.sdk_errors",
+}
+
+
+def test_only_the_provider_seam_imports_the_openai_sdk():
+    importers = set()
+    for module, path in project_modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = (
+                [alias.name for alias in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(name == "openai" or name.startswith("openai.") for name in names):
+                importers.add(module)
+    assert importers == SDK_MODULES

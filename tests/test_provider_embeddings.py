@@ -1,5 +1,5 @@
 """The embeddings half of the provider seam, through the fake provider's /v1/embeddings:
-vectors, tokens and failures of `transport.embed_texts`, the embedding presets, and the
+vectors, tokens and failures of `embeddings.embed_texts`, the embedding presets, and the
 EMBEDDING_MODEL setting as `catalogue.embedding_choice` reads it."""
 
 import importlib
@@ -21,7 +21,7 @@ from conversations.errors import (
     ProviderUnavailable,
 )
 from conversations.models import Provider
-from conversations.providers import catalogue, presets, transport
+from conversations.providers import catalogue, embeddings, presets
 from conversations.providers.catalogue import Credentials
 from tests.fake_provider import (
     BAD_API_KEY,
@@ -38,7 +38,7 @@ def _embed(fake_provider, texts=TEXTS, *, api_key="test-key", **fields):
     fields.setdefault("dimensions", 16)
     fields.setdefault("timeout", 5.0)
     credentials = Credentials(api_key=api_key, base_url=fake_provider.base_url)
-    return transport.embed_texts(credentials, model="fake-embedder", texts=texts, **fields)
+    return embeddings.embed_texts(credentials, model="fake-embedder", texts=texts, **fields)
 
 
 def _cosine(a: list[float], b: list[float]) -> float:
@@ -220,7 +220,7 @@ def test_a_slow_server_within_the_timeout_is_waited_for(fake_provider, no_retrie
 def test_a_server_that_is_not_there_is_unavailable(no_retries):
     credentials = Credentials(api_key="test-key", base_url=_closed_port_url())
     with pytest.raises(ProviderUnavailable):
-        transport.embed_texts(
+        embeddings.embed_texts(
             credentials, model="fake-embedder", texts=["hi"], dimensions=None, timeout=2.0
         )
 
@@ -338,7 +338,7 @@ def test_a_local_embedding_model_is_embedded_by_the_local_server(settings, db, f
     settings.EMBEDDING_MODEL = "local/fake-embedder"
     choice = catalogue.embedding_choice()
     assert choice.credentials is not None
-    result = transport.embed_texts(
+    result = embeddings.embed_texts(
         choice.credentials,
         model=choice.model,
         texts=TEXTS,

@@ -521,7 +521,7 @@ def _body(response) -> bytes:
 
 
 def test_a_provider_error_echoing_the_key_is_masked(fake_provider):
-    from conversations.providers import transport
+    from conversations.providers import embeddings
     from conversations.providers.catalogue import Credentials
     from tests.fake_provider import EmbeddingReply
 
@@ -531,7 +531,7 @@ def test_a_provider_error_echoing_the_key_is_masked(fake_provider):
     )
     credentials = Credentials(api_key=key, base_url=fake_provider.base_url)
     with pytest.raises(ProviderRejected) as caught:
-        transport.embed_texts(
+        embeddings.embed_texts(
             credentials, model="fake-embedder", texts=["hi"], dimensions=None, timeout=5.0
         )
     assert key not in caught.value.message and "***: bad parameter" in caught.value.message

