@@ -23,6 +23,7 @@ def _page_context(request: AuthenticatedHttpRequest, **extra) -> dict:
         "conversations": conversation_selectors.conversation_list_for_user(request.user),
         "tokens": selectors.api_token_list_for_user(request.user),
         "export_formats": exports.EXPORT_FORMATS,
+        "import_jobs": conversation_selectors.import_job_list_for_user(request.user),
         **extra,
     }
 
@@ -79,6 +80,12 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
         context["import_error"] = gettext("The file is larger than %(limit)s.") % {
             "limit": filesizeformat(settings.API_IMPORT_MAX_BYTES)
         }
+    elif conversation_services.import_job_wanted(form.cleaned_data["file"].size):
+        context["job"] = conversation_services.import_job_create(
+            owner=request.user,
+            upload=form.cleaned_data["file"],
+            dry_run=form.cleaned_data["dry_run"],
+        )
     else:
         try:
             data = form.cleaned_data["file"].read()
@@ -89,3 +96,11 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
             context["import_error"] = exc.message
     template = "api/_import_result.html" if request.htmx else "api/settings.html"
     return render(request, template, _page_context(request, **context))
+
+
+@require_GET
+@login_required
+def import_job(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
+    """One background import's progress: what the page polls while it runs."""
+    job = conversation_selectors.import_job_get_for_user_or_404(request.user, uuid)
+    return render(request, "api/_import_job.html", {"job": job})

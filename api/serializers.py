@@ -180,6 +180,47 @@ class ImportRefusalSerializer(serializers.Serializer):
     conversations = ImportCountSerializer(many=True, required=False)
 
 
+class ImportJobTotalsSerializer(serializers.Serializer):
+    duplicates = serializers.IntegerField(required=False)
+    empty = serializers.IntegerField(required=False)
+    branch_points = serializers.IntegerField(required=False)
+    missing_files = serializers.IntegerField(required=False)
+    other_files = serializers.IntegerField(required=False)
+    skipped = serializers.DictField(child=serializers.IntegerField(), required=False)
+
+
+class ImportJobSerializer(serializers.Serializer):
+    """A large upload's import, run in the background: check every conversation, then write."""
+
+    id = serializers.UUIDField(source="uuid")
+    url = serializers.SerializerMethodField(help_text="Where to poll this job.")
+    status = serializers.ChoiceField(["queued", "running", "done", "failed"])
+    dry_run = serializers.BooleanField()
+    file_name = serializers.CharField()
+    file_size = serializers.IntegerField()
+    formats = serializers.CharField(help_text="The formats told, once the job has started.")
+    checked = serializers.IntegerField(help_text="Conversations the checking pass has read.")
+    conversations_total = serializers.IntegerField(
+        allow_null=True, help_text="New conversations to write; null until every one is checked."
+    )
+    messages_total = serializers.IntegerField(allow_null=True)
+    conversations_done = serializers.IntegerField(help_text="Conversations written so far.")
+    messages_done = serializers.IntegerField()
+    totals = ImportJobTotalsSerializer()
+    error = serializers.CharField(help_text="Why it failed, naming the conversation and node.")
+    failed = ImportFailureSerializer(source="failures", many=True)
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+
+    def get_url(self, job) -> str:
+        from django.urls import reverse
+
+        path = reverse("api:import_job", args=[job.uuid])
+        request = self.context.get("request")
+        return request.build_absolute_uri(path) if request else path
+
+
 class ErrorSerializer(serializers.Serializer):
     detail = serializers.CharField()
 

@@ -22,6 +22,7 @@ urlpatterns = [
     ),
     path("export/", views.ExportAllView.as_view(), name="export"),
     path("import/", views.ImportView.as_view(), name="import"),
+    path("imports/<uuid:uuid>/", views.ImportJobView.as_view(), name="import_job"),
     # The schema and its docs are public: they describe the API, not anyone's data.
     path(
         "schema/",

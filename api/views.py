@@ -172,7 +172,10 @@ class ImportView(QueryCheckedMixin, APIView):
         description=(
             "The whole file is checked first: if any conversation is broken, nothing is "
             "imported and each failure names the conversation and the message. Conversations "
-            "imported before are passed over. With dry_run, only the counts are answered."
+            "imported before are passed over. With dry_run, only the counts are answered. "
+            "A file larger than IMPORT_JOB_MIN_BYTES (5 MB by default) is imported in the "
+            "background: the answer is 202 with the job, whose url (also the Location "
+            "header) tells its progress and outcome."
         ),
         request=serializers.ImportUploadSerializer,
         responses={
@@ -182,6 +185,10 @@ class ImportView(QueryCheckedMixin, APIView):
                 "before or empty).",
             ),
             201: serializers.ImportResultSerializer,
+            202: OpenApiResponse(
+                serializers.ImportJobSerializer,
+                "A large file, saved and queued to be imported in the background.",
+            ),
             400: OpenApiResponse(
                 serializers.ImportRefusalSerializer,
                 "Nothing was imported: the upload, or a conversation in it, was refused.",
@@ -201,6 +208,8 @@ class ImportView(QueryCheckedMixin, APIView):
             }
             return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         owner = cast(User, request.user)  # IsAuthenticated: never AnonymousUser
+        if services.import_job_wanted(file.size):
+            return _import_queued(request, owner, file, upload.validated_data["dry_run"])
         try:
             result = services.conversations_import(
                 owner=owner, data=file.read(), dry_run=upload.validated_data["dry_run"]
@@ -213,6 +222,26 @@ class ImportView(QueryCheckedMixin, APIView):
         if result.dry_run or not result.conversations:
             return Response(body, status=status.HTTP_200_OK)
         return Response(body, status=status.HTTP_201_CREATED)
+
+
+def _import_queued(request: Request, owner: User, file, dry_run: bool) -> Response:
+    job = services.import_job_create(owner=owner, upload=file, dry_run=dry_run)
+    body = serializers.ImportJobSerializer(job, context={"request": request}).data
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": body["url"]})
+
+
+@extend_schema(
+    summary="A background import's progress and outcome",
+    responses={
+        200: serializers.ImportJobSerializer,
+        404: OpenApiResponse(serializers.ErrorSerializer, "No import job of yours has this id."),
+    },
+)
+class ImportJobView(QueryCheckedMixin, generics.RetrieveAPIView):
+    serializer_class = serializers.ImportJobSerializer
+
+    def get_object(self):
+        return selectors.import_job_get_for_user_or_404(self.request.user, self.kwargs["uuid"])
 
 
 def _import_refused(reason: str | dict) -> Response:

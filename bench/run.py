@@ -277,6 +277,14 @@ def run_data_phases() -> dict:
         f"export: {results['export']['messages'] / results['export']['seconds']:.0f} msg/s",
         flush=True,
     )
+    # A 100,000-message ChatGPT export through the streamed background import.
+    *_, figures = _phase("bench.imports", env=dict(os.environ))
+    results["import"] = json.loads(figures)
+    print(
+        f"import: {results['import']['messages_per_second']:.0f} msg/s, "
+        f"peak {results['import']['peak_rss_mb']:.0f} MB",
+        flush=True,
+    )
     # Recall needs pgvector: its phase runs on the embedded PostgreSQL, in a process of its
     # own (its settings name another database).
     recall_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}

@@ -1,10 +1,11 @@
 """Settings of the REST API (/api/v1/), star-imported by chatsite.settings."""
 
 import re
+from pathlib import Path
 
 from django.core.exceptions import ImproperlyConfigured
 
-from chatsite.env import env_int, env_str
+from chatsite.env import env_int, env_str, var_dir
 
 # --- REST API (/api/v1/) ---------------------------------------------------------------
 # Requests per token (per user for the browser session), e.g. "120/min", "5000/day".
@@ -14,8 +15,18 @@ if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", API_THROTTLE_RATE):
         f"API_THROTTLE_RATE must look like 120/min (per s, min, hour or day), "
         f"got {API_THROTTLE_RATE!r}"
     )
-# The largest file the importer reads; it is parsed whole, so this bounds its memory.
-API_IMPORT_MAX_BYTES = env_int("API_IMPORT_MAX_BYTES", 50 * 1024 * 1024, minimum=1024)
+# The largest file the importer takes (a ChatGPT export of years runs to a few hundred MB).
+# One over IMPORT_JOB_MIN_BYTES is saved under IMPORT_JOB_DIR and imported by a background
+# job that reads it as a stream (flat memory); a smaller one is read whole, at once.
+API_IMPORT_MAX_BYTES = env_int("API_IMPORT_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
+IMPORT_JOB_MIN_BYTES = env_int("IMPORT_JOB_MIN_BYTES", 5 * 1024 * 1024, minimum=0)
+IMPORT_JOB_DIR = Path(env_str("IMPORT_JOB_DIR") or var_dir() / "imports")
+# A failed job lists at most this many of the file's broken conversations.
+IMPORT_JOB_FAILURES_KEPT = env_int("IMPORT_JOB_FAILURES_KEPT", 50, minimum=1)
+# A ZIP may unpack to at most this (a ZIP bomb stops here).
+IMPORT_ZIP_MAX_UNPACKED_BYTES = env_int(
+    "IMPORT_ZIP_MAX_UNPACKED_BYTES", 20 * API_IMPORT_MAX_BYTES, minimum=1024
+)
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         # First, so an anonymous request is answered 401 with a Bearer challenge.

@@ -41,6 +41,8 @@ INDEX_MESSAGES = "conversations.tasks.index_messages"
 INDEX_CONVERSATION = "conversations.tasks.index_conversation"
 # A provider incident's one e-mail: an SMTP server's pace is no reply's business.
 EMAIL_PROVIDER_INCIDENT = "conversations.tasks.email_provider_incident"
+# A large upload's import (services/imports/import_jobs.py), from its file on disk.
+IMPORT_CONVERSATIONS = "conversations.tasks.import_conversations"
 # Jobs a chat waits on to stay whole: their own queue (settings.CELERY_TASK_ROUTES).
 CONTEXT_JOBS = frozenset({SUMMARISE_CONVERSATION, TITLE_CONVERSATION})
 

@@ -59,6 +59,16 @@ def email_provider_incident(incident_id: int):
     return services.provider_incident_email(incident_id=incident_id)
 
 
+# Not retried: the job claims its row (QUEUED -> RUNNING) and ends it done or failed itself;
+# a second delivery finds it claimed and does nothing.
+# A years-long export takes minutes, not the default limit's seconds.
+@shared_task(name=background_jobs.IMPORT_CONVERSATIONS, time_limit=3600, soft_time_limit=3540)
+def import_conversations(import_job_id: int):
+    """Import a large upload from its file, in two streamed passes (check, then write)."""
+    job = services.import_job_run(import_job_id=import_job_id)
+    return job.status if job else None
+
+
 # Celery's task states, as the metrics name a job's end.
 _JOB_OUTCOMES = {"SUCCESS": "ok", "RETRY": "retry", "FAILURE": "failed"}
 

@@ -26,7 +26,7 @@ from conversations.errors import (
     TooManyReplies,
     ValidationFailed,
 )
-from conversations.models import Message, MessageStatus, Role
+from conversations.models import ImportJob, Message, MessageStatus, Role
 from conversations.presenters import MessageView, render_delta, render_message
 from conversations.rendering import render_markdown
 from tests.factories import (
@@ -436,6 +436,9 @@ def _owned_urls(conversation, summary, token, image, message) -> dict[str, tuple
         "conversation_archive": ("post", f"/c/{c}/archive/"),
         "conversation_unarchive": ("post", f"/c/{c}/unarchive/"),
         "conversation_delete": ("post", f"/c/{c}/delete/"),
+        # An import job: its uuid on the message object of the tuple (see victims_data).
+        "api:import_job": ("get", f"/api/v1/imports/{message.job_uuid}/"),
+        "api_import_job": ("get", f"/settings/api/imports/{message.job_uuid}/"),
     }
 
 
@@ -468,16 +471,22 @@ def victims_data(other_user, chat_model, settings, tmp_path):
     image = services.attachment_upload(
         owner=other_user, upload=SimpleUploadedFile("a.gif", b"GIF89a SECRET-IMAGE")
     )
+    job = ImportJob.objects.create(
+        owner=other_user, file_name="SECRET-EXPORT.json", file_size=1, error="SECRET-ERROR"
+    )
+    answer.job_uuid = job.uuid
     return theirs, summary, token, image, answer
 
 
 def test_every_route_that_names_an_object_is_in_the_cross_user_test():
-    fake = SimpleNamespace(uuid=uuid.uuid4(), pk=1)
+    fake = SimpleNamespace(uuid=uuid.uuid4(), pk=1, job_uuid=uuid.uuid4())
     assert set(_owned_urls(fake, fake, fake, fake, fake)) == _routes_with_ids()
 
 
 @pytest.mark.django_db
-@pytest.mark.parametrize("route", sorted(_owned_urls(*[SimpleNamespace(uuid=1, pk=1)] * 5)))
+@pytest.mark.parametrize(
+    "route", sorted(_owned_urls(*[SimpleNamespace(uuid=1, pk=1, job_uuid=1)] * 5))
+)
 def test_another_users_objects_are_404_and_unchanged(client, user, victims_data, route):
     theirs, summary, token, image, answer = victims_data
     client.force_login(user)

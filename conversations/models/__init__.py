@@ -19,7 +19,7 @@ from django.utils.translation import gettext
 # The ledger and recall live in modules of their own; importing them here registers them
 # with the app and keeps `from conversations.models import X` the one way to name a model.
 from conversations.models.health import IncidentKind, ProviderIncident
-from conversations.models.imports import ImportedConversation
+from conversations.models.imports import ImportedConversation, ImportJob, ImportJobStatus
 from conversations.models.pricing import ModelPrice, PriceBand, Repricing
 from conversations.models.recall import MessageChunk
 from conversations.models.usage import Currency, UsageBudget, UsageKind, UsageRecord

@@ -31,7 +31,11 @@ from conversations.selectors.export import (
     conversation_thread_ids,
     conversations_for_export,
 )
-from conversations.selectors.imports import imported_source_ids
+from conversations.selectors.imports import (
+    import_job_get_for_user_or_404,
+    import_job_list_for_user,
+    imported_source_ids,
+)
 from conversations.selectors.message_reads import MessageRead, read_message, read_messages
 from conversations.selectors.provider_health import (
     ModelHealth,

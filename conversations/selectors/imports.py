@@ -1,11 +1,13 @@
-"""Reads for the import: which of an export's conversations this user imported before."""
+"""Reads for the import: which of an export's conversations this user imported before, and
+the user's background import jobs."""
 
 from collections.abc import Iterable
 
 from django.contrib.auth.models import User
-from django.db.models import Q
+from django.db.models import Q, QuerySet
+from django.shortcuts import get_object_or_404
 
-from conversations.models import ImportedConversation
+from conversations.models import ImportedConversation, ImportJob
 
 
 def imported_source_ids(owner: User, sources: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
@@ -21,3 +23,12 @@ def imported_source_ids(owner: User, sources: Iterable[tuple[str, str]]) -> set[
         wanted |= Q(source=source, source_id__in=ids)
     found = ImportedConversation.objects.filter(wanted, owner=owner)
     return set(found.values_list("source", "source_id"))
+
+
+def import_job_list_for_user(owner: User, *, limit: int = 5) -> QuerySet[ImportJob]:
+    """The user's most recent import jobs, newest first (index import_job_owner_recent)."""
+    return ImportJob.objects.filter(owner=owner).order_by("-created_at")[:limit]
+
+
+def import_job_get_for_user_or_404(owner: User, uuid) -> ImportJob:
+    return get_object_or_404(ImportJob, owner=owner, uuid=uuid)

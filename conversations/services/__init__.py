@@ -28,6 +28,12 @@ from conversations.services.imports import (
     ImportResult,
     conversations_import,
 )
+from conversations.services.imports.import_jobs import (
+    import_job_create,
+    import_job_dir,
+    import_job_run,
+    import_job_wanted,
+)
 from conversations.services.ledger import (
     CallOutcome,
     embedding_usage_record_create,

@@ -34,6 +34,13 @@ class ImportRejected(ValidationFailed):
     default_message = gettext_lazy("That file cannot be imported.")
 
 
+NOT_AN_EXPORT = gettext_lazy(
+    "This is not a chatsite export, nor one from ChatGPT (conversations.json "
+    "or its ZIP), Claude (conversations.json) or Open WebUI (a chat export)."
+)
+NO_CONVERSATIONS = gettext_lazy("The file holds no conversations.")
+
+
 @dataclass(frozen=True)
 class SourceFormat:
     name: str  # remembered with each imported conversation's source id
@@ -46,7 +53,7 @@ CHATGPT = SourceFormat("chatgpt", "ChatGPT", plan_chatgpt)
 CLAUDE = SourceFormat("claude", "Claude", plan_claude)
 OPEN_WEBUI = SourceFormat("openwebui", "Open WebUI", plan_openwebui)
 # Each format with the test that recognises one of its conversations.
-_RECOGNISED: list[tuple[SourceFormat, Callable[[object], bool]]] = [
+RECOGNISED: list[tuple[SourceFormat, Callable[[object], bool]]] = [
     (CHATGPT, looks_like_chatgpt),
     (CLAUDE, looks_like_claude),
     (OPEN_WEBUI, looks_like_openwebui),
@@ -73,20 +80,15 @@ def upload_read(data: bytes | str) -> Upload:
         upload = Upload()
         found = _conversations_in(json_parse(data))
         if found is None:
-            raise ImportRejected(
-                gettext(
-                    "This is not a chatsite export, nor one from ChatGPT (conversations.json "
-                    "or its ZIP), Claude (conversations.json) or Open WebUI (a chat export)."
-                )
-            )
+            raise ImportRejected(str(NOT_AN_EXPORT))
         upload.conversations = found
     if not upload.conversations:
-        raise ImportRejected(gettext("The file holds no conversations."))
+        raise ImportRejected(str(NO_CONVERSATIONS))
     return upload
 
 
 def json_parse(data: bytes | str, name: str = ""):
-    where = gettext("%(name)s in the ZIP") % {"name": name} if name else gettext("The file")
+    where = upload_part(name)
     if isinstance(data, bytes):
         try:
             data = data.decode("utf-8-sig")
@@ -107,6 +109,11 @@ def json_parse(data: bytes | str, name: str = ""):
         ) from None
 
 
+def upload_part(name: str = "") -> str:
+    """How an error names the file, or one member of its ZIP."""
+    return gettext("%(name)s in the ZIP") % {"name": name[:200]} if name else gettext("The file")
+
+
 def _conversations_in(document) -> list[tuple[SourceFormat, object]] | None:
     """The document's conversations with their format; None when it is no export at all."""
     if isinstance(document, dict) and "format" in document:
@@ -114,28 +121,31 @@ def _conversations_in(document) -> list[tuple[SourceFormat, object]] | None:
     items = document if isinstance(document, list) else [document]
     if isinstance(document, list) and not document:
         return []
-    for source, recognises in _RECOGNISED:
+    for source, recognises in RECOGNISED:
         if any(recognises(item) for item in items):
             return [(source, item) for item in items]
     return None
 
 
 def _chatsite_conversations(document: dict) -> list:
-    if document.get("format") != exports.FORMAT:
+    chatsite_envelope_check(document.get("format"), document.get("version"))
+    conversations = document.get("conversations")
+    if not isinstance(conversations, list):
+        raise ImportRejected(gettext('The export has no "conversations" list.'))
+    return conversations
+
+
+def chatsite_envelope_check(export_format, version) -> None:
+    """ImportRejected unless this is chatsite's export format, in the version we read."""
+    if export_format != exports.FORMAT:
         raise ImportRejected(
-            gettext("Unknown export format %(format)s.")
-            % {"format": repr(str(document.get("format"))[:40])}
+            gettext("Unknown export format %(format)s.") % {"format": repr(str(export_format)[:40])}
         )
-    version = document.get("version")
     if version != exports.VERSION:
         raise ImportRejected(
             gettext("This export is version %(version)s; this server reads version %(ours)s.")
             % {"version": str(version)[:20], "ours": exports.VERSION}
         )
-    conversations = document.get("conversations")
-    if not isinstance(conversations, list):
-        raise ImportRejected(gettext('The export has no "conversations" list.'))
-    return conversations
 
 
 def _read_zip(data: bytes) -> Upload:
@@ -144,10 +154,10 @@ def _read_zip(data: bytes) -> Upload:
     except zipfile.BadZipFile:
         raise ImportRejected(gettext("The file looks like a ZIP but cannot be opened.")) from None
     upload, unpacked = Upload(), 0
-    limit = getattr(settings, "IMPORT_ZIP_MAX_UNPACKED_BYTES", 20 * settings.API_IMPORT_MAX_BYTES)
+    limit = zip_unpacked_limit()
     with archive:
         for member in sorted(archive.infolist(), key=lambda member: member.filename):
-            if member.is_dir() or not _holds_json(archive, member):
+            if member.is_dir() or not holds_json(archive, member):
                 upload.other_files += not member.is_dir()
                 continue
             unpacked += member.file_size
@@ -162,7 +172,12 @@ def _read_zip(data: bytes) -> Upload:
     return upload
 
 
-def _holds_json(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
+def zip_unpacked_limit() -> int:
+    """How many bytes the JSON members of a ZIP may unpack to, together."""
+    return settings.IMPORT_ZIP_MAX_UNPACKED_BYTES
+
+
+def holds_json(archive: zipfile.ZipFile, member: zipfile.ZipInfo) -> bool:
     """Whether the member starts like a JSON object or list (media never does)."""
     try:
         with archive.open(member) as stream:

@@ -1,0 +1,234 @@
+"""Large uploads imported in the background, in flat memory: the upload is saved to a file
+(IMPORT_JOB_DIR), an ImportJob row is queued, and a background job reads the file as a
+stream (`streams`), one conversation in memory at a time, in two passes.
+
+The first pass checks every conversation and counts it, writing nothing: if any one is
+broken, the job fails naming the conversation and the node, and nothing is written (a dry
+run stops after it either way). The second pass writes the new conversations, each whole
+in its own transaction (a single one would hide the progress, and hold its locks, for the
+whole file): a conversation is never half-written, and should a write fail (the same file
+imported twice at once), the job fails naming it; what was written before stays, and
+importing the file again writes the rest. Progress is saved every PROGRESS_EVERY
+conversations.
+"""
+
+import logging
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.models import User
+from django.core.files.uploadedfile import UploadedFile
+from django.db import DatabaseError
+from django.utils import timezone
+from django.utils.translation import gettext
+
+from conversations import background_jobs, selectors
+from conversations.models import ImportJob, ImportJobStatus
+from conversations.services.imports.plans import ModelLookup
+from conversations.services.imports.results import (
+    ConversationCount,
+    ImportFailure,
+    Planned,
+    conversation_plan,
+)
+from conversations.services.imports.sources import NO_CONVERSATIONS, ImportRejected
+from conversations.services.imports.streams import StreamedUpload, upload_stream
+from conversations.services.imports.writing import write_conversation
+
+log = logging.getLogger(__name__)
+
+# Conversations between two saves of the job's progress.
+PROGRESS_EVERY = 50
+# Source ids looked up at once for the duplicate check.
+DUPLICATE_CHECK_BATCH = 500
+
+
+def import_job_wanted(size: int) -> bool:
+    """Whether an upload of `size` bytes is imported in the background (above
+    IMPORT_JOB_MIN_BYTES) rather than while the request waits."""
+    return size > settings.IMPORT_JOB_MIN_BYTES
+
+
+def import_job_dir() -> Path:
+    return Path(settings.IMPORT_JOB_DIR)
+
+
+def import_job_create(*, owner: User, upload: UploadedFile, dry_run: bool = False) -> ImportJob:
+    """Save the upload to a file of its own and queue the job that imports it."""
+    directory = import_job_dir()
+    directory.mkdir(parents=True, exist_ok=True)
+    job = ImportJob(owner=owner, file_name=(upload.name or "")[:200], dry_run=dry_run)
+    path = directory / f"{job.uuid}.upload"
+    # Copied chunk by chunk: a large upload is already a temporary file, never in memory.
+    with open(path, "wb") as file:
+        for chunk in upload.chunks():
+            file.write(chunk)
+    job.file_path, job.file_size = str(path), path.stat().st_size
+    job.save()
+    background_jobs.enqueue(
+        background_jobs.IMPORT_CONVERSATIONS, import_job_run, import_job_id=job.pk
+    )
+    return job
+
+
+def import_job_run(*, import_job_id: int) -> ImportJob | None:
+    """Run a queued job to its end (done or failed); None when it is not queued (a second
+    delivery of the same job does nothing)."""
+    claimed = ImportJob.objects.filter(pk=import_job_id, status=ImportJobStatus.QUEUED).update(
+        status=ImportJobStatus.RUNNING, started_at=timezone.now()
+    )
+    if not claimed:
+        return None
+    job = ImportJob.objects.get(pk=import_job_id)
+    path = Path(job.file_path)
+    try:
+        _run(job)
+    except ImportRejected as exc:
+        _end(job, ImportJobStatus.FAILED, error=exc.message)
+    except Exception:
+        log.exception("import job %s failed", job.pk)
+        _end(job, ImportJobStatus.FAILED, error=gettext("The import stopped on an internal error."))
+    finally:
+        path.unlink(missing_ok=True)
+    return job
+
+
+@dataclass
+class _Check:
+    """What the first pass found."""
+
+    to_write: set[int] = field(default_factory=set)  # indexes of the new conversations
+    messages: int = 0  # theirs
+    failures: list[ImportFailure] = field(default_factory=list)
+    failed: int = 0
+    totals: Counter = field(default_factory=Counter)
+    skipped: Counter = field(default_factory=Counter)
+
+
+def _run(job: ImportJob) -> None:
+    upload = upload_stream(Path(job.file_path))
+    job.formats = ", ".join(upload.formats)[:200]
+    check = _check(job, upload)
+    if not job.checked:
+        raise ImportRejected(str(NO_CONVERSATIONS))
+    job.conversations_total, job.messages_total = len(check.to_write), check.messages
+    job.totals = {
+        **check.totals,
+        "other_files": upload.other_files,
+        "skipped": dict(check.skipped),
+    }
+    if check.failures:
+        job.failures = [failure.__dict__ for failure in check.failures]
+        _end(job, ImportJobStatus.FAILED, error=_refusal(check))
+        return
+    if not job.dry_run:
+        _write(job, upload, check.to_write)
+    _end(job, ImportJobStatus.DONE)
+
+
+def _check(job: ImportJob, upload: StreamedUpload) -> _Check:
+    """The first pass: every conversation planned and counted, nothing written."""
+    check, models = _Check(), ModelLookup()
+    seen: set[tuple[str, str]] = set()  # the source ids of the file's conversations so far
+    waiting: list[Planned] = []  # planned, not yet checked against earlier imports
+    for index, (source, raw) in enumerate(upload.conversations()):
+        outcome = conversation_plan(index, source, raw, models)
+        if isinstance(outcome, Planned):
+            waiting.append(outcome)
+        elif isinstance(outcome, ImportFailure):
+            check.failed += 1
+            if len(check.failures) < settings.IMPORT_JOB_FAILURES_KEPT:
+                check.failures.append(outcome)
+        else:
+            _tally(check, outcome, "empty")
+        if len(waiting) >= DUPLICATE_CHECK_BATCH:
+            _sort_new(job.owner, waiting, seen, check)
+        job.checked = index + 1
+        if job.checked % PROGRESS_EVERY == 0:
+            _save_progress(job, "checked")
+    _sort_new(job.owner, waiting, seen, check)
+    return check
+
+
+def _sort_new(
+    owner: User, waiting: list[Planned], seen: set[tuple[str, str]], check: _Check
+) -> None:
+    """The waiting conversations counted as new or as imported before (or earlier in the
+    file); emptied."""
+    keys = [item.key for item in waiting if item.key is not None]
+    seen |= selectors.imported_source_ids(owner, keys)
+    for item in waiting:
+        if item.key is not None and item.key in seen:
+            check.totals["duplicates"] += 1
+            continue
+        if item.key is not None:
+            seen.add(item.key)
+        check.to_write.add(item.index)
+        _tally(check, item.count("new"), None)
+    waiting.clear()
+
+
+def _tally(check: _Check, count: ConversationCount, outcome: str | None) -> None:
+    if outcome:
+        check.totals[outcome] += 1
+        return
+    check.messages += count.messages
+    check.totals["branch_points"] += count.branch_points
+    check.totals["missing_files"] += count.missing_files
+    check.skipped.update(count.skipped)
+
+
+def _write(job: ImportJob, upload: StreamedUpload, to_write: set[int]) -> None:
+    """The second pass: each new conversation read again and written whole."""
+    models = ModelLookup()
+    for index, (source, raw) in enumerate(upload.conversations()):
+        if index not in to_write:
+            continue
+        planned = conversation_plan(index, source, raw, models)
+        assert isinstance(planned, Planned)  # the first pass planned this very file
+        try:
+            write_conversation(job.owner, planned.plan, source=source.name)
+        except DatabaseError as exc:
+            raise ImportRejected(_write_failure(job, planned, exc)) from None
+        job.conversations_done += 1
+        job.messages_done += len(planned.plan.messages)
+        if job.conversations_done % PROGRESS_EVERY == 0:
+            _save_progress(job, "conversations_done", "messages_done")
+
+
+def _save_progress(job: ImportJob, *fields: str) -> None:
+    ImportJob.objects.filter(pk=job.pk).update(**{name: getattr(job, name) for name in fields})
+
+
+def _end(job: ImportJob, status: str, *, error: str = "") -> None:
+    job.status, job.error, job.finished_at = status, error, timezone.now()
+    job.file_path = ""
+    job.save()
+
+
+def _refusal(check: _Check) -> str:
+    first = check.failures[0]
+    return gettext(
+        "Nothing was imported: %(count)s conversation(s) of the file cannot be read. "
+        "The first, #%(number)s %(title)s: %(error)s"
+    ) % {
+        "count": check.failed,
+        "number": first.index + 1,
+        "title": f"“{first.title}”" if first.title else "",
+        "error": first.error,
+    }
+
+
+def _write_failure(job: ImportJob, planned: Planned, exc: DatabaseError) -> str:
+    detail = (str(exc).splitlines() or [""])[0][:200]
+    return gettext(
+        "Conversation #%(number)s %(title)s could not be saved: %(detail)s. The %(done)s "
+        "written before it are kept; importing the file again writes the rest."
+    ) % {
+        "number": planned.index + 1,
+        "title": f"“{planned.title}”" if planned.title else "",
+        "detail": detail,
+        "done": job.conversations_done,
+    }
