@@ -21,11 +21,12 @@ class ConversationsConfig(AppConfig):
     def ready(self) -> None:
         # Built-in providers and models exist after every migrate (and test database flush).
         post_migrate.connect(_sync_catalogue, sender=self)
-        # Replies in flight carry their final HTML; the presentation layer renders it.
+        # Replies in flight carry their final HTML (the message and the header's context
+        # gauge); the presentation layer renders it.
         from conversations import pages
         from conversations.live import rendering
 
-        rendering.use_renderer(pages.message_html)
+        rendering.use_renderer(pages.reply_final_html)
         # Open sockets hear when their user's sessions may have ended.
         from conversations import socket_sessions
 

@@ -92,11 +92,12 @@ def _message_in(conversation: Conversation, uuid: str) -> Message:
 
 async def _replace_thread(conversation: Conversation) -> None:
     """Show every socket the branch now on screen (after an edit, a regeneration or a
-    switch between versions), from its latest page."""
+    switch between versions), from its latest page, with that branch's context gauge."""
 
     def _render() -> tuple[str, list[str]]:
         page = pages.latest_page(conversation)
-        return presenters.render_thread_replaced(page), [str(m.uuid) for m in page.messages]
+        html = presenters.render_thread_replaced(page) + pages.gauge_html(conversation, oob=True)
+        return html, [str(m.uuid) for m in page.messages]
 
     html, uuids = await database_sync_to_async(_render)()
     # A token of its own: a socket that has seen every one of these messages (paging back

@@ -142,7 +142,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def dispatch_action(self, action: str, data: dict) -> None:
         if action == "sync":
-            await self.sync(id_field(data, "last"))
+            await self.sync(id_field(data, "last"), text_field(data, "status"))
         elif action == "send":
             await chat_actions.send_message(
                 conversation=self.conversation,
@@ -170,12 +170,13 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         else:
             await self.notify(_("Unknown action %(action)s.") % {"action": repr(action)})
 
-    async def sync(self, last_uuid: str) -> None:
-        """Bring the page up to date after (re)connecting, then go live."""
+    async def sync(self, last_uuid: str, last_status: str = "") -> None:
+        """Bring the page up to date after (re)connecting, then go live. `last_status`: the
+        status the page shows its last message in ("": not known)."""
         self.backlog = []
         live = await fanout.subscribe(self.conversation_uuid, self)
         self.subscribed = True
-        missing = await database_sync_to_async(self._render_missing)(last_uuid)
+        missing = await database_sync_to_async(self._render_missing)(last_uuid, last_status)
         for uuid, status, content, reasoning, html in missing:
             if html:
                 await self.send(text_data=html)
@@ -188,7 +189,9 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         for kind, *args in backlog:
             await (self.reply_changed(*args) if kind == "reply" else self.messages_appended(*args))
 
-    def _render_missing(self, last_uuid: str) -> list[tuple[str, str, str, str, str]]:
+    def _render_missing(
+        self, last_uuid: str, last_status: str = ""
+    ) -> list[tuple[str, str, str, str, str]]:
         messages = selectors.thread_messages_after(self.conversation, last_uuid)
         if messages is None:
             return self._render_thread()
@@ -202,14 +205,20 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             rendered.append(
                 (str(message.uuid), message.status, message.content, message.reasoning, html)
             )
+        if len(messages) > 1 or (messages and messages[0].status != last_status):
+            # Messages came, or the last one ended, while the page was away: so did the
+            # pushes of the header's context gauge. A page that finds its thread as it left
+            # it keeps its gauge (a page load rendered it a moment ago).
+            rendered.append(("", "", "", "", pages.gauge_html(self.conversation, oob=True)))
         return rendered
 
     def _render_thread(self) -> list[tuple[str, str, str, str, str]]:
         """The page shows another branch than the one now on screen (switched in another
-        tab while this one was away): the whole latest page replaces it."""
+        tab while this one was away): the whole latest page replaces it, and its gauge."""
         page = pages.latest_page(self.conversation)
         rendered = [(str(m.uuid), m.status, m.content, m.reasoning, "") for m in page.messages]
-        rendered.append(("", "", "", "", presenters.render_thread_replaced(page)))
+        replaced = presenters.render_thread_replaced(page)
+        rendered.append(("", "", "", "", replaced + pages.gauge_html(self.conversation, oob=True)))
         return rendered
 
     async def notify(self, text: str) -> None:
@@ -262,7 +271,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     def _render_final(self, reply_uuid: str) -> str:
         with translation.override(self.language):
             message = selectors.message_get_in_conversation(self.conversation, reply_uuid)
-            return pages.message_html(message)
+            return pages.reply_final_html(message)
 
     async def messages_appended(self, html: str, uuids: list[str]) -> None:
         if self.backlog is not None:

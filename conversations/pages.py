@@ -1,17 +1,21 @@
 """What one window of a thread shows: the conversation page, the older and newer pages
 fetched as the reader scrolls, and the thread pushed to every socket when the branch on
-screen changes. All of them render `conversations/_thread.html`.
+screen changes. All of them render `conversations/_thread.html`. The header's context gauge
+goes with what changes it: a finished reply, and a change of branch.
 
 A page never loads more than PAGE_SIZE messages, wherever it sits in the thread, so a
 5,000-message conversation opens as fast as a short one.
 """
 
+import logging
 from dataclasses import dataclass, field
 
 from conversations import presenters, selectors
-from conversations.context import summary_for_page, summary_latest
+from conversations.context import context_gauge, summary_for_page, summary_latest
 from conversations.models import Conversation, ConversationSummary, Message
 from conversations.rendering import render_markdown
+
+log = logging.getLogger(__name__)
 
 # A jump to a message shows this many messages above it (the rest of the page below it).
 JUMP_CONTEXT = 10
@@ -58,6 +62,22 @@ def message_html(message: Message, *, show_all: bool = False) -> str:
     view = presenters.view_of_message(selectors.read_message(message))
     view.show_all = show_all
     return presenters.render_message(view)
+
+
+def reply_final_html(reply: Message) -> str:
+    """What a finished reply pushes to every socket (live/rendering.py): the message, and
+    the header's context gauge out of band (the reply moved the window and the cost)."""
+    html = message_html(reply)
+    try:
+        return html + gauge_html(reply.conversation, oob=True)
+    except Exception:  # the gauge is a hint: the reply's final state goes out regardless
+        log.exception("the context gauge after reply %s failed", reply.uuid)
+        return html
+
+
+def gauge_html(conversation: Conversation, *, oob: bool = False) -> str:
+    """The header's context gauge of the branch on screen, read and rendered."""
+    return presenters.render_gauge(context_gauge(conversation), oob=oob)
 
 
 def messages_appended_html(messages: list[Message]) -> str:

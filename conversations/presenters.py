@@ -20,6 +20,7 @@ from django.utils.functional import Promise
 from django.utils.translation import gettext_lazy as _
 
 from conversations import errors
+from conversations.context import ContextGauge
 from conversations.live.registry import LiveReply, ReplyState
 from conversations.models import NO_SIBLINGS, MessageStatus, Role, Siblings
 from conversations.rendering import is_json, render_json, render_markdown
@@ -239,6 +240,11 @@ def render_thread(page) -> str:
 def render_thread_replaced(page) -> str:
     """The whole thread swapped in on every socket when the branch on screen changes."""
     return f'<div id="messages" hx-swap-oob="innerHTML">{render_thread(page)}</div>'
+
+
+def render_gauge(gauge: ContextGauge, *, oob: bool = False) -> str:
+    """The header's context gauge; `oob`: swapped in by id wherever it arrives."""
+    return render_to_string("conversations/_context_gauge.html", {"gauge": gauge, "oob": oob})
 
 
 def render_delta(reply_uuid: str, content: str, reasoning: str) -> str:

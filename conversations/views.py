@@ -33,7 +33,7 @@ from conversations import (
     usage,
     usage_csv,
 )
-from conversations.context import summary_latest
+from conversations.context import context_gauge, summary_latest
 from conversations.errors import ChatError
 from conversations.forms import (
     ConversationSettingsForm,
@@ -84,6 +84,7 @@ def conversation_detail(request: AuthenticatedHttpRequest, uuid) -> HttpResponse
         jump_to=str(on_screen.uuid) if on_screen else "",
         other_version=target if target and not on_screen else None,
         personas=selectors.persona_list_for_user(request.user),
+        gauge=context_gauge(conversation),
     )
     return render(request, "conversations/chat.html", context)
 
@@ -238,6 +239,8 @@ def _settings_response(request, conversation, *, error: str, saved: bool) -> Htt
         personas=selectors.persona_list_for_user(request.user),
         settings_error=error,
         settings_saved=saved,
+        # The model, the system prompt or the reply's room may have changed the window.
+        gauge_oob=context_gauge(conversation) if saved else None,
     )
     return render(request, "conversations/_settings.html", context)
 

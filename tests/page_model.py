@@ -1,8 +1,8 @@
 """A tiny stand-in for the browser: applies chatsite's websocket fragments as htmx would.
 
 Only the fragment shapes chatsite sends are understood: whole messages (swapped by id),
-messages appended to #messages, the whole thread replaced (a new branch on screen), and text
-appended to a reply's content or reasoning.
+messages appended to #messages, the whole thread replaced (a new branch on screen), text
+appended to a reply's content or reasoning, and the header's context gauge (by id).
 Tests use it to check exactly what a user would see after any sequence of frames.
 """
 
@@ -18,6 +18,7 @@ _APPEND = re.compile(
 )
 _TAG = re.compile(r"<[^>]+>")
 _THREAD_REPLACED = '<div id="messages" hx-swap-oob="innerHTML">'
+_GAUGE = re.compile(r'<details class="context-gauge[^"]*" id="context-gauge".*?</details>', re.S)
 
 
 @dataclass
@@ -46,6 +47,9 @@ class PageModel:
         self.notices: list[str] = []
         self.frames: list[str] = []
         self.replacements = 0
+        # The context gauge's HTML as last pushed, and how many pushes carried it.
+        self.gauge = ""
+        self.gauge_pushes = 0
 
     def apply(self, frame: str) -> None:
         self.frames.append(frame)
@@ -54,6 +58,9 @@ class PageModel:
         if frame.startswith(_THREAD_REPLACED):
             self.messages, self.order = {}, []
             self.replacements += 1
+        for gauge in _GAUGE.findall(frame):
+            self.gauge = gauge
+            self.gauge_pushes += 1
         for match in _ARTICLE.finditer(frame):
             self._swap_message(match.group(1), match.group(0))
         for uuid, part, text in _APPEND.findall(frame):

@@ -25,7 +25,9 @@ class ChatSocket:
         self.user = user
         self.page = PageModel()
 
-    async def connect(self, *, last: str = "") -> bool:
+    async def connect(self, *, last: str = "", status: str = "") -> bool:
+        """Open the socket and sync as a page whose last message is `last`, shown in
+        `status` ("": as a page that does not say)."""
         if "session" not in self.communicator.scope:
             # A real session, as the site's stack would give it: the socket re-reads it.
             key = await database_sync_to_async(session_cookie)(self.user)
@@ -33,7 +35,8 @@ class ChatSocket:
             self.communicator.scope["session"] = store
         connected, _ = await self.communicator.connect()
         if connected:
-            await self.communicator.send_json_to({"action": "sync", "last": last})
+            sync = {"action": "sync", "last": last, **({"status": status} if status else {})}
+            await self.communicator.send_json_to(sync)
         return connected
 
     async def send(self, **data) -> None:

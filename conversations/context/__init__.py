@@ -8,16 +8,19 @@ The thread is walked newest first and only as far as needed, so the cost follows
 the context, not of the history.
 
 `window` holds the budget and what a message costs and sends, `request` builds a reply's
-request, and `summary_plans` places, schedules and plans summaries (their writes are in
-services/summaries.py). Callers import the names re-exported below
-(`from conversations.context import context_for_reply`).
+request, `summary_plans` places, schedules and plans summaries (their writes are in
+services/summaries.py), and `gauge` shows how full the next request's window is. Callers
+import the names re-exported below (`from conversations.context import context_for_reply`).
 """
 
+from conversations.context.gauge import ContextGauge, GaugePart, LastRequest, context_gauge
 from conversations.context.request import (
     SUMMARY_HEADING,
     ReplyContext,
+    RequestPlan,
     RequestThread,
     context_for_reply,
+    request_plan,
 )
 from conversations.context.summary_plans import (
     SummaryPlacement,
@@ -36,6 +39,7 @@ from conversations.context.window import (
     IMAGE_OMITTED,
     IMAGE_TOKENS,
     context_budget,
+    context_window,
     message_content,
     message_tokens,
     reply_max_output,

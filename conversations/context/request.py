@@ -92,24 +92,66 @@ def _system_message(
     return "\n\n".join(p for p in parts if p)
 
 
-def context_for_reply(reply: Message) -> ReplyContext:
-    conversation = reply.conversation
+@dataclass
+class RequestPlan:
+    """A request before recall and before its messages are built: the budget, the newest
+    turns that fit it and the summary above them. A reply's request is built from it
+    (context_for_reply) and the header's gauge shows the next request from it
+    (context/gauge.py), so the two count alike."""
+
+    conversation: Conversation
+    context: ReplyContext
+    counter: TokenCounter
+    # The verbatim turns, oldest first, and their tokens as the budget counted them.
+    turns: list[Message]
+    turns_tokens: int
+    # The share of the budget kept for recalled excerpts (0: recall is off).
+    recall_budget: int
+
+    @property
+    def recalls(self) -> bool:
+        """Recall runs when part of the branch is not sent verbatim: a summary covers it,
+        or the window dropped it."""
+        covered = self.context.summary is not None or self.context.dropped_turns
+        return bool(self.recall_budget and self.turns and covered)
+
+    def system_tokens(self, *, summary: bool = True) -> int:
+        """The system message's tokens with the system prompt (and the summary), counted as
+        the request counts them; recalled excerpts come on top."""
+        shown = self.context.summary if summary else None
+        return _system_tokens(self.counter, _system_message(self.conversation, shown))[0]
+
+
+def request_plan(
+    conversation: Conversation, *, leaf_id: int, reply_id: int | None = None
+) -> RequestPlan:
+    """The plan of a request continuing the thread that ends at `leaf_id` (the reply being
+    asked for, `reply_id`, is never sent)."""
     counter = conversation_counter(conversation)
     context = ReplyContext(budget=context_budget(conversation), tokenizer=counter.tokenizer)
-    walk = RequestThread(conversation, reply.parent_id or reply.id)
+    walk = RequestThread(conversation, leaf_id)
     # Keep room for a summary we may only find at the end of the walk, and for recall.
     recalling = recall_budget(conversation, context.budget)
     reserve = (summary_reserve() if walk.has_summaries else 0) + recalling
     base = system_prompt_tokens(conversation, counter)
-    turns, used, boundary = _turns_that_fit(context, walk, reply, counter, base + reserve)
+    turns, used, boundary = _turns_that_fit(
+        context, walk, conversation, reply_id, counter, base + reserve
+    )
     context.summary = _summary_ending_at(boundary) if boundary else None
+    return RequestPlan(conversation, context, counter, turns, used, recalling)
+
+
+def context_for_reply(reply: Message) -> ReplyContext:
+    conversation = reply.conversation
+    plan = request_plan(conversation, leaf_id=reply.parent_id or reply.id, reply_id=reply.id)
+    context, counter, turns = plan.context, plan.counter, plan.turns
     recalled = Recalled()
-    if recalling and turns and (boundary is not None or context.dropped_turns):
+    if plan.recalls:
         recalled = recall_for(
             conversation,
             query=recall_query(turns),
             scope=_recall_scope(conversation, turns[0], reply),
-            budget=recalling,
+            budget=plan.recall_budget,
             counter=counter,
         )
         context.recall = recalled.meta()
@@ -122,18 +164,31 @@ def context_for_reply(reply: Message) -> ReplyContext:
     if reply.chat_model and profiles.uses_json_mode(reply.chat_model, conversation):
         context.json_mode = True
         context.messages = profiles.with_json_instruction(context.messages)
-    system_parts = counter.raw_message(Role.SYSTEM, system) if system else (0, 0)
-    context.estimated_tokens = used + (counter.calibrated(system_parts) if system else 0)
+    system_tokens, system_parts = _system_tokens(counter, system)
+    context.estimated_tokens = plan.turns_tokens + system_tokens
     cjk, rest = context.raw_tokens
     context.raw_tokens = (cjk + system_parts[0], rest + system_parts[1])
     context.first_message_id = turns[0].id if turns else None
     context.uncovered_turns = len(turns) + context.dropped_turns
-    context.uncovered_tokens = used
+    context.uncovered_tokens = plan.turns_tokens
     return context
 
 
+def _system_tokens(counter: TokenCounter, system: str) -> tuple[int, tuple[int, int]]:
+    """What the system message counts as (none is sent when it is empty), and its raw parts."""
+    if not system:
+        return 0, (0, 0)
+    parts = counter.raw_message(Role.SYSTEM, system)
+    return counter.calibrated(parts), parts
+
+
 def _turns_that_fit(
-    context: ReplyContext, walk: "RequestThread", reply: Message, counter: TokenCounter, taken: int
+    context: ReplyContext,
+    walk: "RequestThread",
+    conversation: Conversation,
+    reply_id: int | None,
+    counter: TokenCounter,
+    taken: int,
 ) -> tuple[list[Message], int, Message | None]:
     """The newest sendable turns that fit beside what is `taken` already, oldest first, the
     tokens they use and the message a summary ends at (or the turns dropped, counted in
@@ -145,12 +200,12 @@ def _turns_that_fit(
         if message.summary_id is not None:  # type: ignore[attr-defined]  # see _load
             boundary = message
             break
-        if message.id == reply.id or not sendable(message):
+        if message.id == reply_id or not sendable(message):
             continue
         cost, parts = message_cost(message, counter)
         if taken + used + cost > context.budget:
             if turns:
-                context.dropped_turns, boundary = _dropped(reply.conversation, message, walk)
+                context.dropped_turns, boundary = _dropped(conversation, message, walk)
                 break
             # The newest turn alone is larger than the window (the chat moved to a smaller
             # model since it was sent): send it cut, and say so, rather than overflow.

@@ -20,10 +20,15 @@ def reply_max_output(conversation: Conversation) -> int:
     return min(conversation.max_tokens or ceiling, ceiling)
 
 
+def context_window(conversation: Conversation) -> int:
+    """The model's whole window, prompt and reply together."""
+    chat_model = conversation.chat_model
+    return chat_model.context_window if chat_model else 8192
+
+
 def context_budget(conversation: Conversation) -> int:
     """Prompt tokens a request may use: the window less the reply's room, with a margin."""
-    chat_model = conversation.chat_model
-    window = chat_model.context_window if chat_model else 8192
+    window = context_window(conversation)
     return max(int((window - reply_max_output(conversation)) * CONTEXT_SAFETY_MARGIN), 256)
 
 

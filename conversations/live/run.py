@@ -275,7 +275,7 @@ def _claim(reply: Message) -> ReplyContext | None:
 def _finish_and_render(
     reply: Message, outcome: services.CallOutcome, raw_prompt: RawCount
 ) -> tuple[Message, str] | None:
-    """The final state saved and rendered, and what follows a reply (one trip to a worker
+    """The final state saved, what follows a reply, and the final HTML (one trip to a worker
     thread for all of it: the follow-up is a few checks unless a summary or title is due).
     None when the reply is gone: its conversation was deleted while it streamed."""
     # reply_finish also gives the in-memory reply its final fields: nothing to reload.
@@ -284,12 +284,13 @@ def _finish_and_render(
         if theirs is None:
             return None
         reply = theirs
-    html = rendering.final_html(reply)
     try:
         _after_reply(reply, outcome, raw_prompt)
     except Exception:  # calibration, summary or title: never at the cost of the reply
         log.exception("work after reply %s failed", reply.uuid)
-    return reply, html
+    # Rendered after the calibration: the final HTML carries the header's context gauge,
+    # counted as the next request will be.
+    return reply, rendering.final_html(reply)
 
 
 def _after_reply(reply: Message, outcome: services.CallOutcome, raw_prompt: RawCount) -> None:

@@ -4,8 +4,8 @@ Money is summed per currency and never added across currencies: every figure tha
 money is a `{currency: amount}` mapping. Months are calendar months in the site's time zone.
 
 One module a subject: `months` (the period figures are counted over), `totals` (sums and the
-"My usage" month), `budgets` (limits and their use), `costs` (per message and per
-conversation), `statements` (a month's accounting rows, for the CSV
+"My usage" month), `budgets` (limits and their use), `costs` (per message, per
+conversation and per branch), `statements` (a month's accounting rows, for the CSV
 exports), `prices` (the rates in force at a moment) and `repricing` (what re-pricing a
 period would change). Callers import the package and use the names re-exported below
 (`usage.budget_status(...)`).
@@ -22,9 +22,12 @@ from conversations.usage.budgets import (
 )
 from conversations.usage.costs import (
     TOKENS,
+    ConversationCosts,
+    conversation_costs,
     conversations_with_usage,
     cost_by_message,
     messages_with_usage,
+    reported_prompt_tokens,
 )
 from conversations.usage.counting import with_count_error
 from conversations.usage.months import month_after, month_of, month_start, records_in_month

@@ -29,6 +29,16 @@
     return all.length ? all[all.length - 1].dataset.messageId : "";
   }
 
+  // The status this page shows that message in ("" when the page stops short of it): when
+  // it changed meanwhile (a reply ended while the socket was away), the server re-sends the
+  // header's context gauge with it.
+  function lastMessageStatus() {
+    var newer = document.getElementById("load-newer");
+    if (newer && newer.dataset.tail) return "";
+    var all = document.querySelectorAll("#messages > [data-message-id]");
+    return all.length ? all[all.length - 1].dataset.status || "" : "";
+  }
+
   // The composer shows Stop instead of Send while a reply is pending or streaming.
   function updateBusy() {
     var busy = !!document.querySelector('#messages [data-status="pending"], #messages [data-status="streaming"]');
@@ -71,7 +81,7 @@
   // element says whether it is open (data-socket): once "open", the sync request has gone
   // out, and the server answers it before anything this page sends later.
   document.addEventListener("htmx:wsOpen", function (event) {
-    event.detail.socketWrapper.sendImmediately(JSON.stringify({ action: "sync", last: lastMessageId() }));
+    event.detail.socketWrapper.sendImmediately(JSON.stringify({ action: "sync", last: lastMessageId(), status: lastMessageStatus() }));
     event.target.dataset.socket = "open";
     document.body.classList.remove("is-offline");
   });
@@ -280,4 +290,13 @@
       if (box.value.trim()) box.form.requestSubmit();
     }
   }, true);
+
+  // The header's context gauge is swapped whole after every reply: a panel the reader
+  // opened stays open.
+  document.addEventListener("htmx:oobBeforeSwap", function (event) {
+    var target = event.detail.target;
+    if (!target || target.id !== "context-gauge" || !target.open) return;
+    var incoming = event.detail.fragment.querySelector("#context-gauge");
+    if (incoming) incoming.open = true;
+  });
 })();
