@@ -183,3 +183,36 @@ def test_streaming_a_large_export_keeps_memory_far_below_its_size(user, tmp_path
     assert made["conversations"] > 4000 and planned == made["conversations"]
     assert made["bytes"] > 30_000_000
     assert peak < made["bytes"] / 20, (peak, made["bytes"])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_with_a_conversation_that_cannot_be_saved_keeps_those_before_it(user, tmp_path):
+    """The writing pass writes a batch of conversations at a time; when one cannot be saved
+    (here: another import took its source id in the meantime), the batch is written one
+    conversation at a time, so those before it are kept and the failure names it."""
+    from conversations.services.imports import import_jobs
+    from conversations.services.imports.sources import ImportRejected
+
+    path = tmp_path / "conversations.json"
+    chatgpt_export(path, messages=200, turns=5)
+    upload, models = upload_stream(path), ModelLookup()
+    batch = [
+        (conversation_plan(index, source, raw, models), source.name)
+        for index, (source, raw) in enumerate(upload.conversations())
+    ][:5]
+    taken = batch[2][0].plan.source_id
+    earlier = Conversation.objects.create(owner=user, title="imported elsewhere")
+    ImportedConversation.objects.create(
+        owner=user, conversation=earlier, source=batch[2][1], source_id=taken
+    )
+    job = ImportJob.objects.create(owner=user, file_name="c.json", file_size=1)
+    with pytest.raises(ImportRejected) as refused:
+        import_jobs._write_batch(job, batch)
+    assert "#3" in str(refused.value) and "written before it are kept" in str(refused.value)
+    assert job.conversations_done == 2
+    written = Conversation.objects.filter(owner=user).exclude(pk=earlier.pk)
+    assert written.count() == 2
+    assert (
+        sum(len(p.plan.messages) for p, _ in batch[:2])
+        == Message.objects.filter(conversation__in=written).count()
+    )

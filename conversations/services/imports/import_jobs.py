@@ -20,7 +20,7 @@ from pathlib import Path
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -35,12 +35,15 @@ from conversations.services.imports.results import (
 )
 from conversations.services.imports.sources import NO_CONVERSATIONS, ImportRejected
 from conversations.services.imports.streams import StreamedUpload, upload_stream
-from conversations.services.imports.writing import write_conversation
+from conversations.services.imports.writing import write_conversation, write_conversations
 
 log = logging.getLogger(__name__)
 
 # Conversations between two saves of the job's progress.
 PROGRESS_EVERY = 50
+# The writing pass's batches: this many conversations, or messages, whichever comes first.
+WRITE_CONVERSATIONS = 50
+WRITE_MESSAGES = 5000
 # Source ids looked up at once for the duplicate check.
 DUPLICATE_CHECK_BATCH = 500
 
@@ -181,21 +184,54 @@ def _tally(check: _Check, count: ConversationCount, outcome: str | None) -> None
 
 
 def _write(job: ImportJob, upload: StreamedUpload, to_write: set[int]) -> None:
-    """The second pass: each new conversation read again and written whole."""
+    """The second pass: each new conversation read again and written whole, a batch of
+    them at a time (a few statements per batch, not per conversation)."""
     models = ModelLookup()
+    batch: list[tuple[Planned, str]] = []
     for index, (source, raw) in enumerate(upload.conversations()):
         if index not in to_write:
             continue
         planned = conversation_plan(index, source, raw, models)
         assert isinstance(planned, Planned)  # the first pass planned this very file
-        try:
-            write_conversation(job.owner, planned.plan, source=source.name)
-        except DatabaseError as exc:
-            raise ImportRejected(_write_failure(job, planned, exc)) from None
-        job.conversations_done += 1
-        job.messages_done += len(planned.plan.messages)
-        if job.conversations_done % PROGRESS_EVERY == 0:
-            _save_progress(job, "conversations_done", "messages_done")
+        batch.append((planned, source.name))
+        if (
+            len(batch) >= WRITE_CONVERSATIONS
+            or sum(len(p.plan.messages) for p, _ in batch) >= WRITE_MESSAGES
+        ):
+            _write_batch(job, batch)
+            batch = []
+    _write_batch(job, batch)
+
+
+def _write_batch(job: ImportJob, batch: list[tuple[Planned, str]]) -> None:
+    """A batch in one transaction; should it fail, each of its conversations on its own,
+    so the failure names the one that cannot be saved and the ones before it are kept."""
+    if not batch:
+        return
+    try:
+        by_source: dict[str, list[Planned]] = {}
+        for planned, source in batch:
+            by_source.setdefault(source, []).append(planned)
+        with transaction.atomic():
+            for source, planned_list in by_source.items():
+                write_conversations(job.owner, [p.plan for p in planned_list], source=source)
+    except DatabaseError:
+        for planned, source in batch:
+            try:
+                write_conversation(job.owner, planned.plan, source=source)
+            except DatabaseError as exc:
+                raise ImportRejected(_write_failure(job, planned, exc)) from None
+            _count_written(job, [planned])
+        return
+    _count_written(job, [planned for planned, _ in batch])
+
+
+def _count_written(job: ImportJob, written: list[Planned]) -> None:
+    before = job.conversations_done
+    job.conversations_done += len(written)
+    job.messages_done += sum(len(p.plan.messages) for p in written)
+    if job.conversations_done // PROGRESS_EVERY != before // PROGRESS_EVERY:
+        _save_progress(job, "conversations_done", "messages_done")
 
 
 def _save_progress(job: ImportJob, *fields: str) -> None:
