@@ -189,6 +189,20 @@ async def test_the_reply_footer_shows_cached_and_thinking_tokens(tab, fake_provi
     assert "600 cached" in html and "50 thinking" in html
 
 
+async def test_thinking_a_provider_does_not_count_is_estimated_from_the_reasoning(
+    tab, fake_provider
+):
+    # Zhipu-like: usage without completion_tokens_details, the reasoning streamed.
+    usage = {"prompt_tokens": 100, "completion_tokens": 400, "total_tokens": 500}
+    reasoning = "Let me think about this carefully, step by step, before I answer. " * 8
+    fake_provider.script(Reply(content="Done.", reasoning=reasoning, usage=usage))
+    reply = await _ask(tab, "Hi", "k1", "complete")
+    (record,) = await _records(message=reply)
+    assert record.reported and record.completion_tokens == 400
+    assert 50 < record.reasoning_tokens < 400
+    assert reply.reasoning_tokens == record.reasoning_tokens
+
+
 def test_cost_counts_cached_prompt_tokens_at_the_cached_price(chat_model):
     cost = services.usage_cost(prompt=1000, cached=600, completion=200, chat_model=chat_model)
     assert cost == Decimal("0.0027")

@@ -19,6 +19,7 @@ from conversations.models import (
 from conversations.observability import metrics
 from conversations.providers.presets import EmbeddingPreset
 from conversations.providers.transport import Usage
+from conversations.tokens import estimate_tokens
 from conversations.usage import prices
 
 MILLION = Decimal(1_000_000)
@@ -65,10 +66,14 @@ class CallOutcome:
     started_at: datetime | None = None
 
     def take_reported_usage(self, usage: Usage) -> None:
-        """The token counts the provider reported for the call."""
+        """The token counts the provider reported for the call. A provider that reasoned
+        but did not say how much of the completion that was gets the reasoning text's
+        estimate (thinking is what makes a reply expensive: it is shown apart)."""
         self.prompt_tokens = usage.prompt_tokens
         self.completion_tokens = usage.completion_tokens
-        self.reasoning_tokens = usage.reasoning_tokens
+        self.reasoning_tokens = usage.reasoning_tokens or (
+            min(estimate_tokens(self.reasoning), usage.completion_tokens) if self.reasoning else 0
+        )
         self.cached_tokens = usage.cached_tokens
 
 
@@ -223,9 +228,12 @@ def embedding_usage_record_create(
     prompt_tokens: int,
     reported: bool = True,
 ) -> UsageRecord:
-    """The record of an embeddings call through a provider (recall's index or query),
-    priced by the embedding preset: input tokens only."""
-    cost = Decimal(prompt_tokens) * preset.input_price / Decimal(1_000_000)
+    """The record of an embeddings call through a provider (recall's index or query):
+    input tokens only, priced by the preset, or by the catalogue's dated prices when the
+    admin keeps them for this model (a model row of the same provider and name)."""
+    now = timezone.now()
+    rates = _embedding_rates(preset, now)
+    cost = (Decimal(prompt_tokens) * rates.input / MILLION).quantize(Decimal("0.00000001"))
     record = UsageRecord.objects.create(
         user_id=user_id,
         conversation=conversation,
@@ -234,12 +242,28 @@ def embedding_usage_record_create(
         kind=UsageKind.EMBEDDING,
         prompt_tokens=prompt_tokens,
         reported=reported,
-        input_price=preset.input_price,
+        input_price=rates.input,
+        price_id=rates.price_id,
+        price_band=rates.band,
+        priced_at=now,
         cost=cost,
         currency=preset.currency,
     )
     _count(record)
     return record
+
+
+def _embedding_rates(preset: EmbeddingPreset, when: datetime) -> prices.Rates:
+    """The preset's price, unless the catalogue has dated prices for the same model."""
+    listed = (
+        ChatModel.objects.filter(provider__slug=preset.provider_slug, name=preset.name)
+        .select_related("provider")
+        .first()
+    )
+    rates = prices.rates_at(listed, when) if listed is not None else None
+    if rates is None or rates.price_id is None:
+        return prices.Rates(preset.input_price, Decimal(0), Decimal(0))
+    return rates
 
 
 def usage_records_for_retries(
