@@ -335,12 +335,20 @@ def test_an_embedding_call_is_priced_by_the_preset_or_the_catalogues_dated_price
     preset = presets.embedding_preset("dashscope", "text-embedding-v4")
     call = {"user_id": user.pk, "conversation": None, "preset": preset}
     before = services.embedding_usage_record_create(prompt_tokens=1_000_000, **call)
-    assert (before.input_price, before.cost, before.price_id) == (Decimal("0.5"), Decimal("0.5"), None)
+    assert (before.input_price, before.cost, before.price_id) == (
+        Decimal("0.5"),
+        Decimal("0.5"),
+        None,
+    )
     # The admin keeps the model's prices as dated rows: a catalogue row of the same name.
     listed = ChatModel.objects.create(
         provider=Provider.objects.get(slug="dashscope"), name="text-embedding-v4", is_active=False
     )
     price = _dated(listed, timezone.now() - timedelta(days=1), input="0.7", output="0")
     after = services.embedding_usage_record_create(prompt_tokens=1_000_000, **call)
-    assert (after.input_price, after.cost, after.price_id) == (Decimal("0.7"), Decimal("0.7"), price.pk)
+    assert (after.input_price, after.cost, after.price_id) == (
+        Decimal("0.7"),
+        Decimal("0.7"),
+        price.pk,
+    )
     assert after.currency == "CNY" and after.priced_at is not None
