@@ -1,6 +1,7 @@
 """Shared fixtures: the fake provider on loopback, fast streaming settings, users."""
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -96,6 +97,80 @@ def _fresh_live_state():
     yield
     process.reset()
     channel_layers.backends.clear()
+
+
+class _SharedRows:
+    def __init__(self, blocker):
+        self._blocker = blocker
+
+    @contextmanager
+    def writing(self):
+        """Database access for the fixture writing the shared rows. Their deferred foreign
+        keys are checked on the way out, once: left pending, they would be checked again
+        at the end of every test (a savepoint rolled back restores them)."""
+        from django.db import connection
+
+        with self._blocker.unblock():
+            yield
+            connection.check_constraints()
+
+
+def _commits(item) -> bool:
+    marker = item.get_closest_marker("django_db")
+    kwargs = {}
+    if marker:
+        kwargs = dict(zip(("transaction", "reset_sequences"), marker.args, strict=False))
+        kwargs.update(marker.kwargs)
+    fixtures = getattr(item, "fixturenames", ())
+    return bool(
+        kwargs.get("transaction")
+        or kwargs.get("reset_sequences")
+        or "transactional_db" in fixtures
+        or "live_server" in fixtures
+    )
+
+
+def _shared_transaction(request, django_db_blocker, sharing):
+    """A transaction around a module's or a class's tests, for rows they share (Django's
+    setUpTestData, for pytest): a fixture of that scope writes them once inside
+    `with shared.writing():` and each test's `db` transaction is a savepoint within, so
+    whatever a test changes is rolled back after it as before, and nothing is ever
+    committed; the shared rows go with the rollback after the last test. Every test of
+    the module (class) sees them: for tests that read rows they did not write.
+
+    Only where every test uses `db`: a `transactional_db` test must commit for real and
+    flushes the tables afterwards, which cannot happen inside it."""
+    from django.db import transaction
+
+    for item in request.session.items:
+        if sharing(item) and _commits(item):
+            raise pytest.UsageError(f"{item.nodeid} commits: it cannot share rows")
+    with django_db_blocker.unblock():
+        outer = transaction.atomic()
+        outer.__enter__()
+    yield _SharedRows(django_db_blocker)
+    with django_db_blocker.unblock():
+        transaction.set_rollback(True)
+        outer.__exit__(None, None, None)
+
+
+@pytest.fixture(scope="module")
+def module_db(request, django_db_setup, django_db_blocker):
+    """Rows a module's tests share, rolled back after its last: see _shared_transaction."""
+    yield from _shared_transaction(
+        request, django_db_blocker, lambda item: item.module is request.module
+    )
+
+
+@pytest.fixture(scope="class")
+def class_db(request, django_db_setup, django_db_blocker):
+    """Rows a test class shares, rolled back after its last test: see _shared_transaction.
+    The module's other tests never see them."""
+    if request.cls is None:
+        raise pytest.UsageError("class_db is for the tests of a class")
+    yield from _shared_transaction(
+        request, django_db_blocker, lambda item: getattr(item, "cls", None) is request.cls
+    )
 
 
 @pytest.fixture
@@ -197,15 +272,42 @@ def browser_context(browser):
 
 @pytest.fixture
 def login(browser_context, live_server_url):
-    """Log `user` in through the real login form; returns a logged-in page."""
+    """Sign `user` in; returns a signed-in page, on the home page as after the login form.
 
-    def _login(user, page=None):
+    The session is the one a successful login makes (Django's `login()`, as the test
+    client's force_login: user_logged_in fires, last_login is saved), handed to the page's
+    browser context as the cookie the form's answer would set. The form itself cost every
+    browser test a page and a deliberately slow password check in daphne:
+    `through_form=True` goes through it, as test_browser.py's
+    test_new_conversation_starts_from_the_model_picker does."""
+    from django.conf import settings
+    from django.test import Client
+
+    def _login(user, page=None, *, through_form: bool = False):
         page = page or browser_context.new_page()
-        page.goto(f"{live_server_url}/accounts/login/")
-        page.fill("input[name=username]", user.username)
-        page.fill("input[name=password]", "correct horse battery")
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server_url}/")
+        if through_form:
+            page.goto(f"{live_server_url}/accounts/login/")
+            page.fill("input[name=username]", user.username)
+            page.fill("input[name=password]", "correct horse battery")
+            page.click("button[type=submit]")
+            page.wait_for_url(f"{live_server_url}/")
+            return page
+        client = Client()
+        client.force_login(user)
+        cookie = client.cookies[settings.SESSION_COOKIE_NAME]
+        page.context.add_cookies(
+            [
+                {
+                    "name": cookie.key,
+                    "value": cookie.value,
+                    "url": live_server_url,
+                    "httpOnly": bool(cookie["httponly"]),
+                    "secure": bool(cookie["secure"]),
+                    "sameSite": settings.SESSION_COOKIE_SAMESITE or "None",
+                }
+            ]
+        )
+        page.goto(f"{live_server_url}/")
         return page
 
     return _login

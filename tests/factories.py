@@ -1,9 +1,12 @@
 """Factories for chatsite's models. The default chat model points at the fake provider."""
 
 from decimal import Decimal
+from functools import cache
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.db import connection
 from django.utils import timezone
 
 from conversations.models import (
@@ -20,6 +23,16 @@ from conversations.models import (
     UsageKind,
     UsageRecord,
 )
+from conversations.recall.embedders import BUNDLED_DIMENSIONS, BUNDLED_NAME, Embedded, bundled
+
+
+@cache
+def password_hash(raw: str | None) -> str:
+    """The real hasher's hash of `raw`, computed once per password per run: the hasher is
+    deliberately slow (~0.7 s here) and every test's users would pay it again. Users
+    made with the same password share one salt, which no test looks at; `check_password`
+    and the login form verify them exactly as before."""
+    return make_password(raw)
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -28,7 +41,7 @@ class UserFactory(factory.django.DjangoModelFactory):
         django_get_or_create = ("username",)
 
     username = factory.Sequence(lambda n: f"user{n}")
-    password = factory.django.Password("correct horse battery")
+    password = factory.django.Password("correct horse battery", transform=password_hash)
 
 
 class ProviderFactory(factory.django.DjangoModelFactory):
@@ -161,20 +174,27 @@ class ConversationSummaryFactory(factory.django.DjangoModelFactory):
 
 def long_thread(conversation: Conversation, count: int, *, words: int = 12) -> list[int]:
     """`count` alternating finished messages, each the child of the one before, written in
-    a few statements (a factory per message would take minutes at 5,000). Returns the ids."""
-    rows = Message.objects.bulk_create(
+    one statement (a factory per message would take minutes at 5,000): their ids are
+    drawn from the table's sequence first, in ascending order, so each row names its
+    parent as it is inserted. Returns the ids."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT nextval(pg_get_serial_sequence(%s, 'id')) FROM generate_series(1, %s)",
+            [Message._meta.db_table, count],
+        )
+        ids = sorted(row[0] for row in cursor.fetchall())
+    Message.objects.bulk_create(
         Message(
+            id=message_id,
+            parent_id=parent_id,
             conversation=conversation,
             role=Role.USER if index % 2 == 0 else Role.ASSISTANT,
             content=f"turn {index} " + "lorem " * words,
             status=MessageStatus.COMPLETE,
         )
-        for index in range(count)
+        for index, (message_id, parent_id) in enumerate(zip(ids, [None, *ids[:-1]], strict=True))
     )
-    for previous, message in zip(rows, rows[1:], strict=False):
-        message.parent_id = previous.id
-    Message.objects.bulk_update(rows[1:], ["parent"], batch_size=1000)
-    return [m.id for m in rows]
+    return ids
 
 
 # --- Recall: a long chat with a fact in its first turns, indexed ------------------------
@@ -197,9 +217,40 @@ def long_chat_with_fact(owner, *, turns: int = 300, fact_turn: int = 5):
             texts.append(f"Reply {index}: the weather on day {index} was mild and grey.")
     messages = thread(conversation, *texts)
     from conversations import services
+    from conversations.recall import embedders
 
-    services.messages_index(message_ids=[m.id for m in messages])
+    # Indexed as the service indexes any chat; the bundled embedder's vectors for these
+    # texts (the same in every such chat: a 120-turn one is the start of the 300-turn one)
+    # are computed once per run. A provider's embedder, when configured, is called as is.
+    is_bundled = embedders.current() is embedders.bundled()
+    services.messages_index(
+        message_ids=[m.id for m in messages], embedder=_remembering if is_bundled else None
+    )
     return conversation, messages
+
+
+class RememberingEmbedder:
+    """The bundled embedder, remembering each passage's vector for the rest of the run: it
+    is deterministic, and ~0.05 s a passage made every long chat cost seconds to build.
+    Queries go to it unremembered."""
+
+    name = BUNDLED_NAME
+    dimensions = BUNDLED_DIMENSIONS
+
+    def __init__(self) -> None:
+        self._vectors: dict[str, list[float]] = {}
+
+    def passages(self, texts: list[str]) -> Embedded:
+        new = [text for text in dict.fromkeys(texts) if text not in self._vectors]
+        if new:
+            self._vectors.update(zip(new, bundled().passages(new).vectors, strict=True))
+        return Embedded([list(self._vectors[text]) for text in texts])
+
+    def query(self, text: str, *, timeout: float) -> Embedded:
+        return bundled().query(text, timeout=timeout)
+
+
+_remembering = RememberingEmbedder()
 
 
 def pending_reply_to(conversation, parent, text=QUESTION):

@@ -178,7 +178,7 @@ def test_new_conversation_starts_from_the_model_picker(
 ):
     chat_model = ChatModelFactory()
     fake_provider.script(Reply(content="Hello there."))
-    page = login(alice)
+    page = login(alice, through_form=True)  # the one browser test signing in by the form
     page.click("#new-conversation")
     page.select_option("select[name=model]", str(chat_model.pk))
     send(page, "First words")

@@ -5,18 +5,30 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from conversations import pages, selectors, services
-from conversations.models import Message
-from tests.factories import ConversationFactory, UserFactory, long_thread, thread
+from conversations.models import Conversation, Message
+from tests.factories import ChatModelFactory, ConversationFactory, UserFactory, long_thread, thread
 
 pytestmark = pytest.mark.django_db
 
 PAGE = selectors.PAGE_SIZE
 
 
+@pytest.fixture(scope="module")
+def _long_history(module_db):
+    """5,000 messages of `user`'s, written once for the module (the tests only read them;
+    what a test writes is rolled back after it, see `module_db`)."""
+    with module_db.writing():
+        owner = UserFactory(username="alice")  # the `user` fixture's account
+        conversation = ConversationFactory(owner=owner, chat_model=ChatModelFactory())
+        return conversation.pk, long_thread(conversation, 5_000)
+
+
 @pytest.fixture
-def long_conversation(user, chat_model):
-    conversation = ConversationFactory(owner=user, chat_model=chat_model)
-    return conversation, long_thread(conversation, 5_000)
+def long_conversation(_long_history, user, chat_model):
+    conversation_pk, message_ids = _long_history
+    conversation = Conversation.objects.get(pk=conversation_pk)
+    assert conversation.owner == user and conversation.chat_model == chat_model
+    return conversation, list(message_ids)
 
 
 def ids(page) -> list[int]:

@@ -17,12 +17,25 @@ from django.db import connection
 from chatsite import cpu, embedded_postgres
 from conversations import services
 from conversations.errors import ProviderUnavailable
-from conversations.models import Conversation, MessageChunk, MessageStatus, UsageKind, UsageRecord
+from conversations.models import (
+    Conversation,
+    Message,
+    MessageChunk,
+    MessageStatus,
+    UsageKind,
+    UsageRecord,
+)
 from conversations.recall import rankings, store
 from conversations.recall.chunks import split_into_chunks
 from conversations.recall.embedders import BUNDLED_DIMENSIONS, BUNDLED_NAME, bundled
 from conversations.tokens import estimate_tokens
-from tests.factories import MessageFactory, thread
+from tests.factories import (
+    ChatModelFactory,
+    ConversationFactory,
+    MessageFactory,
+    UserFactory,
+    thread,
+)
 from tests.markers import WITHOUT_PGVECTOR, WITHOUT_VECTORS, vectors_only
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -78,15 +91,6 @@ class BrokenEmbedder:
         raise ProviderUnavailable()
 
 
-@pytest.fixture
-def facts(db, conversation):
-    """A conversation whose five user turns each state one fact, indexed."""
-    messages = thread(conversation, *[m for fact in FACTS for m in (fact, "Noted.")])
-    for message in messages:
-        services.message_index(message_id=message.id)
-    return messages
-
-
 @vectors_only
 @pytest.mark.django_db
 def test_a_finished_message_gets_chunks_with_bundled_vectors(conversation):
@@ -99,7 +103,8 @@ def test_a_finished_message_gets_chunks_with_bundled_vectors(conversation):
 
 @pytest.mark.django_db
 def test_indexing_again_replaces_the_chunks_never_adds_more(conversation):
-    (message,) = thread(conversation, " ".join(f"Point {i} of the plan." for i in range(300)))
+    # Two chunks: more than one, and no more (a chunk takes the bundled embedder seconds).
+    (message,) = thread(conversation, " ".join(f"Point {i} of the plan." for i in range(60)))
     first = services.message_index(message_id=message.id)
     before = set(MessageChunk.objects.filter(message=message).values_list("id", flat=True))
     assert first > 1 and services.message_index(message_id=message.id) == first
@@ -128,13 +133,6 @@ def test_an_embedder_failure_writes_nothing_and_leaves_the_message_alone(convers
     assert not MessageChunk.objects.exists()
 
 
-@pytest.mark.django_db
-def test_deleting_a_conversation_deletes_its_chunks(facts, conversation):
-    assert MessageChunk.objects.filter(conversation=conversation).count() == len(facts)
-    Conversation.objects.filter(pk=conversation.pk).delete()
-    assert not MessageChunk.objects.exists()
-
-
 # --- Rankings ------------------------------------------------------------------------
 
 
@@ -142,24 +140,116 @@ def _scope(conversation, facts):
     return rankings.Scope(conversation.id, before_id=facts[-1].id + 1)
 
 
-@vectors_only
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("query", "fact"),
-    [
-        ("我的猫叫什么名字？", 0),
-        ("What is my cat called?", 0),
-        ("When do we have to hand in the report?", 3),
-        ("周末去哪里玩？", 4),
-    ],
-)
-def test_the_nearest_chunk_is_the_fact_asked_about(facts, conversation, query, fact):
-    vector = bundled().query(query, timeout=5).vectors[0]
-    best = rankings.nearest(
-        scope=_scope(conversation, facts), vector=vector, embedding_model=BUNDLED_NAME, limit=3
+class TestFiveIndexedFacts:
+    """A conversation whose five user turns each state one fact, indexed once for the
+    class: its tests read it, and what one of them changes is rolled back after it (see
+    class_db in conftest.py). The module's other tests never see it."""
+
+    @pytest.fixture(scope="class")
+    @classmethod
+    def _indexed_facts(cls, class_db):
+        with class_db.writing():
+            owner = UserFactory(username="alice")  # the `user` fixture's account
+            conversation = ConversationFactory(owner=owner, chat_model=ChatModelFactory())
+            messages = thread(conversation, *[m for fact in FACTS for m in (fact, "Noted.")])
+            for message in messages:
+                services.message_index(message_id=message.id)
+            return conversation.pk, [m.pk for m in messages]
+
+    @pytest.fixture
+    def conversation(self, _indexed_facts, user, chat_model):
+        conversation = Conversation.objects.get(pk=_indexed_facts[0])
+        assert conversation.owner == user and conversation.chat_model == chat_model
+        return conversation
+
+    @pytest.fixture
+    def facts(self, _indexed_facts, conversation):
+        found = Message.objects.in_bulk(_indexed_facts[1])
+        return [found[pk] for pk in _indexed_facts[1]]
+
+    @pytest.mark.django_db
+    def test_deleting_a_conversation_deletes_its_chunks(self, facts, conversation):
+        assert MessageChunk.objects.filter(conversation=conversation).count() == len(facts)
+        Conversation.objects.filter(pk=conversation.pk).delete()
+        assert not MessageChunk.objects.exists()
+
+    @vectors_only
+    @pytest.mark.django_db
+    @pytest.mark.parametrize(
+        ("query", "fact"),
+        [
+            ("我的猫叫什么名字？", 0),
+            ("What is my cat called?", 0),
+            ("When do we have to hand in the report?", 3),
+            ("周末去哪里玩？", 4),
+        ],
     )
-    assert best[0].message_id == facts[2 * fact].id
-    assert best[0].score >= best[-1].score
+    def test_the_nearest_chunk_is_the_fact_asked_about(self, facts, conversation, query, fact):
+        vector = bundled().query(query, timeout=5).vectors[0]
+        best = rankings.nearest(
+            scope=_scope(conversation, facts), vector=vector, embedding_model=BUNDLED_NAME, limit=3
+        )
+        assert best[0].message_id == facts[2 * fact].id
+        assert best[0].score >= best[-1].score
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize(
+        ("query", "fact"),
+        [
+            ("which cable fixed the brake", 1),
+            ("Python", 2),  # a Latin word inside Chinese text: pg_trgm finds it
+            ("小花", 0),
+        ],
+    )
+    def test_the_lexical_ranking_finds_words_and_runs_of_characters(
+        self, facts, conversation, query, fact
+    ):
+        best = rankings.lexical(scope=_scope(conversation, facts), query=query, limit=3)
+        assert best and best[0].message_id == facts[2 * fact].id
+
+    @pytest.mark.django_db
+    @pytest.mark.parametrize("query", ["?", "…!", " "])
+    def test_a_query_without_letters_compares_no_characters(self, facts, conversation, query):
+        """pg_trgm finds no trigram in it and would compare it with every chunk (1.9 s at
+        10,000 chunks): no trigram query is sent."""
+        from django.db import connection
+        from django.test.utils import CaptureQueriesContext
+
+        with CaptureQueriesContext(connection) as sent:
+            found = rankings.lexical(scope=_scope(conversation, facts), query=query, limit=3)
+        assert found == []
+        assert not any("word_similarity" in q["sql"] for q in sent.captured_queries)
+
+    @pytest.mark.django_db
+    def test_rankings_only_see_the_messages_they_are_given(self, facts, conversation):
+        others = [m.id for m in facts if m.id != facts[2].id]
+        scope = rankings.Scope(
+            conversation.id, before_id=facts[-1].id + 1, message_ids=tuple(others)
+        )
+        found = rankings.lexical(scope=scope, query="Python", limit=5)
+        assert facts[2].id not in {c.message_id for c in found}
+        older = rankings.Scope(conversation.id, before_id=facts[2].id)
+        found = rankings.lexical(scope=older, query="Python", limit=5)
+        assert facts[2].id not in {c.message_id for c in found}, "nor messages after `before_id`"
+
+    @pytest.mark.skipif(WITHOUT_PGVECTOR, reason="there the database itself lacks pgvector")
+    @pytest.mark.django_db
+    def test_on_a_cpu_the_embedded_pgvector_cannot_run_on_recall_keeps_to_words(
+        self, facts, conversation, settings, monkeypatch
+    ):
+        """pgvector's code would kill the server's backend there (SIGILL): no vector is
+        written or compared, and the words still find the fact."""
+        settings.DATABASE_IS_EMBEDDED = True
+        monkeypatch.setattr(embedded_postgres, "missing_cpu_flags", lambda: ("avx2",))
+        assert not store.vectors_available()
+        assert "this CPU lacks (avx2)" in store.vectors_unavailable_reason()
+        services.message_index(message_id=facts[6].id)
+        chunk = MessageChunk.objects.get(message=facts[6])
+        assert (chunk.embedding_model, chunk.dimensions) == ("", None)
+        best = rankings.lexical(
+            scope=_scope(conversation, facts), query="quarterly report", limit=3
+        )
+        assert best and best[0].message_id == facts[6].id
 
 
 @pytest.mark.django_db
@@ -187,8 +277,7 @@ def test_a_thing_said_many_times_does_not_crowd_out_the_answer(conversation):
     messages = thread(conversation, allergy, "Noted.")
     for day in range(30):
         messages += thread(conversation, f"How do I keep basil alive on a windowsill? ({day})")
-    for message in messages:
-        services.message_index(message_id=message.id)
+    services.messages_index(message_ids=[m.id for m in messages])  # one batch
     vector = bundled().query("Which foods must I avoid?", timeout=5).vectors[0]
     scope = rankings.Scope(conversation.id, before_id=messages[-1].id + 1)
     # As deep as recall asks (RANKING_DEPTH); the first five are what counts here.
@@ -196,45 +285,6 @@ def test_a_thing_said_many_times_does_not_crowd_out_the_answer(conversation):
     texts = [MessageChunk.objects.get(pk=c.chunk_id).text for c in best[:5]]
     assert allergy in texts
     assert sum("basil" in text for text in texts) <= 3
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize(
-    ("query", "fact"),
-    [
-        ("which cable fixed the brake", 1),
-        ("Python", 2),  # a Latin word inside Chinese text: pg_trgm finds it
-        ("小花", 0),
-    ],
-)
-def test_the_lexical_ranking_finds_words_and_runs_of_characters(facts, conversation, query, fact):
-    best = rankings.lexical(scope=_scope(conversation, facts), query=query, limit=3)
-    assert best and best[0].message_id == facts[2 * fact].id
-
-
-@pytest.mark.django_db
-@pytest.mark.parametrize("query", ["?", "…!", " "])
-def test_a_query_without_letters_compares_no_characters(facts, conversation, query):
-    """pg_trgm finds no trigram in it and would compare it with every chunk (1.9 s at
-    10,000 chunks): no trigram query is sent."""
-    from django.db import connection
-    from django.test.utils import CaptureQueriesContext
-
-    with CaptureQueriesContext(connection) as sent:
-        found = rankings.lexical(scope=_scope(conversation, facts), query=query, limit=3)
-    assert found == []
-    assert not any("word_similarity" in q["sql"] for q in sent.captured_queries)
-
-
-@pytest.mark.django_db
-def test_rankings_only_see_the_messages_they_are_given(facts, conversation):
-    others = [m.id for m in facts if m.id != facts[2].id]
-    scope = rankings.Scope(conversation.id, before_id=facts[-1].id + 1, message_ids=tuple(others))
-    found = rankings.lexical(scope=scope, query="Python", limit=5)
-    assert facts[2].id not in {c.message_id for c in found}
-    older = rankings.Scope(conversation.id, before_id=facts[2].id)
-    found = rankings.lexical(scope=older, query="Python", limit=5)
-    assert facts[2].id not in {c.message_id for c in found}, "nor messages after `before_id`"
 
 
 def test_the_store_falls_back_to_words_alone():
@@ -245,6 +295,10 @@ def test_the_store_falls_back_to_words_alone():
     # A name of its own: its test database (test_recall_fallback) clashes with no other run.
     default = "postgres://postgres@127.0.0.1:5432/recall_fallback"
     url = os.environ.get("NO_VECTOR_DATABASE_URL", default)
+    # Without the plugins these tests do not use: pytest rewrites the asserts of every
+    # module of a plugin package at start-up, anew each run where no bytecode is written
+    # (PYTHONDONTWRITEBYTECODE), about 10 s for these four.
+    unused_plugins = ["schemathesis", "hypothesispytest", "faker", "anyio"]
     result = subprocess.run(
         [
             sys.executable,
@@ -253,6 +307,7 @@ def test_the_store_falls_back_to_words_alone():
             "-q",
             "-p",
             "no:randomly",
+            *(f"-pno:{name}" for name in unused_plugins),
             __file__,
             "-k",
             "not falls_back",
@@ -265,24 +320,6 @@ def test_the_store_falls_back_to_words_alone():
     )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-2000:]
     assert "skipped" in result.stdout, "the vector tests were skipped there"
-
-
-@pytest.mark.skipif(WITHOUT_PGVECTOR, reason="there the database itself lacks pgvector")
-@pytest.mark.django_db
-def test_on_a_cpu_the_embedded_pgvector_cannot_run_on_recall_keeps_to_words(
-    facts, conversation, settings, monkeypatch
-):
-    """pgvector's code would kill the server's backend there (SIGILL): no vector is
-    written or compared, and the words still find the fact."""
-    settings.DATABASE_IS_EMBEDDED = True
-    monkeypatch.setattr(embedded_postgres, "missing_cpu_flags", lambda: ("avx2",))
-    assert not store.vectors_available()
-    assert "this CPU lacks (avx2)" in store.vectors_unavailable_reason()
-    services.message_index(message_id=facts[6].id)
-    chunk = MessageChunk.objects.get(message=facts[6])
-    assert (chunk.embedding_model, chunk.dimensions) == ("", None)
-    best = rankings.lexical(scope=_scope(conversation, facts), query="quarterly report", limit=3)
-    assert best and best[0].message_id == facts[6].id
 
 
 @pytest.mark.skipif(WITHOUT_PGVECTOR, reason="there the database itself lacks pgvector")
