@@ -103,6 +103,14 @@ async def test_deepseek_reasoner_thinks_without_a_parameter_and_keeps_reasoning_
     assert "Let me think." in page.last().html
 
 
+async def test_deepseek_v4_is_switched_by_its_thinking_field(on_profile, fake_provider):
+    """V4 thinks unless told not to (api-docs.deepseek.com/guides/thinking_mode)."""
+    for thinking, expected in ((True, "enabled"), (False, "disabled")):
+        conversation = await on_profile("deepseek", "deepseek-v4-flash", thinking_enabled=thinking)
+        body, _ = await _ask(conversation, fake_provider, Reply(content="Hi."))
+        assert body["thinking"] == {"type": expected}
+
+
 async def test_openai_reasoning_model_gets_an_effort_and_max_completion_tokens(
     on_profile, fake_provider
 ):

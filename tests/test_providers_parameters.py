@@ -121,6 +121,7 @@ def test_every_preset_models_background_call_thinks_only_where_it_cannot_stop(
         switched_off = {
             "dashscope": ("enable_thinking", False),
             "zhipu": ("thinking", {"type": "disabled"}),
+            "deepseek": ("thinking", {"type": "disabled"}),
             "local": ("chat_template_kwargs", {"enable_thinking": False}),
         }[slug]
         assert body[switched_off[0]] == switched_off[1]

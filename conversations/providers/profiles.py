@@ -7,7 +7,9 @@ returned go into the request body as they are (transport.py sends them through `
 The thinking switch, per provider:
 - dashscope: `enable_thinking` (hybrid models) and a `thinking_budget` whenever thinking is
   on; thinking-only models get the budget alone (they cannot be switched off).
-- deepseek: nothing: `deepseek-reasoner` always thinks, `deepseek-chat` never does.
+- deepseek: `thinking: {"type": "enabled" | "disabled"}` on the V4 models (thinking by
+  default; api-docs.deepseek.com/guides/thinking_mode); the older names decide by
+  themselves: `deepseek-reasoner` always thinks, `deepseek-chat` never does.
 - zhipu: `thinking: {"type": "enabled" | "disabled"}` on models that can think.
 - openai: `reasoning_effort` (from the budget) on reasoning models, which also take
   `max_completion_tokens` instead of `max_tokens` and refuse temperature/top_p.
@@ -106,14 +108,16 @@ def _switch_fields(chat_model: ChatModel, *, on: bool, budget: int) -> dict:
         if chat_model.always_thinks:
             return {"thinking_budget": budget}
         return {"enable_thinking": on, "thinking_budget": budget} if on else {"enable_thinking": on}
-    if slug == "zhipu":
+    if slug == "deepseek" and chat_model.always_thinks:
+        return {}  # deepseek-reasoner: the name decides, and it cannot stop
+    if slug in ("zhipu", "deepseek"):
         return {"thinking": {"type": "enabled" if on else "disabled"}}
     if slug == "openai":
         # Reasoning models cannot stop reasoning; the switch off leaves their default effort.
         return {"reasoning_effort": _effort(budget)} if on else {}
     if slug == "local":
         return {"chat_template_kwargs": {"enable_thinking": on}}
-    return {}  # deepseek: the model name decides
+    return {}
 
 
 def request_fields(chat_model: ChatModel, conversation: Conversation) -> dict:
