@@ -228,6 +228,31 @@ def daphne_server(django_db_setup, django_db_blocker, fake_provider_server):
     server.stop()
 
 
+@pytest.fixture
+def daphne(django_db_setup, fake_provider_server):
+    """Start daphne processes of this test's own (one may be killed, or run with settings
+    of its own: `daphne(METRICS_ENABLED="true")`); stopped afterwards."""
+    from django.db import connection
+
+    from tests.live_server import DaphneServer
+
+    servers = []
+
+    def start(**env) -> DaphneServer:
+        server = DaphneServer(
+            settings_dict=connection.settings_dict,
+            provider_url=fake_provider_server.base_url,
+            redis_url=os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14"),
+            **env,
+        ).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
 @pytest.fixture(scope="session")
 def live_server_url(daphne_server):
     return daphne_server.url

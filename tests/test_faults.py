@@ -20,33 +20,12 @@ from conversations.models import Message, MessageStatus, Role
 from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import Reply
 from tests.faults import FaultProxy
-from tests.live_server import DaphneServer
 from tests.waits import wait_for_socket, wait_until_async
 from tests.wsclient import LiveSocket
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 REDIS_URL = os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
-
-
-@pytest.fixture
-def daphne(fake_provider_server):
-    """Start a daphne of this test's own (it may be killed); stopped afterwards."""
-    servers = []
-
-    def start(**env) -> DaphneServer:
-        server = DaphneServer(
-            settings_dict=connection.settings_dict,
-            provider_url=fake_provider_server.base_url,
-            redis_url=REDIS_URL,
-            **env,
-        ).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture

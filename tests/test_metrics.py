@@ -7,7 +7,6 @@ import urllib.error
 import urllib.request
 
 import pytest
-from django.db import connection
 from django.db.models import Sum
 from django.test import Client
 from prometheus_client.parser import text_string_to_metric_families
@@ -16,7 +15,6 @@ from conversations import background_jobs, services
 from conversations.models import Message, MessageStatus, Role, UsageKind, UsageRecord
 from tests.factories import ChatModelFactory, ConversationFactory, UserFactory
 from tests.fake_provider import Reply
-from tests.live_server import DaphneServer
 from tests.waits import wait_until
 from tests.wsclient import LiveSocket
 
@@ -42,27 +40,8 @@ def metrics_env(metrics_dir):
 
 
 @pytest.fixture
-def metered_daphne(fake_provider_server, metrics_env, redis_url):
-    servers = []
-
-    def start(**env) -> DaphneServer:
-        server = DaphneServer(
-            settings_dict=connection.settings_dict,
-            provider_url=fake_provider_server.base_url,
-            redis_url=redis_url,
-            **{**metrics_env, **env},
-        ).start()
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
-@pytest.fixture
-def redis_url():
-    return os.environ.get("REDIS_URL", "redis://127.0.0.1:6379/14")
+def metered_daphne(daphne, metrics_env):
+    return lambda **env: daphne(**{**metrics_env, **env})
 
 
 @pytest.fixture
