@@ -84,13 +84,7 @@ def _cells(kind_of_line: str, month: str, row: StatementRow) -> list[object]:
 
 def month_asked(text: str) -> datetime | None:
     """`2026-03` as that month's start, this month for an empty text, None for anything else."""
-    if not text:
-        return usage.month_start()
-    try:
-        year, month = (int(part) for part in text.split("-"))
-        return usage.month_of(year, month)
-    except ValueError:
-        return None
+    return usage.month_from_text(text) if text else usage.month_start()
 
 
 def statement_download(

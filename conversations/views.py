@@ -348,20 +348,13 @@ def password_change(request: AuthenticatedHttpRequest) -> HttpResponse:
     return render(request, "registration/password_change.html", app_context(request, form=form))
 
 
-def _month_param(value: str):
-    """`2026-03` to that month's start; None for anything else (this month is shown)."""
-    try:
-        year, month = (int(part) for part in value.split("-"))
-        return usage.month_of(year, month)
-    except ValueError:
-        return None
-
-
 @require_GET
 @login_required
 def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     """This month's (or ?month=YYYY-MM's) usage by model and by day, and the budget."""
-    month = usage.usage_month_for_user(request.user, _month_param(request.GET.get("month", "")))
+    # A month that is not one shows this month.
+    asked = usage.month_from_text(request.GET.get("month", ""))
+    month = usage.usage_month_for_user(request.user, asked)
     context = app_context(
         request, month=month, chart_height=usage.CHART_HEIGHT, bar_width=usage.CHART_BAR_WIDTH
     )

@@ -30,7 +30,13 @@ from conversations.usage.costs import (
     reported_prompt_tokens,
 )
 from conversations.usage.counting import with_count_error
-from conversations.usage.months import month_after, month_of, month_start, records_in_month
+from conversations.usage.months import (
+    month_after,
+    month_from_text,
+    month_of,
+    month_start,
+    records_in_month,
+)
 from conversations.usage.prices import Rates, band_covers, rates_at, rates_in
 from conversations.usage.repricing import RepricePreview, reprice_preview
 from conversations.usage.statements import StatementRow, statement_rows, statement_totals

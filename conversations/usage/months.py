@@ -25,5 +25,14 @@ def month_of(year: int, month: int) -> datetime:
     return timezone.make_aware(datetime(year, month, 1))
 
 
+def month_from_text(text: str) -> datetime | None:
+    """`2026-03` as that month's start in site time; None for anything else."""
+    try:
+        year, month = (int(part) for part in text.split("-"))
+        return month_of(year, month)
+    except ValueError:
+        return None
+
+
 def records_in_month(start: datetime) -> QuerySet[UsageRecord]:
     return UsageRecord.objects.filter(created_at__gte=start, created_at__lt=month_after(start))
