@@ -17,6 +17,8 @@ from django.http import HttpRequest, JsonResponse
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from chatsite.brief_redis import brief_redis
+
 CHECK_TIMEOUT_SECONDS = 2
 
 
@@ -44,15 +46,8 @@ def _migrations() -> str:
 
 
 def _redis(url: str) -> str:
-    import redis
-
-    client = redis.Redis.from_url(
-        url, socket_timeout=CHECK_TIMEOUT_SECONDS, socket_connect_timeout=CHECK_TIMEOUT_SECONDS
-    )
-    try:
+    with brief_redis(url, timeout=CHECK_TIMEOUT_SECONDS) as client:
         client.ping()
-    finally:
-        client.close()
     return "answers"
 
 

@@ -31,6 +31,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
 from prometheus_client.registry import Collector
 
+from chatsite.brief_redis import brief_redis
 from conversations import background_jobs
 
 log = logging.getLogger(__name__)
@@ -158,16 +159,11 @@ def _waiting_jobs() -> dict[str, int]:
     if not url:
         return background_jobs.in_process_backlog()
     if url.startswith(("redis://", "rediss://")):
-        import redis
-
-        client = redis.Redis.from_url(url, socket_timeout=BROKER_TIMEOUT_SECONDS)
-        try:
+        with brief_redis(url, timeout=BROKER_TIMEOUT_SECONDS) as client:
             return {
                 q: sum(client.llen(q + suffix) for suffix in REDIS_PRIORITY_SUFFIXES)
                 for q in QUEUES
             }
-        finally:
-            client.close()
     from kombu import Connection
 
     with Connection(url, connect_timeout=BROKER_TIMEOUT_SECONDS) as broker:
