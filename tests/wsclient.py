@@ -80,6 +80,19 @@ class ChatSocket:
         await self.communicator.disconnect()
 
 
+class PageSocket(ChatSocket):
+    """The socket of a page without a chat (/ws/u/): its user's events only."""
+
+    def __init__(self, user) -> None:
+        self.communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/u/")
+        self.communicator.scope["user"] = user
+        self.user = user
+        self.page = PageModel()
+
+    def heard(self, text: str) -> bool:
+        return any(text in frame for frame in self.page.frames)
+
+
 async def tab_streaming(conversation, question: str = "Question", *, chars: int = 6) -> ChatSocket:
     """The owner's tab, having asked `question`, once the reply shows more than `chars`
     characters (the fake provider's script decides the reply)."""

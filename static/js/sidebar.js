@@ -52,10 +52,14 @@
     }
   }, true);
 
-  // After a rename the item is new: give keyboard focus back to its link.
+  // After a rename the item is new: give keyboard focus back to its link. Only this tab's
+  // rename: an item pushed by the socket (a rename elsewhere, a generated title) must not
+  // take the focus from what the reader is doing.
+  var renamedHere = null;
   document.addEventListener("htmx:load", function (event) {
     var item = event.target;
-    if (item.matches && item.matches(".conversation-item") && !item.classList.contains("is-renaming")) {
+    if (item.matches && item.matches(".conversation-item") && item.id === renamedHere && !item.classList.contains("is-renaming")) {
+      renamedHere = null;
       var link = item.querySelector(".conversation-link");
       if (link) link.focus();
     }
@@ -71,7 +75,9 @@
       event.preventDefault();
       event.stopImmediatePropagation();
       closeRename(itemOf(form));
+      return;
     }
+    renamedHere = itemOf(form).id;
   }, true);
 
   // Clicking or tabbing away cancels, like Escape.
