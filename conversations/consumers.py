@@ -135,6 +135,8 @@ class ConversationConsumer(UserEventsConsumer):
             await self.sync(id_field(data, "last"), text_field(data, "status"))
             if data.get("again") is True:  # a reconnect: the user's events meanwhile are lost
                 await self.sidebar_resent()
+            elif title := text_field(data, "title"):  # a title changed before the socket
+                await self.title_checked(title)
         elif action == "send":
             await chat_actions.send_message(
                 conversation=self.conversation,

@@ -26,6 +26,16 @@ def conversation_change_html(
     return html
 
 
+def title_html_if_changed(user: User, on_screen: Conversation, shown: str) -> str:
+    """The chat's item and header when its title is no longer the one its page shows (it
+    changed between the page's render and its socket's first sync: a title generated
+    right after a quick first reply)."""
+    fresh = selectors.conversation_get_for_user_or_none(user, on_screen.uuid)
+    if fresh is None or fresh.display_title == shown:
+        return ""
+    return _renamed_html(user, str(on_screen.uuid), on_screen)
+
+
 def sidebar_list_html(user: User, on_screen: Conversation | None) -> str:
     """The sidebar's whole list, out of band: a conversation came, went or moved."""
     context = {

@@ -77,6 +77,20 @@ class UserEventsConsumer(AsyncWebsocketConsumer):
 
         await self.send(text_data=await on_worker_thread(render)())
 
+    async def title_checked(self, shown: str) -> None:
+        """After the first connect of a chat page: its title as the page shows it."""
+        on_screen = self.on_screen
+        if on_screen is None:
+            return
+
+        def render() -> str:
+            with translation.override(self.language):
+                return user_pushes.title_html_if_changed(self.user, on_screen, shown)
+
+        html = await on_worker_thread(render)()
+        if html:
+            await self.send(text_data=html)
+
     async def sidebar_resent(self) -> None:
         """After a reconnect: the events sent while the socket was away are lost."""
 

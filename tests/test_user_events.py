@@ -237,3 +237,19 @@ async def test_a_page_socket_needs_a_signed_in_user(layer):
     stranger = PageSocket(AnonymousUser())
     connected, code = await stranger.communicator.connect()
     assert not connected and code == 4403
+
+
+async def test_a_chat_page_whose_title_changed_before_its_socket_opened_gets_it(
+    layer, user, chat_model
+):
+    conversation = await database_sync_to_async(ConversationFactory)(
+        owner=user, chat_model=chat_model, title="Foxes in snow"
+    )
+    chat = ChatSocket(conversation, user)
+    await chat.connect()
+    await chat.send(action="sync", last="", title="Foxes in snow")
+    await chat.drain(0.3)
+    assert not chat.heard("chat-title"), "a page showing the title as it is gets nothing"
+    await chat.send(action="sync", last="", title="How do foxes hunt?")
+    await chat.read_until(lambda page: chat.heard('outerHTML:.chat-title">Foxes in snow</h1>'))
+    await chat.close()

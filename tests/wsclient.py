@@ -42,6 +42,10 @@ class ChatSocket:
     async def send(self, **data) -> None:
         await self.communicator.send_json_to(data)
 
+    def heard(self, text: str) -> bool:
+        """Some frame applied so far holds `text`."""
+        return any(text in frame for frame in self.page.frames)
+
     async def say(self, text: str, key: str) -> None:
         await self.send(action="send", message=text, idempotency_key=key)
 
@@ -88,9 +92,6 @@ class PageSocket(ChatSocket):
         self.communicator.scope["user"] = user
         self.user = user
         self.page = PageModel()
-
-    def heard(self, text: str) -> bool:
-        return any(text in frame for frame in self.page.frames)
 
 
 async def tab_streaming(conversation, question: str = "Question", *, chars: int = 6) -> ChatSocket:
