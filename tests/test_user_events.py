@@ -110,6 +110,17 @@ def test_a_summary_written_or_taken_back_is_told(user, chat_model, told):
     }
 
 
+def test_a_page_without_a_chat_opens_the_users_socket_and_a_chat_page_only_its_own(
+    client, user, conversation
+):
+    client.force_login(user)
+    for url in ("/", "/archived/", "/usage/"):
+        html = client.get(url).content.decode()
+        assert html.count("ws-connect=") == 1 and 'ws-connect="/ws/u/"' in html, url
+    html = client.get(f"/c/{conversation.uuid}/").content.decode()
+    assert html.count("ws-connect=") == 1, "the chat's socket carries the user's events"
+
+
 # --- the sockets: who hears it ---------------------------------------------------------
 
 
