@@ -16,11 +16,18 @@ from conversations.user_events import Change
 
 
 def conversation_change_html(
-    user: User, conversation_uuid: str, change: str, on_screen: Conversation | None
+    user: User,
+    conversation_uuid: str,
+    change: str,
+    on_screen: Conversation | None,
+    *,
+    archived_shown: bool = False,
 ) -> str:
+    """`archived_shown`: the page lists the archived chats (the archived page)."""
+    archived = archived_list_html(user) if archived_shown and change != Change.CREATED else ""
     if change == Change.RENAMED:
-        return _renamed_html(user, conversation_uuid, on_screen)
-    html = sidebar_list_html(user, on_screen)
+        return _renamed_html(user, conversation_uuid, on_screen) + archived
+    html = sidebar_list_html(user, on_screen) + archived
     if change == Change.DELETED and on_screen and str(on_screen.uuid) == conversation_uuid:
         html += render_to_string("conversations/_chat_deleted.html")
     return html
@@ -44,6 +51,11 @@ def sidebar_list_html(user: User, on_screen: Conversation | None) -> str:
         "oob": True,
     }
     return render_to_string("conversations/_conversation_list.html", context)
+
+
+def archived_list_html(user: User) -> str:
+    context = {"archived": selectors.conversation_list_archived_for_user(user), "oob": True}
+    return render_to_string("conversations/_archived_list.html", context)
 
 
 def _renamed_html(user: User, conversation_uuid: str, on_screen: Conversation | None) -> str:

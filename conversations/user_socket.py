@@ -54,12 +54,18 @@ class UserEventsConsumer(AsyncWebsocketConsumer):
     user: User
     language: str
     on_screen: Conversation | None
+    # The page lists the archived chats too (the archived page's socket says so).
+    archived_shown = False
 
     async def conversation_changed(self, event: dict) -> None:
         def render() -> str:
             with translation.override(self.language):
                 return user_pushes.conversation_change_html(
-                    self.user, event["conversation"], event["change"], self.on_screen
+                    self.user,
+                    event["conversation"],
+                    event["change"],
+                    self.on_screen,
+                    archived_shown=self.archived_shown,
                 )
 
         html = await on_worker_thread(render)()
@@ -96,7 +102,10 @@ class UserEventsConsumer(AsyncWebsocketConsumer):
 
         def render() -> str:
             with translation.override(self.language):
-                return user_pushes.sidebar_list_html(self.user, self.on_screen)
+                html = user_pushes.sidebar_list_html(self.user, self.on_screen)
+                if self.archived_shown:
+                    html += user_pushes.archived_list_html(self.user)
+                return html
 
         await self.send(text_data=await on_worker_thread(render)())
 
@@ -127,6 +136,7 @@ class UserConsumer(UserEventsConsumer):
             await self.close(code=CLOSE_FORBIDDEN)
             return
         self.user = user
+        self.archived_shown = self.scope.get("query_string", b"") == b"list=archived"
         self.language = socket_language(self.scope)
         session = self.scope.get("session")
         self.session_key = session.session_key if session is not None else None

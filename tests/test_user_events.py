@@ -114,9 +114,9 @@ def test_a_page_without_a_chat_opens_the_users_socket_and_a_chat_page_only_its_o
     client, user, conversation
 ):
     client.force_login(user)
-    for url in ("/", "/archived/", "/usage/"):
+    for url, socket in [("/", "/ws/u/"), ("/archived/", "/ws/u/?list=archived")]:
         html = client.get(url).content.decode()
-        assert html.count("ws-connect=") == 1 and 'ws-connect="/ws/u/"' in html, url
+        assert html.count("ws-connect=") == 1 and f'ws-connect="{socket}"' in html, url
     html = client.get(f"/c/{conversation.uuid}/").content.decode()
     assert html.count("ws-connect=") == 1, "the chat's socket carries the user's events"
 
@@ -264,3 +264,21 @@ async def test_a_chat_page_whose_title_changed_before_its_socket_opened_gets_it(
     await chat.send(action="sync", last="", title="How do foxes hunt?")
     await chat.read_until(lambda page: chat.heard('outerHTML:.chat-title">Foxes in snow</h1>'))
     await chat.close()
+
+
+async def test_the_archived_page_follows_what_is_archived_elsewhere(layer, user, conversation):
+    archived_page = PageSocket(user, path="/ws/u/?list=archived")
+    home = PageSocket(user)
+    for tab in (archived_page, home):
+        await tab.connect()
+    await in_thread(services.conversation_archive, conversation=conversation)
+    item = f'id="archived-item-{conversation.uuid}"'
+    await archived_page.read_until(lambda page: archived_page.heard(item))
+    await home.read_until(lambda page: len(page.frames) == 1)
+    assert 'id="archived-list"' not in home.page.frames[0], "a page without that list"
+    await in_thread(services.conversation_delete, conversation=conversation)
+    await archived_page.read_until(lambda page: len(page.frames) == 2)
+    assert 'id="archived-list"' in archived_page.page.frames[1]
+    assert item not in archived_page.page.frames[1]
+    for tab in (archived_page, home):
+        await tab.close()

@@ -87,8 +87,8 @@ class ChatSocket:
 class PageSocket(ChatSocket):
     """The socket of a page without a chat (/ws/u/): its user's events only."""
 
-    def __init__(self, user) -> None:
-        self.communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), "/ws/u/")
+    def __init__(self, user, *, path: str = "/ws/u/") -> None:
+        self.communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
         self.communicator.scope["user"] = user
         self.user = user
         self.page = PageModel()
