@@ -7,20 +7,16 @@ doubled. Generation never runs here: a socket only watches.
 """
 
 import logging
-from types import SimpleNamespace
 from typing import cast
 
 from channels.consumer import get_handler_name
 from channels.db import database_sync_to_async
-from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.http import HttpRequest
-from django.http.cookie import parse_cookie
 from django.utils import translation
 from django.utils.translation import gettext as _
 
-from conversations import chat_actions, pages, presenters, selectors, socket_sessions
+from conversations import chat_actions, pages, presenters, selectors
 from conversations.errors import ChatError
 from conversations.frames import BadFrame, id_field, id_list_field, read_frame, text_field
 from conversations.live import process, stops
@@ -30,34 +26,33 @@ from conversations.live.registry import LiveReply, ReplyState
 from conversations.live.threads import on_worker_thread
 from conversations.models import Message
 from conversations.observability import metrics
+from conversations.user_socket import (
+    CLOSE_FORBIDDEN,
+    CLOSE_SIGNED_OUT,
+    UserEventsConsumer,
+    join_user_group,
+    leave_user_group,
+    session_over,
+    socket_language,
+)
 
 log = logging.getLogger(__name__)
 
-CLOSE_FORBIDDEN = 4403
-# The session that opened the socket no longer signs its user in: the page says so.
-CLOSE_SIGNED_OUT = 4401
+__all__ = ["CLOSE_FORBIDDEN", "CLOSE_SIGNED_OUT", "ConversationConsumer"]
+
 # What a socket last sent of a reply, when it was a final state: the generator's, or a
 # sweep's (which a later update from a generator still alive replaces).
 FINAL, SWEPT_FINAL = "final", "swept-final"
 
 
-def _socket_language(scope) -> str:
-    """The language LocaleMiddleware would pick for the page (its cookie, else the browser's
-    Accept-Language): Channels runs no Django middleware, and pushes must match the page."""
-    headers = dict(scope.get("headers") or ())
-    request = SimpleNamespace(
-        COOKIES=parse_cookie(headers.get(b"cookie", b"").decode("latin-1")),
-        META={"HTTP_ACCEPT_LANGUAGE": headers.get(b"accept-language", b"").decode("latin-1")},
-    )
-    # Duck-typed: get_language_from_request reads only these two of a request.
-    return translation.get_language_from_request(cast(HttpRequest, request))
+class ConversationConsumer(UserEventsConsumer):
+    """A chat page's socket: its conversation's replies, and its user's events
+    (user_socket.py)."""
 
-
-class ConversationConsumer(AsyncWebsocketConsumer):
     async def connect(self) -> None:
         # For this socket's own task (its errors, notices and renders); pushes fed from a
         # generator's task override it again where they render.
-        self.language = _socket_language(self.scope)
+        self.language = socket_language(self.scope)
         translation.activate(self.language)
         self.conversation_uuid = str(self.scope["url_route"]["kwargs"]["uuid"])
         # AuthMiddlewareStack puts a lazy User (or AnonymousUser) in the scope.
@@ -68,9 +63,8 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         if conversation is None:
             await self.close(code=CLOSE_FORBIDDEN)
             return
-        self.conversation = conversation
-        self.user_id = conversation.owner_id
-        self.user_group = socket_sessions.user_group(self.user_id)
+        self.conversation = self.on_screen = conversation
+        self.user, self.user_id = user, conversation.owner_id
         session = self.scope.get("session")
         self.session_key = session.session_key if session is not None else None
         # reply uuid -> (status, characters of content sent, characters of reasoning sent)
@@ -82,8 +76,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
         await self.accept()
         metrics.websocket_opened()
         self.counted_open = True
-        if self.channel_layer is not None:
-            await self.channel_layer.group_add(self.user_group, self.channel_name)
+        await join_user_group(self, self.user_id)
         process.start()
 
     async def disconnect(self, code: int) -> None:
@@ -91,8 +84,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
             return
         if getattr(self, "counted_open", False):
             metrics.websocket_closed()
-        if self.channel_layer is not None:
-            await self.channel_layer.group_discard(self.user_group, self.channel_name)
+        await leave_user_group(self, self.user_id)
         await fanout.unsubscribe(self.conversation_uuid, self)
 
     async def still_signed_in(self) -> bool:
@@ -102,9 +94,7 @@ class ConversationConsumer(AsyncWebsocketConsumer):
 
     async def session_check(self, event: dict) -> None:
         """Told by socket_sessions that this user's sessions may have ended."""
-        if (event.get("ended") and event["ended"] == self.session_key) or not (
-            await self.still_signed_in()
-        ):
+        if await session_over(self.session_key, self.user_id, event):
             await self.close(code=CLOSE_SIGNED_OUT)
 
     async def dispatch(self, message: dict) -> None:
@@ -143,6 +133,10 @@ class ConversationConsumer(AsyncWebsocketConsumer):
     async def dispatch_action(self, action: str, data: dict) -> None:
         if action == "sync":
             await self.sync(id_field(data, "last"), text_field(data, "status"))
+            if data.get("again") is True:  # a reconnect: the user's events meanwhile are lost
+                await self.sidebar_resent()
+            elif title := text_field(data, "title"):  # a title changed before the socket
+                await self.title_checked(title)
         elif action == "send":
             await chat_actions.send_message(
                 conversation=self.conversation,

@@ -2,19 +2,18 @@
 
 Every action on a socket re-reads that session (selectors.session_user_id), so a logout in
 another tab, a password change or an admin's deactivation stops the next send before it
-reaches a provider. And the sockets hear at once: each joins its user's group, and when a
-user's sessions may have ended (a logout, a save of the password or of is_active) the group
-is told to check, so a signed-out tab closes (4401) without waiting for its next action.
+reaches a provider. And the sockets hear at once: each joins its user's group (user_events),
+and when a user's sessions may have ended (a logout, a save of the password or of is_active)
+the group is told to check, so a signed-out tab closes (4401) without waiting for its next
+action.
 """
 
-import asyncio
-
-from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.signals import user_logged_out
 from django.db import transaction
 from django.db.models.signals import post_save
+
+from conversations import user_events
 
 # The socket's handler for it: ConversationConsumer.session_check.
 SESSION_CHECK = "session.check"
@@ -22,23 +21,10 @@ SESSION_CHECK = "session.check"
 HARMLESS_FIELDS = frozenset({"last_login"})
 
 
-def user_group(user_id: int) -> str:
-    return f"user-{user_id}"
-
-
 def sessions_changed(user_id: int, *, ended: str | None = None) -> None:
     """Tell the user's sockets to check their sessions; `ended` is a session known to be
     over (a logout's, flushed only after the signal)."""
-    layer = get_channel_layer()
-    if layer is None:
-        return
-    event = {"type": SESSION_CHECK, "ended": ended or ""}
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # the usual case: a request's or a job's thread
-        async_to_sync(layer.group_send)(user_group(user_id), event)
-    else:  # sync code on a thread whose loop is running (a test driving a browser)
-        loop.create_task(layer.group_send(user_group(user_id), event))
+    user_events.send(user_id, {"type": SESSION_CHECK, "ended": ended or ""})
 
 
 def _on_logout(sender, request, user, **kwargs) -> None:

@@ -42,6 +42,10 @@ class ChatSocket:
     async def send(self, **data) -> None:
         await self.communicator.send_json_to(data)
 
+    def heard(self, text: str) -> bool:
+        """Some frame applied so far holds `text`."""
+        return any(text in frame for frame in self.page.frames)
+
     async def say(self, text: str, key: str) -> None:
         await self.send(action="send", message=text, idempotency_key=key)
 
@@ -78,6 +82,16 @@ class ChatSocket:
 
     async def close(self) -> None:
         await self.communicator.disconnect()
+
+
+class PageSocket(ChatSocket):
+    """The socket of a page without a chat (/ws/u/): its user's events only."""
+
+    def __init__(self, user, *, path: str = "/ws/u/") -> None:
+        self.communicator = WebsocketCommunicator(URLRouter(websocket_urlpatterns), path)
+        self.communicator.scope["user"] = user
+        self.user = user
+        self.page = PageModel()
 
 
 async def tab_streaming(conversation, question: str = "Question", *, chars: int = 6) -> ChatSocket:

@@ -31,6 +31,7 @@ from conversations.context.summary_plans import (
     summary_due_after,
     summary_for_page,
     summary_latest,
+    summary_placement_on_thread,
     summary_plan,
     summary_thresholds_passed,
 )

@@ -25,7 +25,7 @@ from conversations.models import (
     Role,
 )
 from conversations.providers import catalogue
-from conversations.selectors import thread_backwards
+from conversations.selectors import thread_backwards, thread_path_ids
 
 
 def summary_boundaries(conversation: Conversation) -> dict[int, int]:
@@ -55,6 +55,26 @@ def summary_for_page(conversation: Conversation, shown: list[Message]) -> Summar
     if not older:
         return SummaryPlacement()
     return SummaryPlacement(ConversationSummary.objects.get(pk=boundaries[max(older)]))
+
+
+def summary_placement_on_thread(conversation: Conversation, summary_id: int) -> SummaryPlacement:
+    """Where the divider of a summary just written goes on the thread on screen: after the
+    last message it covers, when that message is on the thread and no later summary of the
+    thread exists. Nothing otherwise (another branch's summary, or one deleted meanwhile)."""
+    summary = (
+        ConversationSummary.objects.filter(pk=summary_id, conversation=conversation)
+        .select_related("covers_through")
+        .first()
+    )
+    if summary is None:
+        return SummaryPlacement()
+    path = set(thread_path_ids(conversation))
+    through = summary.covers_through_id
+    boundaries = summary_boundaries(conversation)
+    later = [other for other in boundaries if other in path and other > through]
+    if through not in path or later:
+        return SummaryPlacement()
+    return SummaryPlacement(summary, str(summary.covers_through.uuid))
 
 
 def summary_latest(conversation: Conversation) -> ConversationSummary | None:

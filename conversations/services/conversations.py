@@ -7,6 +7,7 @@ from django.contrib.auth.models import User
 from django.db import transaction
 from django.utils.translation import gettext
 
+from conversations import user_events
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel, Conversation, Persona
 from conversations.providers import catalogue, profiles
@@ -21,12 +22,20 @@ def conversation_create(
 ) -> Conversation:
     if chat_model is None:
         chat_model = catalogue.default_chat_model()
-    return Conversation.objects.create(
+    conversation = Conversation.objects.create(
         owner=owner,
         chat_model=chat_model,
         title=title[:200],
         system_prompt=system_prompt,
         recall_enabled=settings.RECALL_DEFAULT_ON,
+    )
+    _tell_owner(conversation, user_events.Change.CREATED)
+    return conversation
+
+
+def _tell_owner(conversation: Conversation, change: user_events.Change) -> None:
+    user_events.conversation_changed(
+        user_id=conversation.owner_id, conversation_uuid=conversation.uuid, change=change
     )
 
 
@@ -34,6 +43,8 @@ def conversation_discard_unused(*, conversation: Conversation) -> bool:
     """Delete a conversation that has no message yet (its first one was refused, so the
     sidebar keeps no empty "New chat"); one with messages is left alone. Whether it went."""
     deleted, _ = Conversation.objects.filter(pk=conversation.pk, messages__isnull=True).delete()
+    if deleted:
+        _tell_owner(conversation, user_events.Change.DELETED)
     return bool(deleted)
 
 

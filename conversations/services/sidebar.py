@@ -7,6 +7,7 @@ the sidebar's date groups, and tidying the list is not activity.
 from django.db import transaction
 from django.utils.translation import gettext
 
+from conversations import user_events
 from conversations.errors import ValidationFailed
 from conversations.models import Attachment, Conversation, Message, MessageStatus
 
@@ -29,12 +30,21 @@ def conversation_rename(*, conversation: Conversation, title: str) -> Conversati
         )
     Conversation.objects.filter(pk=conversation.pk).update(title=title, title_from_user=True)
     conversation.title, conversation.title_from_user = title, True
+    _tell_owner(conversation, user_events.Change.RENAMED)
     return conversation
+
+
+def _tell_owner(conversation: Conversation, change: user_events.Change) -> None:
+    user_events.conversation_changed(
+        user_id=conversation.owner_id, conversation_uuid=conversation.uuid, change=change
+    )
 
 
 def _set_archived(conversation: Conversation, archived: bool) -> Conversation:
     Conversation.objects.filter(pk=conversation.pk).update(archived=archived)
     conversation.archived = archived
+    change = user_events.Change.ARCHIVED if archived else user_events.Change.UNARCHIVED
+    _tell_owner(conversation, change)
     return conversation
 
 
@@ -74,9 +84,13 @@ def conversation_delete(*, conversation: Conversation) -> None:
     files = list(
         Attachment.objects.filter(message__conversation=conversation).values_list("file", flat=True)
     )
+    uuid, owner_id = conversation.uuid, conversation.owner_id
     conversation.delete()
     storage = Attachment._meta.get_field("file").storage
     transaction.on_commit(lambda: _remove_files(storage, files))
+    user_events.conversation_changed(
+        user_id=owner_id, conversation_uuid=uuid, change=user_events.Change.DELETED
+    )
 
 
 def _remove_files(storage, names: list[str]) -> None:

@@ -21,7 +21,7 @@ from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
-from conversations import background_jobs, context, selectors, tokenizers
+from conversations import background_jobs, context, selectors, tokenizers, user_events
 from conversations.errors import ProviderError, ValidationFailed
 from conversations.models import ChatModel, Conversation, ConversationSummary, Message, UsageKind
 from conversations.services.background import background_complete
@@ -142,7 +142,7 @@ def _conversation_claim(conversation_id: int):
 def _summary_insert(conversation, plan, text: str, model_name: str) -> ConversationSummary | None:
     try:
         with transaction.atomic():
-            return ConversationSummary.objects.create(
+            summary = ConversationSummary.objects.create(
                 conversation=conversation,
                 previous=plan.previous,
                 text=text,
@@ -150,6 +150,13 @@ def _summary_insert(conversation, plan, text: str, model_name: str) -> Conversat
                 token_count=estimate_tokens(text),
                 model_name=model_name,
             )
+            # The open chat's divider and gauge follow (gone with the savepoint if it fails).
+            user_events.summary_changed(
+                user_id=conversation.owner_id,
+                conversation_uuid=conversation.uuid,
+                summary_id=summary.pk,
+            )
+            return summary
     except IntegrityError:
         # Another worker summarised the same range first: keep theirs, write nothing.
         return context.summary_covering(conversation, plan.through.id)
@@ -189,7 +196,12 @@ def summary_regenerate(*, summary: ConversationSummary) -> None:
     leaf = cast(Message, selectors.thread_leaf(summary.conversation))  # it has a summary
     through_id = summary.covers_through_id
     with transaction.atomic():
+        conversation = summary.conversation
         summary.delete()
+        # Other tabs show it being written again, as the tab that asked does.
+        user_events.summary_changed(
+            user_id=conversation.owner_id, conversation_uuid=conversation.uuid
+        )
         background_jobs.enqueue(
             background_jobs.SUMMARISE_CONVERSATION,
             summary_create,

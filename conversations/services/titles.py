@@ -8,7 +8,7 @@ from typing import cast
 
 from django.conf import settings
 
-from conversations import background_jobs, context
+from conversations import background_jobs, context, user_events
 from conversations.models import Conversation, Message, MessageStatus, Role, UsageKind
 from conversations.services.background import background_complete
 
@@ -61,10 +61,16 @@ def title_generate(*, conversation_id: int) -> str | None:
         max_tokens=32,
     )
     title = _clean(done.text)
-    if title:
-        # The user may have renamed it while the model was writing: theirs wins.
-        Conversation.objects.filter(pk=conversation.pk, title_from_user=False).update(title=title)
-    return title or None
+    if not title:
+        return None
+    # The user may have renamed it while the model was writing: theirs wins.
+    if Conversation.objects.filter(pk=conversation.pk, title_from_user=False).update(title=title):
+        user_events.conversation_changed(
+            user_id=conversation.owner_id,
+            conversation_uuid=conversation.uuid,
+            change=user_events.Change.RENAMED,
+        )
+    return title
 
 
 def title_schedule_if_due(*, reply: Message) -> bool:

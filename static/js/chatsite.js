@@ -81,7 +81,11 @@
   // element says whether it is open (data-socket): once "open", the sync request has gone
   // out, and the server answers it before anything this page sends later.
   document.addEventListener("htmx:wsOpen", function (event) {
-    event.detail.socketWrapper.sendImmediately(JSON.stringify({ action: "sync", last: lastMessageId(), status: lastMessageStatus() }));
+    // `again`: a reconnect, after which the server re-sends what its events may have changed;
+    // `title`: the chat's title as shown, in case it changed before the socket first opened.
+    var again = !!event.target.dataset.socket;
+    var title = document.querySelector(".chat[data-conversation-id] .chat-title");
+    event.detail.socketWrapper.sendImmediately(JSON.stringify({ action: "sync", last: lastMessageId(), status: lastMessageStatus(), again: again, title: title ? title.textContent.trim() : "" }));
     event.target.dataset.socket = "open";
     document.body.classList.remove("is-offline");
   });

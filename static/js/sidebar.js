@@ -52,10 +52,17 @@
     }
   }, true);
 
-  // After a rename the item is new: give keyboard focus back to its link.
+  // After a rename the item is new: give keyboard focus back to its link. Only after this
+  // tab's rename, and only when the swap took the focus: an item pushed by the socket (a
+  // rename elsewhere, a generated title) must not take it from what the reader is doing.
+  // The socket's copy of this tab's own rename may land before or after the response.
+  var renamedHere = null;
+  function focusLost() {
+    return !document.activeElement || document.activeElement === document.body;
+  }
   document.addEventListener("htmx:load", function (event) {
     var item = event.target;
-    if (item.matches && item.matches(".conversation-item") && !item.classList.contains("is-renaming")) {
+    if (item.matches && item.matches(".conversation-item") && item.id === renamedHere && focusLost() && !item.classList.contains("is-renaming")) {
       var link = item.querySelector(".conversation-link");
       if (link) link.focus();
     }
@@ -71,7 +78,9 @@
       event.preventDefault();
       event.stopImmediatePropagation();
       closeRename(itemOf(form));
+      return;
     }
+    renamedHere = itemOf(form).id;
   }, true);
 
   // Clicking or tabbing away cancels, like Escape.

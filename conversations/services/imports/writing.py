@@ -6,6 +6,7 @@ about as many statements as one (a large import writes a batch at a time)."""
 from django.contrib.auth.models import User
 from django.db import connection, transaction
 
+from conversations import user_events
 from conversations.models import (
     Conversation,
     ConversationSummary,
@@ -55,6 +56,12 @@ def write_conversations(
     )
     for conversation in conversations:
         conversation_recall_schedule(conversation_id=conversation.pk)
+    if conversations:  # one event for the batch: every page re-reads its whole list
+        user_events.conversation_changed(
+            user_id=owner.pk,
+            conversation_uuid=conversations[0].uuid,
+            change=user_events.Change.CREATED,
+        )
     return conversations
 
 
