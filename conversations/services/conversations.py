@@ -45,9 +45,10 @@ class GenerationSettings:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
-    thinking_enabled: bool = False
+    # The two switches beside the composer (conversation_set_switches); None: as they are.
+    thinking_enabled: bool | None = None
     thinking_budget: int | None = None
-    json_mode: bool = False
+    json_mode: bool | None = None
     # Earlier turns retrieved into each request (recall); not a model parameter, but set
     # with them in the conversation's settings.
     recall_enabled: bool = True
@@ -79,7 +80,11 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
             gettext("A stop sequence can be at most %(limit)s characters long.")
             % {"limit": profiles.MAX_STOP_LENGTH}
         )
-    if chat_model.supports_thinking:
+    # A budget the provider ignores (Zhipu, DeepSeek, local servers) is neither offered
+    # nor kept.
+    controls = profiles.controls(chat_model)
+    budgeted = controls.thinking_budget
+    if budgeted:
         _check_range(
             gettext("Thinking budget"),
             params.thinking_budget,
@@ -91,11 +96,19 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
         top_p=params.top_p,
         max_tokens=params.max_tokens,
         stop=stop,
-        thinking_enabled=params.thinking_enabled and profiles.can_toggle_thinking(chat_model),
-        thinking_budget=params.thinking_budget if chat_model.supports_thinking else None,
-        json_mode=params.json_mode and chat_model.supports_json,
+        thinking_enabled=_honoured(params.thinking_enabled, controls.thinking_switch),
+        thinking_budget=params.thinking_budget if budgeted else None,
+        json_mode=_honoured(params.json_mode, chat_model.supports_json),
         recall_enabled=params.recall_enabled,
     )
+
+
+def _honoured(wanted: bool | None, possible: bool) -> bool | None:
+    return None if wanted is None else wanted and possible
+
+
+# Left as they are when a settings form does not carry them (the composer sets them).
+_SWITCHES = ("thinking_enabled", "json_mode")
 
 
 def conversation_update_settings(
@@ -113,12 +126,50 @@ def conversation_update_settings(
     fields = ["chat_model", "system_prompt", "updated_at"]
     if parameters is not None:
         checked = _validated(chat_model, parameters)
-        for name, value in vars(checked).items():
+        given = {
+            name: value
+            for name, value in vars(checked).items()
+            if not (name in _SWITCHES and value is None)
+        }
+        for name, value in given.items():
             setattr(conversation, name, value)
-        fields += list(vars(checked))
+        fields += list(given)
     conversation.chat_model = chat_model
     conversation.system_prompt = system_prompt.strip()
     conversation.save(update_fields=fields)
+    return conversation
+
+
+def conversation_switch_model(
+    *, conversation: Conversation, chat_model: ChatModel | None
+) -> Conversation:
+    """The model of the conversation's next replies (the header's switch); earlier replies
+    keep theirs. The parameters stay: each request fits them to the new model's endpoint
+    (profiles), and the settings then offer only what it honours."""
+    if chat_model is None:
+        raise ValidationFailed(gettext("Choose one of the available models."))
+    conversation.chat_model = chat_model
+    # updated_at too: a new chat starts on the model last used (selectors).
+    conversation.save(update_fields=["chat_model", "updated_at"])
+    return conversation
+
+
+def conversation_set_switches(
+    *, conversation: Conversation, thinking: bool | None = None, json_mode: bool | None = None
+) -> Conversation:
+    """Turn thinking or JSON mode on or off for the next replies (the composer's switches);
+    None leaves that one as it is. A switch the model cannot honour stays off, as the
+    settings do; the switch is not offered for such a model."""
+    chat_model = conversation.chat_model
+    fields = []
+    if thinking is not None:
+        conversation.thinking_enabled = thinking and profiles.can_toggle_thinking(chat_model)
+        fields.append("thinking_enabled")
+    if json_mode is not None:
+        conversation.json_mode = json_mode and bool(chat_model and chat_model.supports_json)
+        fields.append("json_mode")
+    if fields:
+        conversation.save(update_fields=fields)
     return conversation
 
 
