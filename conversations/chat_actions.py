@@ -62,6 +62,8 @@ async def start_conversation(
     first_message: str,
     idempotency_key: str | None,
     attachment_ids: list[str] | None = None,
+    thinking: bool = False,
+    json_mode: bool = False,
 ) -> Conversation:
     """A new conversation with the chosen model; its first message (its text, its images
     or both), if any, is sent."""
@@ -70,7 +72,9 @@ async def start_conversation(
         chat_model = catalogue.chat_model_get_available(chat_model_id)
         if chat_model is None:
             raise ValidationFailed(_("Choose one of the available models."))
-        return services.conversation_create(owner=owner, chat_model=chat_model)
+        return services.conversation_create(
+            owner=owner, chat_model=chat_model, thinking=thinking, json_mode=json_mode
+        )
 
     conversation = await database_sync_to_async(_create)()
     if first_message or attachment_ids:

@@ -6,14 +6,14 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from chatsite.http import AuthenticatedHttpRequest
 from conversations import selectors, services
 from conversations.context import context_gauge
 from conversations.errors import ChatError
 from conversations.forms import switch_value
-from conversations.providers import catalogue
+from conversations.providers import catalogue, profiles
 from conversations.views import app_context
 
 
@@ -61,3 +61,18 @@ def conversation_switches(request: AuthenticatedHttpRequest, uuid) -> HttpRespon
     # JSON mode adds its instruction to the request, which the gauge counts.
     context = {"conversation": conversation, "gauge_oob": context_gauge(conversation)}
     return render(request, "conversations/_composer_switches.html", context)
+
+
+@require_GET
+@login_required
+def new_chat_switches(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """The new-chat page's switches for the model just picked (?model=), keeping those
+    pressed (?thinking=on, ?json_mode=on) that it honours."""
+    chat_model = catalogue.chat_model_get_available(request.GET.get("model"))
+    thinking, json_mode = profiles.honoured_switches(
+        chat_model,
+        thinking=switch_value(request.GET.get("thinking")) is True,
+        json_mode=switch_value(request.GET.get("json_mode")) is True,
+    )
+    context = {"chat_model": chat_model, "draft_thinking": thinking, "draft_json": json_mode}
+    return render(request, "conversations/_new_chat_switches.html", context)

@@ -60,6 +60,13 @@ class NewConversationForm(forms.Form):
     message = forms.CharField(required=False, max_length=100_000, strip=True)
     idempotency_key = forms.CharField(required=False, max_length=64)
 
+    def switches(self) -> tuple[bool, bool]:
+        """The page's Think and JSON switches (hidden fields "on" or "off")."""
+        return (
+            switch_value(self.data.get("thinking")) is True,
+            switch_value(self.data.get("json_mode")) is True,
+        )
+
     def attachment_ids(self) -> list[str]:
         """The images the composer uploaded for the first message (its chips' ids)."""
         return self.data.getlist("attachments") if hasattr(self.data, "getlist") else []

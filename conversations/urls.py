@@ -6,6 +6,7 @@ from conversations import controls_views, sidebar_views, views
 urlpatterns = [
     path("", views.home, name="home"),
     path("c/new/", views.conversation_new, name="conversation_new"),
+    path("c/new/switches/", controls_views.new_chat_switches, name="new_chat_switches"),
     path("c/<uuid:uuid>/", views.conversation_detail, name="conversation"),
     path("c/<uuid:uuid>/open/", views.message_open, name="message_open"),
     path("c/<uuid:uuid>/messages/", views.conversation_messages, name="conversation_messages"),

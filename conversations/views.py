@@ -201,16 +201,13 @@ def conversation_settings(request: AuthenticatedHttpRequest, uuid) -> HttpRespon
         # A persona picked from the list replaces the prompt typed in the box.
         persona = selectors.persona_get_for_user(request.user, form.cleaned_data["persona"])
         prompt = persona.system_prompt if persona else form.cleaned_data["system_prompt"]
+        # No model in the form (the header switches it): the conversation's own.
         model = form.cleaned_data["model"]
+        chat_model = catalogue.chat_model_get_available(model) if model else conversation.chat_model
         try:
             conversation = services.conversation_update_settings(
                 conversation=conversation,
-                # No model in the form (the header switches it): the conversation's own.
-                chat_model=(
-                    conversation.chat_model
-                    if model is None
-                    else catalogue.chat_model_get_available(model)
-                ),
+                chat_model=chat_model,
                 system_prompt=prompt,
                 parameters=form.generation_settings(),
             )
@@ -275,6 +272,7 @@ async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not form.is_valid():
         problems = _("Check the message: %(problems)s") % {"problems": form.errors.as_text()}
         return await _new_chat_refused(request, problems)
+    thinking, json_mode = form.switches()
     try:
         conversation = await chat_actions.start_conversation(
             owner=user,
@@ -282,6 +280,8 @@ async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
             first_message=form.cleaned_data["message"],
             idempotency_key=form.cleaned_data["idempotency_key"] or None,
             attachment_ids=form.attachment_ids(),
+            thinking=thinking,
+            json_mode=json_mode,
         )
     except ChatError as exc:
         return await _new_chat_refused(request, exc.message)
@@ -297,10 +297,13 @@ async def _new_chat_refused(request: AuthenticatedHttpRequest, error: str) -> Ht
 
     def render_page() -> HttpResponse:
         chosen = catalogue.chat_model_get_available(request.POST.get("model"))
+        thinking, json_mode = NewConversationForm(request.POST).switches()
         context = app_context(
             request,
             selected_model=chosen or catalogue.default_chat_model(),
             draft=request.POST.get("message", ""),
+            draft_thinking=thinking,  # shown pressed where the chosen model honours it
+            draft_json=json_mode,
             draft_attachments=selectors.attachments_unsent_for_user(
                 request.user, request.POST.getlist("attachments")
             ),

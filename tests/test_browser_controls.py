@@ -178,3 +178,26 @@ def test_a_refused_first_message_gives_its_image_back(login, alice, live_server_
     )
     save_screenshot(page, "new-chat-refused-with-image")
     assert not Conversation.objects.filter(owner=alice).exists()
+
+
+def test_think_on_the_new_chat_page_goes_with_the_first_message(
+    login, alice, fake_provider, live_server_url
+):
+    plain = ChatModelFactory(name="fake-plain")
+    thinker = ChatModelFactory(name="fake-thinker", supports_thinking=True, supports_json=True)
+    page = login(alice)
+    page.select_option("select[name=model]", str(plain.pk))
+    expect(page.locator("#switch-thinking")).to_have_count(0)
+    page.select_option("select[name=model]", str(thinker.pk))
+    think = page.locator("#switch-thinking")
+    expect(think).to_have_attribute("aria-pressed", "false")
+    think.click()
+    expect(think).to_have_attribute("aria-pressed", "true")
+    save_screenshot(page, "new-chat-think-pressed")
+    fake_provider.script(Reply(content="Thought it over."))
+    send(page, "Think first")
+    page.wait_for_url(re.compile(r"/c/[0-9a-f-]+/$"))
+    wait_for_status(page, "complete")
+    assert fake_provider.chat_requests[-1].json["chat_template_kwargs"] == {"enable_thinking": True}
+    expect(page.locator("#switch-thinking")).to_have_attribute("aria-pressed", "true")
+    expect(page.locator("#switch-json")).to_have_attribute("aria-pressed", "false")

@@ -160,3 +160,48 @@ def test_a_refused_page_shows_only_the_users_own_unsent_images(client, user, oth
     fields = {"model": vision.pk, "message": "Hi", "attachments": ids}
     page = client.post(reverse("conversation_new"), fields).content.decode()
     assert str(mine.uuid) in page and str(theirs.uuid) not in page
+
+
+# --- Think and JSON on the new-chat page ---------------------------------------------
+
+
+@pytest.fixture
+def capable(db):
+    return ChatModelFactory(name="capable", supports_thinking=True, supports_json=True)
+
+
+def test_the_new_chat_page_offers_the_switches_the_picked_model_honours(
+    client, user, chat_model, capable
+):
+    client.force_login(user)
+    url = reverse("new_chat_switches")
+    plain = client.get(url, {"model": chat_model.pk}).content.decode()
+    assert 'class="switch-button"' not in plain
+    pressed = client.get(url, {"model": capable.pk, "thinking": "on"}).content.decode()
+    assert 'id="switch-thinking" data-switch="thinking" aria-pressed="true"' in pressed
+    assert 'id="switch-json" data-switch="json_mode" aria-pressed="false"' in pressed
+    assert '<input type="hidden" name="thinking" value="on" form="composer">' in pressed
+    home = client.get(reverse("home")).content.decode()
+    assert f'hx-get="{url}"' in home, "a pick of the model brings its switches"
+
+
+@pytest.mark.parametrize(("model_name", "kept"), [("capable", True), ("fake-model", False)])
+def test_a_new_chat_keeps_the_switches_its_model_honours(
+    client, user, capable, chat_model, model_name, kept
+):
+    chosen = capable if model_name == "capable" else chat_model
+    client.force_login(user)
+    fields = {"model": chosen.pk, "message": "", "thinking": "on", "json_mode": "on"}
+    assert client.post(reverse("conversation_new"), fields).status_code == 302
+    conversation = Conversation.objects.get(owner=user)
+    assert (conversation.thinking_enabled, conversation.json_mode) == (kept, kept)
+
+
+def test_a_refused_first_message_keeps_the_switches_pressed(client, user, capable):
+    _over_budget(user, None)
+    client.force_login(user)
+    fields = {"model": capable.pk, "message": "Hi", "thinking": "on", "json_mode": "off"}
+    page = client.post(reverse("conversation_new"), fields).content.decode()
+    assert 'id="switch-thinking" data-switch="thinking" aria-pressed="true"' in page
+    assert 'id="switch-json" data-switch="json_mode" aria-pressed="false"' in page
+    assert not Conversation.objects.exists()

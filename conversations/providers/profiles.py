@@ -97,6 +97,17 @@ def controls(chat_model: ChatModel) -> Controls:
     )
 
 
+def honoured_switches(
+    chat_model: ChatModel | None, *, thinking: bool, json_mode: bool
+) -> tuple[bool, bool]:
+    """Thinking and JSON mode as `chat_model` can take them: a switch it cannot honour is
+    off (the interface does not offer it for such a model)."""
+    return (
+        thinking and can_toggle_thinking(chat_model),
+        json_mode and bool(chat_model and chat_model.supports_json),
+    )
+
+
 def thinks(chat_model: ChatModel, conversation: Conversation) -> bool:
     """Whether this reply is asked to think. Where JSON mode and thinking exclude each
     other (DashScope), JSON mode wins and the reply answers without thinking."""

@@ -18,15 +18,22 @@ def conversation_create(
     chat_model: ChatModel | None = None,
     title: str = "",
     system_prompt: str = "",
+    thinking: bool = False,
+    json_mode: bool = False,
 ) -> Conversation:
+    """A new conversation; `thinking` and `json_mode` are the new-chat page's switches,
+    kept where the model honours them."""
     if chat_model is None:
         chat_model = catalogue.default_chat_model()
+    thinks, json = profiles.honoured_switches(chat_model, thinking=thinking, json_mode=json_mode)
     return Conversation.objects.create(
         owner=owner,
         chat_model=chat_model,
         title=title[:200],
         system_prompt=system_prompt,
         recall_enabled=settings.RECALL_DEFAULT_ON,
+        thinking_enabled=thinks,
+        json_mode=json,
     )
 
 
@@ -160,13 +167,15 @@ def conversation_set_switches(
     """Turn thinking or JSON mode on or off for the next replies (the composer's switches);
     None leaves that one as it is. A switch the model cannot honour stays off, as the
     settings do; the switch is not offered for such a model."""
-    chat_model = conversation.chat_model
+    thinks, json = profiles.honoured_switches(
+        conversation.chat_model, thinking=bool(thinking), json_mode=bool(json_mode)
+    )
     fields = []
     if thinking is not None:
-        conversation.thinking_enabled = thinking and profiles.can_toggle_thinking(chat_model)
+        conversation.thinking_enabled = thinks
         fields.append("thinking_enabled")
     if json_mode is not None:
-        conversation.json_mode = json_mode and bool(chat_model and chat_model.supports_json)
+        conversation.json_mode = json
         fields.append("json_mode")
     if fields:
         conversation.save(update_fields=fields)
