@@ -201,3 +201,26 @@ def test_think_on_the_new_chat_page_goes_with_the_first_message(
     assert fake_provider.chat_requests[-1].json["chat_template_kwargs"] == {"enable_thinking": True}
     expect(page.locator("#switch-thinking")).to_have_attribute("aria-pressed", "true")
     expect(page.locator("#switch-json")).to_have_attribute("aria-pressed", "false")
+
+
+def test_at_phone_width_the_settings_open_under_the_header_and_push_the_thread_down(
+    login, alice, capable, fake_provider, live_server_url, browser
+):
+    context = browser.new_context(viewport={"width": 390, "height": 844}, is_mobile=True)
+    try:
+        fake_provider.script(Reply(content="Short."))
+        page = open_chat(login, alice, capable, live_server_url, context.new_page())
+        send(page, "Hi")
+        wait_for_status(page, "complete")
+        page.click(".chat-settings:not(.chat-export) > summary")
+        expect(page.locator("#conversation-settings")).to_be_visible()
+        form = _box(page, "#conversation-settings")
+        assert form["x"] >= 0 and form["x"] + form["width"] <= 390
+        assert form["y"] >= _box(page, ".chat-settings:not(.chat-export) > summary")["y"]
+        scroller = _box(page, "#messages-scroll")
+        assert scroller["y"] >= form["y"] + form["height"] - 1, "the thread is below, not under"
+        save_screenshot(page, "settings-panel-phone")
+        page.click("#conversation-settings > button[type=submit]")
+        expect(page.locator("#conversation-settings")).to_be_hidden()
+    finally:
+        context.close()
