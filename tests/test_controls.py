@@ -261,3 +261,25 @@ def test_the_settings_no_longer_switch_the_model_but_keep_it(logged_in, conversa
     assert b"Saved." in response.content
     conversation.refresh_from_db()
     assert conversation.chat_model is not None and conversation.system_prompt == "Hi"
+
+
+def test_a_chat_on_a_model_no_longer_offered_says_so_in_the_header(logged_in, conversation):
+    ChatModel.objects.filter(pk=conversation.chat_model_id).update(is_active=False)
+    ChatModelFactory(name="still-offered")
+    page = _chat_page(logged_in, conversation)
+    header = re.search(r'<form id="model-switch".*?</form>', page, re.S).group(0)
+    gone = '<option value="" selected disabled>Local server · fake-model (no longer offered)'
+    assert gone in header and header.count(" selected") == 1
+
+
+def test_think_says_when_json_mode_turns_it_off(logged_in, user):
+    qwen = ConversationFactory(
+        owner=user, chat_model=_preset("dashscope", "qwen-plus"), thinking_enabled=True
+    )
+    note = "with JSON mode on, replies answer without thinking"
+    switches = _switches(_chat_page(logged_in, qwen))
+    assert f'title="This provider cannot think in JSON mode: {note}' in switches
+    assert 'class="switch-note' not in switches
+    qwen.json_mode = True
+    qwen.save()
+    assert 'class="switch-note muted"' in _switches(_chat_page(logged_in, qwen))
