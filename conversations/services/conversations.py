@@ -105,7 +105,7 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
         stop=stop,
         thinking_enabled=_honoured(params.thinking_enabled, controls.thinking_switch),
         thinking_budget=params.thinking_budget if budgeted else None,
-        json_mode=_honoured(params.json_mode, chat_model.supports_json),
+        json_mode=_honoured(params.json_mode, controls.json_mode),
         recall_enabled=params.recall_enabled,
     )
 
