@@ -56,24 +56,39 @@ async def send_message(
 
 
 async def start_conversation(
-    *, owner, chat_model_id: int | None, first_message: str, idempotency_key: str | None
+    *,
+    owner,
+    chat_model_id: int | None,
+    first_message: str,
+    idempotency_key: str | None,
+    attachment_ids: list[str] | None = None,
+    thinking: bool = False,
+    json_mode: bool = False,
 ) -> Conversation:
-    """A new conversation with the chosen model; its first message, if any, is sent."""
+    """A new conversation with the chosen model; its first message (its text, its images
+    or both), if any, is sent."""
 
     def _create() -> Conversation:
         chat_model = catalogue.chat_model_get_available(chat_model_id)
         if chat_model is None:
             raise ValidationFailed(_("Choose one of the available models."))
-        return services.conversation_create(owner=owner, chat_model=chat_model)
+        return services.conversation_create(
+            owner=owner, chat_model=chat_model, thinking=thinking, json_mode=json_mode
+        )
 
     conversation = await database_sync_to_async(_create)()
-    if first_message:
+    if first_message or attachment_ids:
         try:
             await send_message(
-                conversation=conversation, content=first_message, idempotency_key=idempotency_key
+                conversation=conversation,
+                content=first_message,
+                idempotency_key=idempotency_key,
+                attachment_ids=attachment_ids,
             )
         except ChatError:
-            # Refused (budget, rate limit, bad input): nothing is left behind.
+            # Refused (budget, rate limit, bad input, images for a model without vision):
+            # nothing is left behind, and the images, never claimed, are still the user's
+            # to send.
             await database_sync_to_async(services.conversation_discard_unused)(
                 conversation=conversation
             )

@@ -12,7 +12,8 @@ class SignupForm(UserCreationForm):
 
 
 class ConversationSettingsForm(forms.Form):
-    model = forms.IntegerField()
+    # The header switches the model; a form without one keeps the conversation's.
+    model = forms.IntegerField(required=False)
     system_prompt = forms.CharField(required=False, max_length=20_000)
     # A saved persona whose prompt replaces the one typed.
     persona = forms.IntegerField(required=False)
@@ -37,11 +38,16 @@ class ConversationSettingsForm(forms.Form):
             top_p=data["top_p"],
             max_tokens=data["max_tokens"],
             stop=[line.rstrip("\r") for line in data["stop"].split("\n") if line.strip()],
-            thinking_enabled=data["thinking_enabled"],
+            thinking_enabled=self._switch("thinking_enabled"),
             thinking_budget=data["thinking_budget"],
-            json_mode=data["json_mode"],
+            json_mode=self._switch("json_mode"),
             recall_enabled=data["recall_enabled"],
         )
+
+    def _switch(self, name: str) -> bool | None:
+        """A switch the form carries; None when it does not: the composer's switches set
+        thinking and JSON mode, and the settings popover leaves them as they are."""
+        return self.cleaned_data[name] if name in self.data else None
 
 
 class PersonaForm(forms.Form):
@@ -53,3 +59,22 @@ class NewConversationForm(forms.Form):
     model = forms.IntegerField(required=False)
     message = forms.CharField(required=False, max_length=100_000, strip=True)
     idempotency_key = forms.CharField(required=False, max_length=64)
+
+    def switches(self) -> tuple[bool, bool]:
+        """The page's Think and JSON switches (hidden fields "on" or "off")."""
+        return (
+            switch_value(self.data.get("thinking")) is True,
+            switch_value(self.data.get("json_mode")) is True,
+        )
+
+    def attachment_ids(self) -> list[str]:
+        """The images the composer uploaded for the first message (its chips' ids)."""
+        return self.data.getlist("attachments") if hasattr(self.data, "getlist") else []
+
+
+# What a switch button of the composer sends: "on" or "off"; anything else changes nothing.
+SWITCH_VALUES = {"on": True, "off": False}
+
+
+def switch_value(value: str | None) -> bool | None:
+    return SWITCH_VALUES.get(value or "")

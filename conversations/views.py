@@ -138,6 +138,17 @@ def conversation_messages(request: AuthenticatedHttpRequest, uuid) -> HttpRespon
 def attachment_upload(request: AuthenticatedHttpRequest, uuid) -> HttpResponse:
     """Store an image for the composer of this conversation; answers with its chip."""
     selectors.conversation_get_for_user_or_404(request.user, uuid)
+    return _attachment_chip(request)
+
+
+@require_POST
+@login_required
+def attachment_new(request: AuthenticatedHttpRequest) -> HttpResponse:
+    """Store an image for the new-chat page's first message; answers with its chip."""
+    return _attachment_chip(request)
+
+
+def _attachment_chip(request: AuthenticatedHttpRequest) -> HttpResponse:
     upload = request.FILES.get("file")
     if upload is None:
         return HttpResponse(_("Choose an image to attach."), status=400)
@@ -190,10 +201,13 @@ def conversation_settings(request: AuthenticatedHttpRequest, uuid) -> HttpRespon
         # A persona picked from the list replaces the prompt typed in the box.
         persona = selectors.persona_get_for_user(request.user, form.cleaned_data["persona"])
         prompt = persona.system_prompt if persona else form.cleaned_data["system_prompt"]
+        # No model in the form (the header switches it): the conversation's own.
+        model = form.cleaned_data["model"]
+        chat_model = catalogue.chat_model_get_available(model) if model else conversation.chat_model
         try:
             conversation = services.conversation_update_settings(
                 conversation=conversation,
-                chat_model=catalogue.chat_model_get_available(form.cleaned_data["model"]),
+                chat_model=chat_model,
                 system_prompt=prompt,
                 parameters=form.generation_settings(),
             )
@@ -201,7 +215,8 @@ def conversation_settings(request: AuthenticatedHttpRequest, uuid) -> HttpRespon
             error = exc.message
     else:
         error = _form_error(form)
-    return _settings_response(request, conversation, error=error, saved=not error)
+    # A Save that went through closes the popover (static/js/controls.js).
+    return _settings_response(request, conversation, error=error, saved=not error, close=not error)
 
 
 @require_POST
@@ -230,7 +245,9 @@ def _form_error(form) -> str:
     return _("Check the settings: %(problems)s") % {"problems": problems}
 
 
-def _settings_response(request, conversation, *, error: str, saved: bool) -> HttpResponse:
+def _settings_response(
+    request, conversation, *, error: str, saved: bool, close: bool = False
+) -> HttpResponse:
     if not request.htmx:
         return redirect("conversation", uuid=conversation.uuid)
     context = app_context(
@@ -239,6 +256,7 @@ def _settings_response(request, conversation, *, error: str, saved: bool) -> Htt
         personas=selectors.persona_list_for_user(request.user),
         settings_error=error,
         settings_saved=saved,
+        settings_close=close,
         # The model, the system prompt or the reply's room may have changed the window.
         gauge_oob=context_gauge(conversation) if saved else None,
     )
@@ -254,12 +272,16 @@ async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
     if not form.is_valid():
         problems = _("Check the message: %(problems)s") % {"problems": form.errors.as_text()}
         return await _new_chat_refused(request, problems)
+    thinking, json_mode = form.switches()
     try:
         conversation = await chat_actions.start_conversation(
             owner=user,
             chat_model_id=form.cleaned_data["model"],
             first_message=form.cleaned_data["message"],
             idempotency_key=form.cleaned_data["idempotency_key"] or None,
+            attachment_ids=form.attachment_ids(),
+            thinking=thinking,
+            json_mode=json_mode,
         )
     except ChatError as exc:
         return await _new_chat_refused(request, exc.message)
@@ -269,16 +291,22 @@ async def conversation_new(request: AuthenticatedHttpRequest) -> HttpResponse:
 
 
 async def _new_chat_refused(request: AuthenticatedHttpRequest, error: str) -> HttpResponse:
-    """The new-chat page again with the reason, the typed message and the chosen model:
-    nothing was created, and nothing typed is lost."""
+    """The new-chat page again with the reason, the typed message, its images and the
+    chosen model: nothing was created, and nothing typed or attached is lost."""
     flash.error(request, error)
 
     def render_page() -> HttpResponse:
         chosen = catalogue.chat_model_get_available(request.POST.get("model"))
+        thinking, json_mode = NewConversationForm(request.POST).switches()
         context = app_context(
             request,
             selected_model=chosen or catalogue.default_chat_model(),
             draft=request.POST.get("message", ""),
+            draft_thinking=thinking,  # shown pressed where the chosen model honours it
+            draft_json=json_mode,
+            draft_attachments=selectors.attachments_unsent_for_user(
+                request.user, request.POST.getlist("attachments")
+            ),
         )
         return render(request, "conversations/home.html", context, status=400)
 

@@ -34,6 +34,7 @@ LAYERS = [
     ("conversations.routing", 4),
     ("conversations.views", 4),
     ("conversations.sidebar_views", 4),
+    ("conversations.controls_views", 4),
     ("conversations.urls", 4),
     ("conversations.forms", 4),
     ("conversations.admin", 4),

@@ -421,6 +421,8 @@ def _owned_urls(conversation, summary, token, image, message) -> dict[str, tuple
     return {
         "conversation": ("get", f"/c/{c}/"),
         "conversation_settings": ("post", f"/c/{c}/settings/"),
+        "conversation_model": ("post", f"/c/{c}/model/"),
+        "conversation_switches": ("post", f"/c/{c}/switches/"),
         "conversation_messages": ("get", f"/c/{c}/messages/?before={c}"),
         "message_open": ("post", f"/c/{c}/open/"),
         "message_full": ("get", f"/messages/{message.uuid}/"),
@@ -496,6 +498,7 @@ def test_another_users_objects_are_404_and_unchanged(client, user, victims_data,
         "model": theirs.chat_model_id,
         "system_prompt": "pwned",
         "persona_name": "pwned",
+        "thinking": "on",
     }
     response = getattr(client, method)(url, data) if method == "post" else client.get(url)
     if route == "api_token_revoke":  # answered on the user's own token list
@@ -506,6 +509,7 @@ def test_another_users_objects_are_404_and_unchanged(client, user, victims_data,
     theirs.refresh_from_db()
     token.refresh_from_db()
     assert theirs.system_prompt == "" and token.revoked_at is None
+    assert not theirs.thinking_enabled
     assert theirs.title == "SECRET-TITLE" and not theirs.archived
     summary.refresh_from_db()
     assert theirs.summaries.count() == 1

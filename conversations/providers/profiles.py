@@ -59,6 +59,55 @@ def can_toggle_thinking(chat_model: ChatModel | None) -> bool:
     return bool(chat_model and chat_model.supports_thinking and not chat_model.always_thinks)
 
 
+@dataclass(frozen=True)
+class Controls:
+    """What the interface offers for one model: only what its provider honours. The
+    settings popover shows the parameters, the composer the thinking and JSON switches."""
+
+    temperature: Span | None  # None: the endpoint refuses it, so it is not offered
+    top_p: Span | None
+    max_stop: int  # 0: no stop sequences
+    max_output: int
+    thinking_switch: bool  # thinking can be turned on and off
+    always_thinks: bool
+    # Offered only where a budget changes the request (DashScope, OpenAI's effort).
+    thinking_budget: bool
+    json_mode: bool
+    # JSON mode on means a reply without thinking (DashScope refuses the two together).
+    json_excludes_thinking: bool
+
+
+def controls(chat_model: ChatModel) -> Controls:
+    """The controls `chat_model` honours, from the same rules its request is built by."""
+    rules = accepted(chat_model)
+    return Controls(
+        temperature=rules.temperature,
+        top_p=rules.top_p,
+        max_stop=rules.max_stop,
+        max_output=chat_model.max_output,
+        thinking_switch=can_toggle_thinking(chat_model),
+        always_thinks=chat_model.always_thinks,
+        thinking_budget=chat_model.supports_thinking and rules.thinking_budget,
+        json_mode=chat_model.supports_json,
+        json_excludes_thinking=(
+            chat_model.supports_json
+            and chat_model.supports_thinking
+            and not rules.json_while_thinking
+        ),
+    )
+
+
+def honoured_switches(
+    chat_model: ChatModel | None, *, thinking: bool, json_mode: bool
+) -> tuple[bool, bool]:
+    """Thinking and JSON mode as `chat_model` can take them: a switch it cannot honour is
+    off (the interface does not offer it for such a model)."""
+    return (
+        thinking and can_toggle_thinking(chat_model),
+        json_mode and bool(chat_model and chat_model.supports_json),
+    )
+
+
 def thinks(chat_model: ChatModel, conversation: Conversation) -> bool:
     """Whether this reply is asked to think. Where JSON mode and thinking exclude each
     other (DashScope), JSON mode wins and the reply answers without thinking."""

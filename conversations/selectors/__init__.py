@@ -13,6 +13,7 @@ from conversations.selectors.conversations import (
     DATE_GROUPS,
     ConversationGroup,
     attachment_get_for_user,
+    attachments_unsent_for_user,
     chat_model_last_used_id,
     conversation_for_send,
     conversation_fresh,

@@ -141,6 +141,20 @@ def conversation_for_send(
     return current
 
 
+def attachments_unsent_for_user(user: User, uuids: list[str]) -> list[Attachment]:
+    """The user's uploads among `uuids` that no message has claimed yet, in upload order
+    (the chips of a refused first message, put back in the composer)."""
+    valid = []
+    for value in uuids:
+        try:
+            valid.append(UUID(str(value)))
+        except ValueError:
+            continue
+    if not valid:
+        return []
+    return list(Attachment.objects.filter(owner_id=user.pk, uuid__in=valid, message__isnull=True))
+
+
 def attachment_get_for_user(user: User, uuid: UUID | str) -> Attachment:
     """One of the user's own images; anyone else's raises DoesNotExist like a missing one."""
     return Attachment.objects.get(owner_id=user.pk, uuid=uuid)

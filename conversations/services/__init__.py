@@ -19,6 +19,8 @@ from conversations.services.conversations import (
     GenerationSettings,
     conversation_create,
     conversation_discard_unused,
+    conversation_set_switches,
+    conversation_switch_model,
     conversation_update_settings,
     persona_save,
 )

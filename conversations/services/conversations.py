@@ -19,15 +19,22 @@ def conversation_create(
     chat_model: ChatModel | None = None,
     title: str = "",
     system_prompt: str = "",
+    thinking: bool = False,
+    json_mode: bool = False,
 ) -> Conversation:
+    """A new conversation; `thinking` and `json_mode` are the new-chat page's switches,
+    kept where the model honours them."""
     if chat_model is None:
         chat_model = catalogue.default_chat_model()
+    thinks, json = profiles.honoured_switches(chat_model, thinking=thinking, json_mode=json_mode)
     conversation = Conversation.objects.create(
         owner=owner,
         chat_model=chat_model,
         title=title[:200],
         system_prompt=system_prompt,
         recall_enabled=settings.RECALL_DEFAULT_ON,
+        thinking_enabled=thinks,
+        json_mode=json,
     )
     _tell_owner(conversation, user_events.Change.CREATED)
     return conversation
@@ -56,9 +63,10 @@ class GenerationSettings:
     top_p: float | None = None
     max_tokens: int | None = None
     stop: list[str] = field(default_factory=list)
-    thinking_enabled: bool = False
+    # The two switches beside the composer (conversation_set_switches); None: as they are.
+    thinking_enabled: bool | None = None
     thinking_budget: int | None = None
-    json_mode: bool = False
+    json_mode: bool | None = None
     # Earlier turns retrieved into each request (recall); not a model parameter, but set
     # with them in the conversation's settings.
     recall_enabled: bool = True
@@ -90,7 +98,11 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
             gettext("A stop sequence can be at most %(limit)s characters long.")
             % {"limit": profiles.MAX_STOP_LENGTH}
         )
-    if chat_model.supports_thinking:
+    # A budget the provider ignores (Zhipu, DeepSeek, local servers) is neither offered
+    # nor kept.
+    controls = profiles.controls(chat_model)
+    budgeted = controls.thinking_budget
+    if budgeted:
         _check_range(
             gettext("Thinking budget"),
             params.thinking_budget,
@@ -102,11 +114,19 @@ def _validated(chat_model: ChatModel, params: GenerationSettings) -> GenerationS
         top_p=params.top_p,
         max_tokens=params.max_tokens,
         stop=stop,
-        thinking_enabled=params.thinking_enabled and profiles.can_toggle_thinking(chat_model),
-        thinking_budget=params.thinking_budget if chat_model.supports_thinking else None,
-        json_mode=params.json_mode and chat_model.supports_json,
+        thinking_enabled=_honoured(params.thinking_enabled, controls.thinking_switch),
+        thinking_budget=params.thinking_budget if budgeted else None,
+        json_mode=_honoured(params.json_mode, controls.json_mode),
         recall_enabled=params.recall_enabled,
     )
+
+
+def _honoured(wanted: bool | None, possible: bool) -> bool | None:
+    return None if wanted is None else wanted and possible
+
+
+# Left as they are when a settings form does not carry them (the composer sets them).
+_SWITCHES = ("thinking_enabled", "json_mode")
 
 
 def conversation_update_settings(
@@ -124,12 +144,52 @@ def conversation_update_settings(
     fields = ["chat_model", "system_prompt", "updated_at"]
     if parameters is not None:
         checked = _validated(chat_model, parameters)
-        for name, value in vars(checked).items():
+        given = {
+            name: value
+            for name, value in vars(checked).items()
+            if not (name in _SWITCHES and value is None)
+        }
+        for name, value in given.items():
             setattr(conversation, name, value)
-        fields += list(vars(checked))
+        fields += list(given)
     conversation.chat_model = chat_model
     conversation.system_prompt = system_prompt.strip()
     conversation.save(update_fields=fields)
+    return conversation
+
+
+def conversation_switch_model(
+    *, conversation: Conversation, chat_model: ChatModel | None
+) -> Conversation:
+    """The model of the conversation's next replies (the header's switch); earlier replies
+    keep theirs. The parameters stay: each request fits them to the new model's endpoint
+    (profiles), and the settings then offer only what it honours."""
+    if chat_model is None:
+        raise ValidationFailed(gettext("Choose one of the available models."))
+    conversation.chat_model = chat_model
+    # updated_at too: a new chat starts on the model last used (selectors).
+    conversation.save(update_fields=["chat_model", "updated_at"])
+    return conversation
+
+
+def conversation_set_switches(
+    *, conversation: Conversation, thinking: bool | None = None, json_mode: bool | None = None
+) -> Conversation:
+    """Turn thinking or JSON mode on or off for the next replies (the composer's switches);
+    None leaves that one as it is. A switch the model cannot honour stays off, as the
+    settings do; the switch is not offered for such a model."""
+    thinks, json = profiles.honoured_switches(
+        conversation.chat_model, thinking=bool(thinking), json_mode=bool(json_mode)
+    )
+    fields = []
+    if thinking is not None:
+        conversation.thinking_enabled = thinks
+        fields.append("thinking_enabled")
+    if json_mode is not None:
+        conversation.json_mode = json
+        fields.append("json_mode")
+    if fields:
+        conversation.save(update_fields=fields)
     return conversation
 
 

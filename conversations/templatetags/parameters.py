@@ -1,13 +1,13 @@
-"""`{% accepted_parameters chat_model as accepted %}`: what the model's endpoint takes
-(providers/parameters.py), so the settings offer only what it honours."""
+"""`{% model_controls chat_model as controls %}`: what the model's provider honours
+(providers/profiles.py `controls`), so the settings and the composer offer only that."""
 
 from django import template
 
-from conversations.providers import parameters
+from conversations.providers import profiles
 
 register = template.Library()
 
 
 @register.simple_tag
-def accepted_parameters(chat_model) -> parameters.Accepted | None:
-    return parameters.accepted(chat_model) if chat_model else None
+def model_controls(chat_model) -> profiles.Controls | None:
+    return profiles.controls(chat_model) if chat_model else None
