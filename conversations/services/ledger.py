@@ -64,6 +64,9 @@ class CallOutcome:
     reasoning_ms: int | None = None
     # When the call began: it is priced by the rates in force then (None: when recorded).
     started_at: datetime | None = None
+    # A continuation of a reply cut off by its length limit: its content and reasoning are
+    # the reply's whole text, its tokens and times only this call's (the reply sums them).
+    continues: bool = False
 
     def take_reported_usage(self, usage: Usage) -> None:
         """The token counts the provider reported for the call. A provider that reasoned
