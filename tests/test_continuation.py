@@ -3,9 +3,11 @@ provider's continuation shape, billed and recorded like any call."""
 
 import pytest
 from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
 
 from conversations import services
 from conversations.errors import ValidationFailed
+from conversations.live import events
 from conversations.models import (
     ChatModel,
     Message,
@@ -224,3 +226,35 @@ def test_only_the_latest_reply_cut_by_length_can_be_continued(conversation):
     conversation.current_leaf = cut
     conversation.save()
     assert services.reply_continue(reply=cut).status == MessageStatus.PENDING
+
+
+async def test_a_tab_that_saw_the_reply_end_follows_its_continuation_from_another_process(
+    conversation, fake_provider
+):
+    tab = await _cut_off(conversation, fake_provider)
+    reply = await database_sync_to_async(_reply)(conversation)
+    group = events.conversation_group(conversation.uuid)
+
+    async def from_elsewhere(content: str, continued_at: int) -> None:
+        await get_channel_layer().group_send(
+            group,
+            {
+                "type": events.REPLY_UPDATE,
+                "origin": "another-process",
+                "reply": str(reply.uuid),
+                "status": "streaming",
+                "content": content,
+                "reasoning": "",
+                "final_html": None,
+                "swept": False,
+                "continued_at": continued_at,
+            },
+        )
+
+    await from_elsewhere(FIRST + "stale", 0)  # a late update of the first call: ignored
+    await tab.drain(0.3)
+    assert tab.page.last().status == "truncated"
+    await from_elsewhere(FIRST + "and on", 1_000)
+    await tab.read_until(lambda page: page.last().status == "streaming")
+    await tab.close()
+    assert tab.page.last().text.endswith(FIRST + "and on")
