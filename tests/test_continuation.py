@@ -258,3 +258,26 @@ async def test_a_tab_that_saw_the_reply_end_follows_its_continuation_from_anothe
     await tab.read_until(lambda page: page.last().status == "streaming")
     await tab.close()
     assert tab.page.last().text.endswith(FIRST + "and on")
+
+
+async def test_a_refused_continuation_leaves_the_reply_cut_off_to_try_again(
+    conversation, fake_provider
+):
+    tab = await _cut_off(conversation, fake_provider)
+    refusal = Reply(
+        status=400,
+        error_code="context_length_exceeded",
+        error_message="This model's maximum context length is 8192 tokens.",
+    )
+    fake_provider.script(refusal)
+    reply = await database_sync_to_async(_reply)(conversation)
+    await tab.send(action="continue", reply=str(reply.uuid))
+    await tab.read_until(lambda page: "context window" in page.last().html, timeout=15)
+    await tab.close()
+    after = await database_sync_to_async(_reply)(conversation)
+    assert (after.status, after.finish_reason, after.content) == ("truncated", "length", FIRST)
+    assert 'class="continue-form"' in tab.page.last().html  # it may be continued again
+    records = await database_sync_to_async(
+        lambda: list(UsageRecord.objects.filter(message=after).order_by("id"))
+    )()
+    assert len(records) == 2 and records[1].prompt_tokens == records[1].completion_tokens == 0

@@ -194,7 +194,13 @@ class ReplyRun:
         return self._outcome(MessageStatus.COMPLETE)
 
     def _failure(self, exc: Exception, *, called_upstream: bool = True) -> services.CallOutcome:
-        outcome = self._outcome(MessageStatus.FAILED, error=exc)
+        if self.continues and self.live.content == self.earlier:
+            # A continuation that wrote nothing leaves the reply as it was, cut off (the
+            # error said why), so it can be continued again.
+            outcome = self._outcome(MessageStatus.TRUNCATED, error=exc)
+            outcome.finish_reason = "length"
+        else:
+            outcome = self._outcome(MessageStatus.FAILED, error=exc)
         outcome.called_upstream = called_upstream
         return outcome
 

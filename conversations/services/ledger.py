@@ -100,13 +100,11 @@ def _snapshot(record: UsageRecord) -> prices.Rates:
 
 
 def _refused(outcome: CallOutcome) -> bool:
-    return (
-        outcome.status == MessageStatus.FAILED
-        and not outcome.usage_reported
-        and outcome.error_code in REFUSED_ERROR_CODES
-        and not outcome.content
-        and not outcome.reasoning
-    )
+    if outcome.usage_reported or outcome.error_code not in REFUSED_ERROR_CODES:
+        return False
+    if outcome.continues:  # its content is the reply's earlier text: only this call's counts
+        return not outcome.completion_tokens
+    return outcome.status == MessageStatus.FAILED and not outcome.content and not outcome.reasoning
 
 
 def _priced(chat_model: ChatModel | None, started_at: datetime | None, **fields) -> UsageRecord:
