@@ -5,7 +5,6 @@ from django.contrib import messages as flash
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
-from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
 from django.views.decorators.http import require_GET, require_POST
 
@@ -16,6 +15,7 @@ from conversations import exports
 from conversations import selectors as conversation_selectors
 from conversations import services as conversation_services
 from conversations.errors import ValidationFailed
+from conversations.sizes import human_size
 
 
 def _page_context(request: AuthenticatedHttpRequest, **extra) -> dict:
@@ -78,7 +78,7 @@ def import_upload(request: AuthenticatedHttpRequest) -> HttpResponse:
         context["import_error"] = gettext("Choose a file to import.")
     elif form.cleaned_data["file"].size > settings.API_IMPORT_MAX_BYTES:
         context["import_error"] = gettext("The file is larger than %(limit)s.") % {
-            "limit": filesizeformat(settings.API_IMPORT_MAX_BYTES)
+            "limit": human_size(settings.API_IMPORT_MAX_BYTES)
         }
     elif conversation_services.import_job_wanted(form.cleaned_data["file"].size):
         context["job"] = conversation_services.import_job_create(

@@ -6,7 +6,6 @@ from typing import cast
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.http import JsonResponse, StreamingHttpResponse
-from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -22,6 +21,7 @@ from rest_framework.views import APIView
 from api import queries, serializers
 from chatsite.http import streamed_body
 from conversations import exports, selectors, services
+from conversations.sizes import human_size
 
 
 def endpoint_not_found(request, *args, **kwargs) -> JsonResponse:
@@ -204,7 +204,7 @@ class ImportView(QueryCheckedMixin, APIView):
         file = upload.validated_data["file"]
         if file.size > settings.API_IMPORT_MAX_BYTES:
             detail = gettext("The file is larger than %(limit)s.") % {
-                "limit": filesizeformat(settings.API_IMPORT_MAX_BYTES)
+                "limit": human_size(settings.API_IMPORT_MAX_BYTES)
             }
             return Response({"detail": detail}, status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
         owner = cast(User, request.user)  # IsAuthenticated: never AnonymousUser

@@ -143,6 +143,24 @@ async def retry_reply(*, conversation: Conversation, reply_uuid: str) -> Message
     return new_reply
 
 
+async def continue_reply(*, conversation: Conversation, reply_uuid: str) -> Message:
+    """Continue a reply cut off by its length limit: the same reply streams on from its
+    text, on every socket, like any reply (stop, reload and resume alike)."""
+
+    def _continue() -> Message:
+        return services.reply_continue(reply=_message_in(conversation, reply_uuid))
+
+    reply = await database_sync_to_async(_continue)()
+    run.start_reply(
+        reply_id=reply.id,
+        reply_uuid=str(reply.uuid),
+        conversation_uuid=str(conversation.uuid),
+        reply=reply,
+        continuing=True,
+    )
+    return reply
+
+
 async def edit_message(*, conversation: Conversation, message_uuid: str, content: str) -> Message:
     """Send a new version of a user message and answer it; the branch on screen follows."""
 

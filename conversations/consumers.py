@@ -69,6 +69,8 @@ class ConversationConsumer(UserEventsConsumer):
         self.session_key = session.session_key if session is not None else None
         # reply uuid -> (status, characters of content sent, characters of reasoning sent)
         self.sent: dict[str, tuple[str, int, int]] = {}
+        # reply uuid -> the latest continuation of it this socket has shown (continued_at)
+        self.continued: dict[str, int] = {}
         self.sent_messages: set[str] = set()
         self.subscribed = False
         # Events that arrive while the socket is catching up wait here, in order.
@@ -157,6 +159,10 @@ class ConversationConsumer(UserEventsConsumer):
                 message_uuid=id_field(data, "edited"),
                 content=text_field(data, "message"),
             )
+        elif action == "continue":
+            await chat_actions.continue_reply(
+                conversation=self.conversation, reply_uuid=id_field(data, "reply")
+            )
         elif action == "branch":
             await chat_actions.switch_branch(
                 conversation=self.conversation, message_uuid=id_field(data, "version")
@@ -224,6 +230,10 @@ class ConversationConsumer(UserEventsConsumer):
         if self.backlog is not None:
             self.backlog.append(("reply", state))
             return
+        if state.continued_at > self.continued.get(state.uuid, 0):
+            # Continued after it ended here: shown afresh, streaming again.
+            self.continued[state.uuid] = state.continued_at
+            self.sent.pop(state.uuid, None)
         previous = self.sent.get(state.uuid)
         if previous is not None and previous[0] == FINAL:
             return
@@ -289,6 +299,7 @@ class ConversationConsumer(UserEventsConsumer):
                 reasoning=event["reasoning"],
                 final_html=event.get("final_html"),
                 swept=bool(event.get("swept")),
+                continued_at=int(event.get("continued_at") or 0),
             )
         )
 

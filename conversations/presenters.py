@@ -79,6 +79,8 @@ class MessageView:
     cut_length: int = 0
     # Shown whole however long ("Show all" asked for it).
     show_all: bool = False
+    # Why the model stopped ("length": its output limit cut it off, and it may continue).
+    finish_reason: str = ""
 
     @property
     def is_final(self) -> bool:
@@ -135,6 +137,15 @@ class MessageView:
         return self.is_assistant and self.status == MessageStatus.COMPLETE
 
     @property
+    def can_continue(self) -> bool:
+        """Cut off by its output limit: it can go on (shown on the last reply only)."""
+        return (
+            self.is_assistant
+            and self.status == MessageStatus.TRUNCATED
+            and self.finish_reason == "length"
+        )
+
+    @property
     def status_note(self) -> str | Promise:
         if self.error_text and self.status == MessageStatus.TRUNCATED:
             return ""  # the error says where and why (cut at the server's reply limit)
@@ -182,6 +193,7 @@ def view_of_message(read: MessageRead) -> MessageView:
         images=list(read.image_uuids),
         siblings=read.siblings,
         recalled=_recalled(message.context or {}),
+        finish_reason=message.finish_reason,
         **_left_out(message.context or {}),
     )
 

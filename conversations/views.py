@@ -383,9 +383,7 @@ def usage_page(request: AuthenticatedHttpRequest) -> HttpResponse:
     # A month that is not one shows this month.
     asked = usage.month_from_text(request.GET.get("month", ""))
     month = usage.usage_month_for_user(request.user, asked)
-    context = app_context(
-        request, month=month, chart_height=usage.CHART_HEIGHT, bar_width=usage.CHART_BAR_WIDTH
-    )
+    context = app_context(request, month=month)
     return render(request, "conversations/usage.html", context)
 
 

@@ -262,6 +262,17 @@ class RecordedRequest:
         auth = self.headers.get("Authorization", "")
         return auth[7:] if auth.startswith("Bearer ") else None
 
+    @property
+    def continuation(self) -> str:
+        """How the request asked to continue a partial answer: ``"prefix"`` (DeepSeek's
+        chat prefix completion), ``"partial"`` (DashScope's partial mode), or ``""``."""
+        return _continuation_of(self.json)[0]
+
+    @property
+    def continued_text(self) -> str | None:
+        """The partial answer a prefix/partial request asked the model to go on from."""
+        return _continuation_of(self.json)[1]
+
 
 @dataclass
 class StreamRecord:
@@ -381,6 +392,8 @@ class FakeProvider:
     async def _start_server(self) -> None:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._handle_chat)
+        # DeepSeek's beta endpoint, the only one that takes a `"prefix": true` message.
+        app.router.add_post("/beta/chat/completions", self._handle_chat)
         app.router.add_post("/v1/embeddings", self._handle_embeddings)
         app.router.add_get("/v1/models", self._handle_models)
         app.router.add_get("/v1/models/{model_id}", self._handle_model)
@@ -566,6 +579,9 @@ class FakeProvider:
         reply = self._next_reply(body)
         if not isinstance(body, dict):
             return _error_response(400, "We could not parse the JSON body of your request.")
+        refused = _continuation_refusal(request.path, body)
+        if refused:
+            return _error_response(400, refused)
         if reply.reject_stream_options and "stream_options" in body:
             return _error_response(
                 400,
@@ -799,6 +815,36 @@ class FakeProvider:
             if remaining <= 0 or generation != self._generation or self._stopping:
                 return False
             await asyncio.sleep(min(0.05, remaining))
+
+
+def _continuation_of(body: Any) -> tuple[str, str | None]:
+    """(shape, partial text) of a request's last message, as a provider reads it."""
+    messages = body.get("messages") if isinstance(body, dict) else None
+    last = messages[-1] if isinstance(messages, list) and messages else None
+    if not isinstance(last, dict):
+        return "", None
+    for shape in ("prefix", "partial"):
+        if last.get(shape) is True:
+            return shape, last.get("content")
+    return "", None
+
+
+def _continuation_refusal(path: str, body: dict[str, Any]) -> str:
+    """Why a provider would refuse this continuation ("" when it would not): a prefix or
+    partial flag only counts on the last message, an assistant's; DeepSeek takes a prefix
+    on its /beta endpoint only."""
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return ""
+    for index, message in enumerate(messages):
+        flags = [f for f in ("prefix", "partial") if isinstance(message, dict) and f in message]
+        if not flags:
+            continue
+        if index != len(messages) - 1 or message.get("role") != "assistant":
+            return f"`{flags[0]}` is only allowed on the last message, an assistant's."
+        if "prefix" in flags and not path.startswith("/beta/"):
+            return "Chat prefix completion requires the beta endpoint (base_url .../beta)."
+    return ""
 
 
 def _abort(request: web.Request) -> None:

@@ -95,7 +95,7 @@ def test_login_and_signup_are_translated_and_offer_the_switch(client, db, path, 
     ("path", "chinese"),
     [
         ("/", "有什么可以帮你的？"),
-        ("/usage/", "每日 tokens"),
+        ("/usage/", "按日期"),
         ("/settings/api/", "个人 API 令牌"),
         ("/archived/", "已归档的对话"),
     ],

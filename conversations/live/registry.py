@@ -36,6 +36,17 @@ class LiveReply:
     saved_at: float = field(default_factory=time.monotonic)
     # A live reply's state is its generator's, never a sweep's (ReplyState.swept).
     swept: bool = False
+    # When its latest continuation began (ms since the epoch; 0: not a continuation). A
+    # socket that saw the reply end shows it streaming again for a later mark (consumers).
+    continued_at: int = 0
+
+    def resume(self, content: str, reasoning: str) -> None:
+        """Start from the text a reply already has (a continuation appends to it)."""
+        self.content_parts[:] = [content] if content else []
+        self.reasoning_parts[:] = [reasoning] if reasoning else []
+        self.content_length, self.reasoning_length = len(content), len(reasoning)
+        self.saved_lengths = (len(content), len(reasoning))
+        self.continued_at = int(time.time() * 1000)
 
     @property
     def content(self) -> str:
@@ -82,6 +93,8 @@ class ReplyState:
     # A final state a sweep gave the reply: its generator may yet be alive elsewhere, and
     # its later updates then replace this one.
     swept: bool = False
+    # LiveReply.continued_at of the generator's state (0: a first call, or not known).
+    continued_at: int = 0
 
 
 class Registry:

@@ -31,6 +31,7 @@ def reply_event(state: LiveReply | ReplyState) -> dict:
         "reasoning": state.reasoning,
         "final_html": state.final_html,
         "swept": state.swept,
+        "continued_at": state.continued_at,
     }
 
 

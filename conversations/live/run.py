@@ -64,6 +64,10 @@ class ReplyRun:
         self.usage: transport.Usage | None = None
         self.prompt_estimate = 0
         self.raw_prompt = RawCount()
+        # A continuation starts from the reply's text (LiveReply.resume): what it had then.
+        self.continues = bool(live.continued_at)
+        self.earlier = live.content if self.continues else ""
+        self.earlier_reasoning_length = live.reasoning_length
 
     # --- the run -----------------------------------------------------------------------
 
@@ -99,6 +103,7 @@ class ReplyRun:
             conversation=reply.conversation,
             credentials=credentials,
             messages=context.messages,
+            continuing_from=self.earlier if self.continues else None,
         )
         outcome = await self._stream(reply, request)
         # Every HTTP request is a ledger record; all but the last failed and were retried.
@@ -189,7 +194,13 @@ class ReplyRun:
         return self._outcome(MessageStatus.COMPLETE)
 
     def _failure(self, exc: Exception, *, called_upstream: bool = True) -> services.CallOutcome:
-        outcome = self._outcome(MessageStatus.FAILED, error=exc)
+        if self.continues and self.live.content == self.earlier:
+            # A continuation that wrote nothing leaves the reply as it was, cut off (the
+            # error said why), so it can be continued again.
+            outcome = self._outcome(MessageStatus.TRUNCATED, error=exc)
+            outcome.finish_reason = "length"
+        else:
+            outcome = self._outcome(MessageStatus.FAILED, error=exc)
         outcome.called_upstream = called_upstream
         return outcome
 
@@ -210,11 +221,16 @@ class ReplyRun:
             duration_ms=elapsed_ms,
             reasoning_ms=live.reasoning_ms,
             started_at=self.started_wall,
+            continues=self.continues,
         )
         if usage is not None:
             outcome.take_reported_usage(usage)
         else:
-            _estimate_usage(outcome, self.live, self.prompt_estimate)
+            written = (
+                live.content[len(self.earlier) :],
+                live.reasoning[self.earlier_reasoning_length :],
+            )
+            _estimate_usage(outcome, written, self.prompt_estimate)
         return outcome
 
     async def _finish(self, reply: Message, outcome: services.CallOutcome) -> None:
@@ -322,12 +338,16 @@ def _load_reply(reply_id: int) -> Message | None:
     )
 
 
-def _estimate_usage(outcome: services.CallOutcome, live: LiveReply, prompt_estimate: int) -> None:
-    """No usage arrived (stream cut, or a server that never sends it): count ourselves."""
+def _estimate_usage(
+    outcome: services.CallOutcome, written: tuple[str, str], prompt_estimate: int
+) -> None:
+    """No usage arrived (stream cut, or a server that never sends it): count ourselves the
+    call's `written` (content, reasoning)."""
+    content, reasoning = written
     outcome.usage_reported = False
     outcome.prompt_tokens = prompt_estimate
-    outcome.completion_tokens = estimate_tokens(live.content) + estimate_tokens(live.reasoning)
-    outcome.reasoning_tokens = estimate_tokens(live.reasoning)
+    outcome.completion_tokens = estimate_tokens(content) + estimate_tokens(reasoning)
+    outcome.reasoning_tokens = estimate_tokens(reasoning)
 
 
 # --- starting a reply ------------------------------------------------------------------
@@ -340,17 +360,21 @@ def start_reply(
     conversation_uuid: str,
     reply: Message | None = None,
     claimed: ReplyContext | None = None,
+    continuing: bool = False,
 ) -> LiveReply:
     """Begin generating a pending reply in this process; returns at once.
 
     `reply`, when the caller has it, should carry its conversation and chat model (with
     provider) loaded, which saves the generator a query; `claimed` is what claim_on_send
-    returned for it."""
+    returned for it. `continuing`: the reply (then required) was cut off by its length
+    limit and goes on from its text (services.reply_continue)."""
     process.start()
     existing = registry.live_reply(reply_uuid)
     if existing is not None:
         return existing
     live = LiveReply(reply_id=reply_id, uuid=str(reply_uuid), conversation_uuid=conversation_uuid)
+    if continuing and reply is not None:
+        live.resume(reply.content, reply.reasoning)
     registry.register(live)
     # A fresh context: a task started from an HTTP request must not inherit that request's
     # asgiref executor, which is gone once the response is sent.

@@ -246,3 +246,68 @@ def _text_of(content: object) -> str:
         return content
     parts = content if isinstance(content, list) else []
     return " ".join(p.get("text", "") for p in parts if isinstance(p, dict))
+
+
+# --- continuing a reply cut off by its length limit ----------------------------------
+
+# Said to a model that has no way to take a partial answer as its own (sent in English, as
+# JSON_INSTRUCTION: it is for the model, not the user).
+CONTINUE_INSTRUCTION = (
+    "Your previous answer was cut off by the length limit. Continue it exactly where it "
+    "stopped, mid-sentence if need be: do not repeat anything, do not add a preamble."
+)
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """How one provider is asked to go on with a partial answer: its messages, endpoint and
+    body fields (the reply's own, changed where the shape needs it)."""
+
+    shape: str  # "prefix" (DeepSeek), "partial" (DashScope) or "instruction" (the others)
+    messages: list[dict]
+    base_url: str
+    body_fields: dict
+
+
+def continuation(
+    chat_model: ChatModel,
+    *,
+    messages: list[dict],
+    partial: str,
+    base_url: str,
+    body_fields: dict,
+) -> Continuation:
+    """The request that continues `partial`, the reply's answer so far, after `messages`
+    (the reply's `base_url` and `body_fields` otherwise).
+
+    - deepseek: chat prefix completion (beta): the last message is the assistant's with
+      `"prefix": true`, sent to the /beta endpoint (api-docs.deepseek.com, "Chat Prefix
+      Completion").
+    - dashscope: partial mode: the last message is the assistant's with `"partial": true`;
+      only in non-thinking mode, so thinking is switched off, and a model that cannot stop
+      thinking is asked in words instead (help.aliyun.com, "Partial Mode").
+    - everyone else (Zhipu, OpenAI, local servers): the partial answer as the assistant's
+      message, then a short user instruction to go on without repeating.
+    """
+    slug = chat_model.provider.slug
+    if slug == "deepseek":
+        last = {"role": "assistant", "content": partial, "prefix": True}
+        return Continuation("prefix", [*messages, last], beta_base_url(base_url), body_fields)
+    if slug == "dashscope" and not chat_model.always_thinks:
+        last = {"role": "assistant", "content": partial, "partial": True}
+        fields = {k: v for k, v in body_fields.items() if k != "thinking_budget"}
+        if chat_model.supports_thinking:
+            fields |= _switch_fields(chat_model, on=False, budget=0)
+        return Continuation("partial", [*messages, last], base_url, fields)
+    asked = [
+        {"role": "assistant", "content": partial},
+        {"role": "user", "content": CONTINUE_INSTRUCTION},
+    ]
+    return Continuation("instruction", [*messages, *asked], base_url, body_fields)
+
+
+def beta_base_url(base_url: str) -> str:
+    """DeepSeek's beta endpoint for a configured one: https://api.deepseek.com(/v1) ->
+    https://api.deepseek.com/beta."""
+    root = base_url.rstrip("/").removesuffix("/beta").removesuffix("/v1")
+    return f"{root}/beta"

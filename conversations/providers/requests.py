@@ -29,10 +29,13 @@ def reply_request(
     conversation: Conversation,
     credentials: Credentials,
     messages: list[dict],
+    continuing_from: str | None = None,
 ) -> ChatRequest:
-    """A streamed reply, with the conversation's settings as this provider takes them."""
+    """A streamed reply, with the conversation's settings as this provider takes them.
+    `continuing_from`: the answer so far of a reply its length limit cut off, which the
+    request asks to go on from, in the provider's continuation shape (profiles)."""
     sampling = profiles.sampling(chat_model, conversation)
-    return _request(
+    request = _request(
         chat_model,
         credentials,
         messages,
@@ -44,6 +47,17 @@ def reply_request(
         body_fields=profiles.request_fields(chat_model, conversation),
         include_usage=chat_model.provider.stream_usage_supported is not False,
     )
+    if continuing_from is not None:
+        shape = profiles.continuation(
+            chat_model,
+            messages=messages,
+            partial=continuing_from,
+            base_url=request.base_url,
+            body_fields=request.body_fields,
+        )
+        request.messages, request.base_url = shape.messages, shape.base_url
+        request.body_fields = shape.body_fields
+    return request
 
 
 def background_request(

@@ -15,6 +15,7 @@ from conversations.services.catalogue import (
     catalogue_sync_presets,
     provider_remember_stream_usage,
 )
+from conversations.services.continuations import reply_continuable, reply_continue
 from conversations.services.conversations import (
     GenerationSettings,
     conversation_create,

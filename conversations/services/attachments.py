@@ -6,11 +6,11 @@ type: the file is later served back with that type and sent to a provider as a d
 
 from django.conf import settings
 from django.core.files.uploadedfile import UploadedFile
-from django.template.defaultfilters import filesizeformat
 from django.utils.translation import gettext, gettext_lazy
 
 from conversations.errors import ValidationFailed
 from conversations.models import Attachment
+from conversations.sizes import human_size
 
 ALLOWED_TYPES = gettext_lazy("PNG, JPEG, GIF or WebP")
 
@@ -34,7 +34,7 @@ def attachment_upload(*, owner, upload: UploadedFile) -> Attachment:
     if upload.size is None or upload.size > limit:
         raise ValidationFailed(
             gettext("That image is too large (the limit is %(limit)s).")
-            % {"limit": filesizeformat(limit)}
+            % {"limit": human_size(limit)}
         )
     if not upload.size:
         raise ValidationFailed(gettext("That file is empty."))

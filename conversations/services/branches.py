@@ -16,11 +16,13 @@ from conversations.services.fits import require_fits_window
 from conversations.services.replies import (
     SentMessage,
     pending_reply_create,
+    touch_conversation,
+    validated_content,
+)
+from conversations.services.requirements import (
     require_budget,
     require_model,
     require_send_allowance,
-    touch_conversation,
-    validated_content,
 )
 
 

@@ -64,6 +64,9 @@ class CallOutcome:
     reasoning_ms: int | None = None
     # When the call began: it is priced by the rates in force then (None: when recorded).
     started_at: datetime | None = None
+    # A continuation of a reply cut off by its length limit: its content and reasoning are
+    # the reply's whole text, its tokens and times only this call's (the reply sums them).
+    continues: bool = False
 
     def take_reported_usage(self, usage: Usage) -> None:
         """The token counts the provider reported for the call. A provider that reasoned
@@ -97,13 +100,11 @@ def _snapshot(record: UsageRecord) -> prices.Rates:
 
 
 def _refused(outcome: CallOutcome) -> bool:
-    return (
-        outcome.status == MessageStatus.FAILED
-        and not outcome.usage_reported
-        and outcome.error_code in REFUSED_ERROR_CODES
-        and not outcome.content
-        and not outcome.reasoning
-    )
+    if outcome.usage_reported or outcome.error_code not in REFUSED_ERROR_CODES:
+        return False
+    if outcome.continues:  # its content is the reply's earlier text: only this call's counts
+        return not outcome.completion_tokens
+    return outcome.status == MessageStatus.FAILED and not outcome.content and not outcome.reasoning
 
 
 def _priced(chat_model: ChatModel | None, started_at: datetime | None, **fields) -> UsageRecord:

@@ -17,9 +17,7 @@ from django.utils.translation import gettext_lazy as _
 
 from conversations import limits, selectors, usage
 from conversations.errors import (
-    BudgetExceeded,
     ReplyInFlight,
-    SendRateLimited,
     TooManyReplies,
     ValidationFailed,
 )
@@ -32,11 +30,17 @@ from conversations.models import (
     Role,
     UsageKind,
 )
+from conversations.services.continuations import added_to_earlier_calls
 from conversations.services.fits import require_fits_window
 from conversations.services.ledger import (
     CallOutcome,
     usage_record_create,
     usage_records_for_retries,
+)
+from conversations.services.requirements import (
+    require_budget,
+    require_model,
+    require_send_allowance,
 )
 from conversations.storable import storable_text
 
@@ -89,36 +93,6 @@ def pending_reply_create(*, conversation: Conversation, parent: Message) -> Mess
         chat_model=chat_model,
         model_name=chat_model.name if chat_model else "",
     )
-
-
-def require_model(conversation: Conversation) -> None:
-    if conversation.chat_model is None:
-        raise ValidationFailed(_("Choose a model for this conversation first."))
-
-
-def require_budget(conversation: Conversation) -> None:
-    """Refuse new upstream calls once the owner has used this month's budget."""
-    status = usage.budget_status_of_owner(conversation)
-    if status.is_over:
-        raise BudgetExceeded(
-            gettext(
-                "You have used this month's budget (%(used)s), so the message was not sent. "
-                "Ask an administrator to raise your limit."
-            )
-            % {"used": status.summary}
-        )
-
-
-def require_send_allowance(conversation: Conversation) -> None:
-    """Per-user abuse limits: sends per minute, and replies in flight across conversations.
-
-    The in-flight count here is the one read with the conversation, to refuse early; the
-    cap itself holds in pending_reply_create, under a lock.
-    """
-    if limits.replies_in_flight(conversation) >= settings.MAX_REPLIES_IN_FLIGHT:
-        raise TooManyReplies()
-    if not limits.send_allowed(conversation.owner_id):
-        raise SendRateLimited()
 
 
 def _earlier_send(conversation: Conversation, key: str | None) -> Message | None:
@@ -299,6 +273,8 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         "completed_at": timezone.now(),
         "heartbeat_at": None,
     }
+    if outcome.continues:
+        final |= added_to_earlier_calls(reply_id, final)
     if Message.objects.filter(_FINISHABLE, pk=reply_id).update(**final) != 1:
         return False
     if reply is not None:
@@ -324,8 +300,11 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         )
         record = usage_record_create(outcome=outcome, **call)
         # The reply's cost is this record's (retried attempts cost nothing): renderers of
-        # the final reply read it here instead of summing the ledger again.
+        # the final reply read it here instead of summing the ledger again; a continued
+        # reply's is every call's.
         reply.recorded_cost = (record.cost, record.currency)
+        if outcome.continues:
+            reply.recorded_cost = usage.cost_by_message([reply.id])[reply.id]
     return True
 
 

@@ -4,11 +4,11 @@ Money is summed per currency and never added across currencies: every figure tha
 money is a `{currency: amount}` mapping. Months are calendar months in the site's time zone.
 
 One module a subject: `months` (the period figures are counted over), `totals` (sums and the
-"My usage" month), `budgets` (limits and their use), `costs` (per message, per
-conversation and per branch), `statements` (a month's accounting rows, for the CSV
-exports), `prices` (the rates in force at a moment) and `repricing` (what re-pricing a
-period would change). Callers import the package and use the names re-exported below
-(`usage.budget_status(...)`).
+"My usage" month), `charts` (that month's cost chart per currency), `budgets` (limits and
+their use), `costs` (per message, per conversation and per branch), `statements` (a month's
+accounting rows, for the CSV exports), `prices` (the rates in force at a moment) and
+`repricing` (what re-pricing a period would change). Callers import the package and use the
+names re-exported below (`usage.budget_status(...)`).
 """
 
 from conversations.usage.budgets import (
@@ -20,6 +20,7 @@ from conversations.usage.budgets import (
     budgets_near_or_over,
     with_budget_use,
 )
+from conversations.usage.charts import CostChart, cost_charts
 from conversations.usage.costs import (
     TOKENS,
     ConversationCosts,
@@ -41,9 +42,6 @@ from conversations.usage.prices import Rates, band_covers, rates_at, rates_in
 from conversations.usage.repricing import RepricePreview, reprice_preview
 from conversations.usage.statements import StatementRow, statement_rows, statement_totals
 from conversations.usage.totals import (
-    CHART_BAR_STEP,
-    CHART_BAR_WIDTH,
-    CHART_HEIGHT,
     ZERO,
     DayBar,
     MonthUsage,

@@ -1,5 +1,5 @@
 """Usage totals: calls, tokens and cost summed by any grouping and per currency, and one
-user's month of them by model and by day, laid out for the "My usage" chart."""
+user's month of them by model and by day, with the "My usage" charts (usage.charts)."""
 
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -11,6 +11,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from django.utils import timezone
 
 from conversations.models import UsageRecord
+from conversations.usage.charts import CostChart, cost_charts
 from conversations.usage.months import month_after, month_start, records_in_month
 
 # Money's zero, for every sum of cost in the package: a Decimal, like the amounts.
@@ -80,10 +81,6 @@ class DayBar:
     tokens: int = 0
     calls: int = 0
     cost: dict[str, Decimal] = field(default_factory=dict)
-    # Position and size in the SVG chart, in its own units (y grows downwards).
-    x: int = 0
-    y: int = 0
-    height: int = 0
 
 
 @dataclass
@@ -94,15 +91,8 @@ class MonthUsage:
     by_day: list[DayBar]
     previous: datetime
     following: datetime | None
-
-    @property
-    def chart_width(self) -> int:
-        return max(len(self.by_day), 1) * CHART_BAR_STEP
-
-
-CHART_HEIGHT = 120
-CHART_BAR_STEP = 14
-CHART_BAR_WIDTH = 10
+    # Cost by day and model, one chart per currency.
+    charts: list[CostChart] = field(default_factory=list)
 
 
 def _day_bars(rows: list[dict], start: datetime) -> list[DayBar]:
@@ -116,13 +106,7 @@ def _day_bars(rows: list[dict], start: datetime) -> list[DayBar]:
         bar.tokens += row["tokens"]
         bar.calls += row["calls"]
         bar.cost[row["currency"]] = bar.cost.get(row["currency"], ZERO) + row["cost"]
-    ordered = sorted(bars.values(), key=lambda b: b.day)
-    peak = max((b.tokens for b in ordered), default=0) or 1
-    for index, bar in enumerate(ordered):
-        bar.x = index * CHART_BAR_STEP
-        bar.height = round(bar.tokens / peak * CHART_HEIGHT)
-        bar.y = CHART_HEIGHT - bar.height
-    return ordered
+    return sorted(bars.values(), key=lambda b: b.day)
 
 
 def usage_month_for_user(user: User, start: datetime | None = None) -> MonthUsage:
@@ -130,9 +114,9 @@ def usage_month_for_user(user: User, start: datetime | None = None) -> MonthUsag
     start = month_start(start)
     records = records_in_month(start).filter(user=user)
     by_model = usage_totals_by(records, "provider_slug", "model_name")
-    by_day = usage_totals_by(
-        records, ("day", TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
-    )
+    day = ("day", TruncDate("created_at", tzinfo=timezone.get_current_timezone()))
+    by_day = usage_totals_by(records, day)
+    by_day_and_model = usage_totals_by(records, day, "provider_slug", "model_name")
     following = month_after(start)
     return MonthUsage(
         start=start,
@@ -141,4 +125,5 @@ def usage_month_for_user(user: User, start: datetime | None = None) -> MonthUsag
         by_day=_day_bars(by_day, start),
         previous=month_start(start - timedelta(days=1)),
         following=following if following <= timezone.now() else None,
+        charts=cost_charts(by_day_and_model, start),
     )

@@ -21,6 +21,7 @@ from conversations.services.imports.chatsite import plan_chatsite
 from conversations.services.imports.claude import looks_like_claude, plan_claude
 from conversations.services.imports.openwebui import looks_like_openwebui, plan_openwebui
 from conversations.services.imports.plans import ConversationPlan, ModelLookup
+from conversations.sizes import human_size
 
 _ZIP_MAGIC = b"PK\x03\x04"
 # How much of a ZIP member is read to tell JSON from the media beside it.
@@ -163,7 +164,10 @@ def _read_zip(data: bytes) -> Upload:
             unpacked += member.file_size
             if unpacked > limit:
                 # A ZIP bomb, or an export far larger than the upload limit allows.
-                raise ImportRejected(gettext("The ZIP unpacks to more than this server reads."))
+                raise ImportRejected(
+                    gettext("The ZIP unpacks to more than this server reads (%(limit)s).")
+                    % {"limit": human_size(limit)}
+                )
             found = _conversations_in(json_parse(archive.read(member), member.filename))
             if not found:
                 upload.other_files += 1

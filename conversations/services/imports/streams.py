@@ -34,6 +34,7 @@ from conversations.services.imports.sources import (
     upload_part,
     zip_unpacked_limit,
 )
+from conversations.sizes import human_size
 
 _ZIP_MAGIC = b"PK\x03\x04"
 _BOM = b"\xef\xbb\xbf"
@@ -102,7 +103,10 @@ def _read_zip(upload: StreamedUpload) -> None:
             unpacked += member.file_size
             if unpacked > limit:
                 # A ZIP bomb, or an export far larger than the upload limit allows.
-                raise ImportRejected(gettext("The ZIP unpacks to more than this server reads."))
+                raise ImportRejected(
+                    gettext("The ZIP unpacks to more than this server reads (%(limit)s).")
+                    % {"limit": human_size(limit)}
+                )
             document = _document(upload.path, archive, member.filename)
             if isinstance(document, StreamedDocument):
                 upload.documents.append(document)
