@@ -12,6 +12,7 @@ placeholder in the text and is counted as missing.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from django.utils.translation import gettext
 
@@ -34,6 +35,7 @@ _FINISH: dict[str | None, tuple[str, str]] = {
     "max_tokens": (MessageStatus.TRUNCATED, "length"),
     "interrupted": (MessageStatus.CANCELLED, "cancelled"),
 }
+_ROLES = frozenset(Role.values)
 # Content that is conversation text.
 _TEXT_TYPES = {"text", "multimodal_text"}
 # Content ChatGPT never shows in the conversation, whatever its metadata says.
@@ -106,28 +108,29 @@ class _TreeReader:
             return
         message = MessageFields(raw_message, f"message {node_id[:40]}")
         content = MessageFields(message.mapping("content"), f"{message.where} content")
-        if (content.text("content_type") or "text") == "thoughts":
+        content_type = content.text("content_type") or "text"
+        if content_type == "thoughts":
             self.pending[node_id] = waiting + tuple(_thoughts(content))
             return
-        reason = self._skip_reason(message, content)
+        node = _Read(message, content, content_type, _role(message))
+        reason = self._skip_reason(node)
         if reason:
             self.plan.skip(reason)
             return
-        self.plan.messages.append(self._message(node_id, message, content, above, waiting))
+        self.plan.messages.append(self._message(node_id, node, above, waiting))
         self.kept[node_id], self.pending[node_id] = node_id, ()
 
-    def _skip_reason(self, message: MessageFields, content: MessageFields) -> str:
-        role = _role(message)
-        content_type = content.text("content_type") or "text"
+    def _skip_reason(self, node: "_Read") -> str:
+        message, role, content_type = node.message, node.role, node.content_type
         if content_type in _HIDDEN_TYPES or message.mapping("metadata").get(
             "is_visually_hidden_from_conversation"
         ):
             return "hidden"
         if role == "tool" or message.data.get("recipient") not in (None, "all"):
             return "tool"
-        if content_type not in _TEXT_TYPES or role not in Role.values:
+        if content_type not in _TEXT_TYPES or role not in _ROLES:
             return "other_content"
-        text, _ = _parts(content)
+        text = node.parts[0]
         if role == Role.SYSTEM:
             fields = self.plan.fields
             fields["system_prompt"] = fields["system_prompt"] or text.strip()
@@ -135,16 +138,11 @@ class _TreeReader:
         return "" if text.strip() else "placeholder"
 
     def _message(
-        self,
-        node_id: str,
-        message: MessageFields,
-        content: MessageFields,
-        above: str | None,
-        reasoning: tuple[str, ...],
+        self, node_id: str, node: "_Read", above: str | None, reasoning: tuple[str, ...]
     ) -> MessagePlan:
-        text, missing = _parts(content)
+        message, role = node.message, node.role
+        text, missing = node.parts
         self.plan.missing_files += missing
-        role = _role(message)
         created_at = message.epoch("create_time") or self.plan.created_at
         fields = {"role": role, "content": text, "status": MessageStatus.COMPLETE}
         if role == Role.ASSISTANT:
@@ -171,6 +169,20 @@ class _TreeReader:
             "finish_reason": reason,
             "completed_at": message.epoch("update_time") or created_at,
         }
+
+
+@dataclass
+class _Read:
+    """One node's message as read once: what the skip rules and the plan both look at."""
+
+    message: MessageFields
+    content: MessageFields
+    content_type: str
+    role: str
+
+    @cached_property
+    def parts(self) -> tuple[str, int]:
+        return _parts(self.content)
 
 
 def _role(message: MessageFields) -> str:

@@ -12,6 +12,9 @@ from conversations.services.imports.plans import (
     SummaryImportPlan,
 )
 
+# Looked up once: an enum's `values` is a new list each time it is read.
+_STATUSES, _ROLES = MessageStatus.values, Role.values
+
 
 def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
     conversation = MessageFields(raw, "the conversation")
@@ -63,7 +66,7 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
     parent = message.text("parent") or None
     if parent is not None and parent not in keys:
         message.fail(f"names parent {parent[:40]!r}, which does not come before it")
-    status = message.choice("status", MessageStatus.values, MessageStatus.COMPLETE)
+    status = message.choice("status", _STATUSES, MessageStatus.COMPLETE)
     # Nobody is generating an imported reply: one that was in flight is kept as interrupted.
     if status in MessageStatus.IN_FLIGHT:
         status = MessageStatus.INTERRUPTED
@@ -75,7 +78,7 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
         where=message.where,
         created_at=message.time("created_at"),
         fields={
-            "role": message.choice("role", Role.values),
+            "role": message.choice("role", _ROLES),
             "content": message.text("content"),
             "reasoning": message.text("reasoning"),
             "status": status,

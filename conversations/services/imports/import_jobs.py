@@ -191,7 +191,7 @@ def _write(job: ImportJob, upload: StreamedUpload, to_write: set[int]) -> None:
     for index, (source, raw) in enumerate(upload.conversations()):
         if index not in to_write:
             continue
-        planned = conversation_plan(index, source, raw, models)
+        planned = conversation_plan(index, source, raw, models, checked=True)
         assert isinstance(planned, Planned)  # the first pass planned this very file
         batch.append((planned, source.name))
         if (

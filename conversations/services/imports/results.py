@@ -130,14 +130,16 @@ class Planned:
 
 
 def conversation_plan(
-    index: int, source: SourceFormat, raw, models: ModelLookup
+    index: int, source: SourceFormat, raw, models: ModelLookup, *, checked: bool = False
 ) -> Planned | ConversationCount | ImportFailure:
     """One conversation of an upload read: its plan, or an EMPTY count (nothing in it to
-    import), or the failure naming what is wrong with it."""
+    import), or the failure naming what is wrong with it. `checked`: its text was found
+    storable by an earlier reading of the same file (the background import's first pass)."""
     title, source_id = conversation_identity(raw)
     try:
         plan = source.planner(raw, models)
-        require_storable(plan)
+        if not checked:
+            require_storable(plan)
     except ConversationSkipped as exc:
         return ConversationCount(index, title, source.label, source_id, EMPTY, reason=exc.reason)
     except ValidationFailed as exc:
