@@ -25,6 +25,7 @@ from conversations.selectors.conversations import (
     persona_list_for_user,
 )
 from conversations.selectors.export import (
+    conversation_images,
     conversation_messages,
     conversation_search_for_user,
     conversation_summaries,

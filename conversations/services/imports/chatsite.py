@@ -2,10 +2,15 @@
 plan: the conversation's fields and parameters, every message of the tree with its parent,
 the branch on screen, and the summaries, each checked against the messages before it."""
 
+from django.conf import settings
+
 from conversations import exports
+from conversations.export_images import image_bytes
+from conversations.images import image_size
 from conversations.models import MessageStatus, Role
 from conversations.services.imports.plans import (
     ConversationPlan,
+    ImagePlan,
     MessageFields,
     MessagePlan,
     ModelLookup,
@@ -43,7 +48,9 @@ def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
     )
     keys: set[str] = set()
     for position, raw_message in enumerate(conversation.items("messages"), start=1):
-        message = _chatsite_message(MessageFields(raw_message, f"message {position}"), keys, models)
+        fields = MessageFields(raw_message, f"message {position}")
+        message = _chatsite_message(fields, keys, models)
+        message.images = _chatsite_images(plan, fields)
         keys.add(message.key)
         plan.messages.append(message)
     covered: set[str] = set()
@@ -92,6 +99,28 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
             **{name: usage.count(name) for name in exports.USAGE_FIELDS},
         },
     )
+
+
+def _chatsite_images(plan: ConversationPlan, message: MessageFields) -> list[ImagePlan]:
+    """The message's images the export carries, as the upload would have taken them; one
+    without its bytes (or past ATTACHMENT_MAX_BYTES) is counted as not included."""
+    images = []
+    for position, raw in enumerate(message.items("attachments"), start=1):
+        image = MessageFields(raw, f"{message.where} attachment {position}")
+        found = image_bytes(image.data.get("data"))
+        if found.data is None or len(found.data) > settings.ATTACHMENT_MAX_BYTES:
+            plan.missing_files += 1
+            continue
+        width, height = image_size(found.data) or (image.count("width"), image.count("height"))
+        fields = {
+            "content_type": found.content_type,
+            "size": len(found.data),
+            "name": image.text("name", limit=200),
+            "width": width,
+            "height": height,
+        }
+        images.append(ImagePlan(found.data, fields))
+    return images
 
 
 def _chatsite_summary(

@@ -44,6 +44,8 @@ PROGRESS_EVERY = 50
 # The writing pass's batches: this many conversations, or messages, whichever comes first.
 WRITE_CONVERSATIONS = 50
 WRITE_MESSAGES = 5000
+# ...or this many bytes of images (a chatsite export carries its images' files).
+WRITE_IMAGE_BYTES = 32 * 1024 * 1024
 # Source ids looked up at once for the duplicate check.
 DUPLICATE_CHECK_BATCH = 500
 
@@ -197,6 +199,7 @@ def _write(job: ImportJob, upload: StreamedUpload, to_write: set[int]) -> None:
         if (
             len(batch) >= WRITE_CONVERSATIONS
             or sum(len(p.plan.messages) for p, _ in batch) >= WRITE_MESSAGES
+            or sum(p.plan.image_bytes for p, _ in batch) >= WRITE_IMAGE_BYTES
         ):
             _write_batch(job, batch)
             batch = []

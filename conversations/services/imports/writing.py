@@ -7,10 +7,12 @@ as many statements as one (a large import writes a batch at a time)."""
 from dataclasses import dataclass
 
 from django.contrib.auth.models import User
+from django.core.files.base import ContentFile
 from django.db import transaction
 from django.utils import timezone
 
 from conversations.models import (
+    Attachment,
     Conversation,
     ConversationSummary,
     ImportedConversation,
@@ -56,18 +58,24 @@ def write_conversations(
     # its branch on screen (a deferred check, at commit).
     rows_copy(_CONVERSATION_COLUMNS, (_conversation_values(item.conversation) for item in written))
     rows_copy(_MESSAGE_COLUMNS, _message_values(written, now))
-    for item in written:
-        _write_summaries(item.conversation, item.plan.summaries, item.ids)
-    ImportedConversation.objects.bulk_create(
-        ImportedConversation(
-            owner=owner,
-            conversation=item.conversation,
-            source=source,
-            source_id=item.plan.source_id,
+    images = _write_images(owner, written)
+    try:
+        for item in written:
+            _write_summaries(item.conversation, item.plan.summaries, item.ids)
+        ImportedConversation.objects.bulk_create(
+            ImportedConversation(
+                owner=owner,
+                conversation=item.conversation,
+                source=source,
+                source_id=item.plan.source_id,
+            )
+            for item in written
+            if item.plan.source_id
         )
-        for item in written
-        if item.plan.source_id
-    )
+    except BaseException:
+        # The transaction takes the rows back; the files stored for them go too.
+        _remove_files(images)
+        raise
     for item in written:
         conversation_recall_schedule(conversation_id=item.conversation.pk)
     return [item.conversation for item in written]
@@ -109,6 +117,33 @@ def _message_values(written: list[Written], now):
                 else:
                     values[name] = value
             yield values
+
+
+def _write_images(owner: User, written: list[Written]) -> list[Attachment]:
+    """The messages' images: each file stored under a name of ours, then the rows. Should
+    the rows fail, the files just stored are removed (the transaction takes the rows)."""
+    images: list[Attachment] = []
+    try:
+        for item in written:
+            for message in item.plan.messages:
+                for image in message.images:
+                    attachment = Attachment(
+                        owner=owner, message_id=item.ids[message.key], **image.fields
+                    )
+                    extension = attachment.content_type.split("/")[1]
+                    stored = ContentFile(image.data)
+                    attachment.file.save(f"{attachment.uuid}.{extension}", stored, save=False)
+                    images.append(attachment)
+        Attachment.objects.bulk_create(images)
+    except BaseException:
+        _remove_files(images)
+        raise
+    return images
+
+
+def _remove_files(images: list[Attachment]) -> None:
+    for attachment in images:
+        attachment.file.delete(save=False)
 
 
 def _write_summaries(
