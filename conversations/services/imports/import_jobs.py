@@ -9,18 +9,23 @@ in its own transaction (a single one would hide the progress, and hold its locks
 whole file): a conversation is never half-written, and should a write fail (the same file
 imported twice at once), the job fails naming it; what was written before stays, and
 importing the file again writes the rest. Progress is saved every PROGRESS_EVERY
-conversations.
+conversations, with a heartbeat: a job whose worker died (a restart, a crash) stops beating,
+and `import_jobs_fail_stale` (the serving processes' sweeper, a worker's start) fails it,
+with the same promise: every conversation written is whole, the rest is written by
+importing the file again.
 """
 
 import logging
 from collections import Counter
 from dataclasses import dataclass, field
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.files.uploadedfile import UploadedFile
 from django.db import DatabaseError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.translation import gettext
 
@@ -81,8 +86,9 @@ def import_job_create(*, owner: User, upload: UploadedFile, dry_run: bool = Fals
 def import_job_run(*, import_job_id: int) -> ImportJob | None:
     """Run a queued job to its end (done or failed); None when it is not queued (a second
     delivery of the same job does nothing)."""
+    now = timezone.now()
     claimed = ImportJob.objects.filter(pk=import_job_id, status=ImportJobStatus.QUEUED).update(
-        status=ImportJobStatus.RUNNING, started_at=timezone.now()
+        status=ImportJobStatus.RUNNING, started_at=now, heartbeat_at=now
     )
     if not claimed:
         return None
@@ -90,6 +96,8 @@ def import_job_run(*, import_job_id: int) -> ImportJob | None:
     path = Path(job.file_path)
     try:
         _run(job)
+    except _Swept:
+        log.warning("import job %s was failed as stale while it still ran", job.pk)
     except ImportRejected as exc:
         _end(job, ImportJobStatus.FAILED, error=exc.message)
     except Exception:
@@ -237,14 +245,79 @@ def _count_written(job: ImportJob, written: list[Planned]) -> None:
         _save_progress(job, "conversations_done", "messages_done")
 
 
+class _Swept(Exception):
+    """The sweeper failed this job (its heartbeat looked dead): the run stops here."""
+
+
 def _save_progress(job: ImportJob, *fields: str) -> None:
-    ImportJob.objects.filter(pk=job.pk).update(**{name: getattr(job, name) for name in fields})
+    job.heartbeat_at = timezone.now()
+    values = {name: getattr(job, name) for name in (*fields, "heartbeat_at")}
+    if not ImportJob.objects.filter(pk=job.pk, status=ImportJobStatus.RUNNING).update(**values):
+        raise _Swept()
+
+
+# What a run's end saves (the rest was saved with the progress, or never changes).
+_END_FIELDS = (
+    "status",
+    "error",
+    "finished_at",
+    "file_path",
+    "formats",
+    "checked",
+    "conversations_total",
+    "messages_total",
+    "conversations_done",
+    "messages_done",
+    "totals",
+    "failures",
+)
 
 
 def _end(job: ImportJob, status: str, *, error: str = "") -> None:
+    """The job's end, unless the sweeper ended it first."""
     job.status, job.error, job.finished_at = status, error, timezone.now()
     job.file_path = ""
-    job.save()
+    values = {name: getattr(job, name) for name in _END_FIELDS}
+    ImportJob.objects.filter(pk=job.pk, status=ImportJobStatus.RUNNING).update(**values)
+
+
+def import_jobs_fail_stale() -> int:
+    """Fail every running job whose heartbeat is older than IMPORT_JOB_STALE_SECONDS: its
+    worker died. Each conversation it wrote is whole (written in its own transaction), so
+    the job is failed saying so, and its file removed; importing the file again writes the
+    rest. How many were failed."""
+    cutoff = timezone.now() - timedelta(seconds=settings.IMPORT_JOB_STALE_SECONDS)
+    stale = ImportJob.objects.filter(status=ImportJobStatus.RUNNING).filter(
+        Q(heartbeat_at__lt=cutoff) | Q(heartbeat_at__isnull=True, started_at__lt=cutoff)
+    )
+    failed = 0
+    for job in stale:
+        # Conditional on the heartbeat read: a job that beat meanwhile is alive after all.
+        ended = ImportJob.objects.filter(
+            pk=job.pk, status=ImportJobStatus.RUNNING, heartbeat_at=job.heartbeat_at
+        ).update(
+            status=ImportJobStatus.FAILED,
+            error=_stale_error(job),
+            finished_at=timezone.now(),
+            file_path="",
+        )
+        if ended and job.file_path:
+            Path(job.file_path).unlink(missing_ok=True)
+        failed += ended
+    return failed
+
+
+def _stale_error(job: ImportJob) -> str:
+    if not job.conversations_done:
+        return gettext(
+            "The import stopped: the process running it went away (a restart or a crash). "
+            "Nothing was imported; import the file again."
+        )
+    return gettext(
+        "The import stopped: the process running it went away (a restart or a crash). The "
+        "%(done)s conversation(s) written before are kept, each whole; importing the file "
+        "again writes the rest."
+    ) % {"done": job.conversations_done}
 
 
 def _refusal(check: _Check) -> str:
