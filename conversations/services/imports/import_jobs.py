@@ -31,6 +31,7 @@ from django.utils.translation import gettext
 
 from conversations import background_jobs, selectors
 from conversations.models import ImportJob, ImportJobStatus
+from conversations.services.imports.merging import merge_plan
 from conversations.services.imports.plans import ModelLookup
 from conversations.services.imports.results import (
     ConversationCount,
@@ -40,7 +41,11 @@ from conversations.services.imports.results import (
 )
 from conversations.services.imports.sources import NO_CONVERSATIONS, ImportRejected
 from conversations.services.imports.streams import StreamedUpload, upload_stream
-from conversations.services.imports.writing import write_conversation, write_conversations
+from conversations.services.imports.writing import (
+    write_conversation,
+    write_conversations,
+    write_merge,
+)
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +118,9 @@ class _Check:
     """What the first pass found."""
 
     to_write: set[int] = field(default_factory=set)  # indexes of the new conversations
-    messages: int = 0  # theirs
+    # Indexes of conversations imported before that the file adds messages to -> their id.
+    to_merge: dict[int, int] = field(default_factory=dict)
+    messages: int = 0  # theirs, and the new messages of those merged
     failures: list[ImportFailure] = field(default_factory=list)
     failed: int = 0
     totals: Counter = field(default_factory=Counter)
@@ -138,6 +145,7 @@ def _run(job: ImportJob) -> None:
         return
     if not job.dry_run:
         _write(job, upload, check.to_write)
+        _merge(job, upload, check.to_merge)
     _end(job, ImportJobStatus.DONE)
 
 
@@ -170,16 +178,27 @@ def _sort_new(
 ) -> None:
     """The waiting conversations counted as new or as imported before (or earlier in the
     file); emptied."""
-    keys = [item.key for item in waiting if item.key is not None]
-    seen |= selectors.imported_source_ids(owner, keys)
+    here = selectors.imported_conversation_ids(
+        owner, [item.key for item in waiting if item.key is not None]
+    )
     for item in waiting:
-        if item.key is not None and item.key in seen:
+        key = item.key
+        if key is not None and key in here and key not in seen:
+            merge = merge_plan(here[key], item.plan)
+            if merge.new:
+                check.to_merge[item.index] = here[key]
+                check.totals["merged_conversations"] += 1
+                check.totals["merged_messages"] += len(merge.new)
+                check.messages += len(merge.new)
+            else:
+                check.totals["duplicates"] += 1
+        elif key is not None and key in seen:
             check.totals["duplicates"] += 1
-            continue
-        if item.key is not None:
-            seen.add(item.key)
-        check.to_write.add(item.index)
-        _tally(check, item.count("new"), None)
+        else:
+            check.to_write.add(item.index)
+            _tally(check, item.count("new"), None)
+        if key is not None:
+            seen.add(key)
     waiting.clear()
 
 
@@ -212,6 +231,26 @@ def _write(job: ImportJob, upload: StreamedUpload, to_write: set[int]) -> None:
             _write_batch(job, batch)
             batch = []
     _write_batch(job, batch)
+
+
+def _merge(job: ImportJob, upload: StreamedUpload, to_merge: dict[int, int]) -> None:
+    """The new messages of conversations imported before, one conversation at a time (they
+    are few: most of a newer export is what was imported already)."""
+    if not to_merge:
+        return
+    models = ModelLookup()
+    for index, (source, raw) in enumerate(upload.conversations()):
+        if index not in to_merge:
+            continue
+        planned = conversation_plan(index, source, raw, models, checked=True)
+        assert isinstance(planned, Planned)
+        merge = merge_plan(to_merge[index], planned.plan)
+        try:
+            write_merge(job.owner, merge)
+        except DatabaseError as exc:
+            raise ImportRejected(_write_failure(job, planned, exc)) from None
+        job.messages_done += len(merge.new)
+        _save_progress(job, "messages_done")
 
 
 def _write_batch(job: ImportJob, batch: list[tuple[Planned, str]]) -> None:

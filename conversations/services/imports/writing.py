@@ -19,6 +19,7 @@ from conversations.models import (
     Message,
 )
 from conversations.services.imports.copying import Columns, ids_reserve, rows_copy
+from conversations.services.imports.merging import Merge
 from conversations.services.imports.plans import ConversationPlan, SummaryImportPlan
 from conversations.services.recall import conversation_recall_schedule
 
@@ -79,6 +80,32 @@ def write_conversations(
     for item in written:
         conversation_recall_schedule(conversation_id=item.conversation.pk)
     return [item.conversation for item in written]
+
+
+@transaction.atomic
+def write_merge(owner: User, merge: Merge) -> Conversation:
+    """A newer export's new messages added to the conversation imported before, each under
+    the message it follows; the conversation's time moves on, and its branch on screen
+    moves to the export's when that is one of the new messages."""
+    conversation = Conversation.objects.select_for_update().get(pk=merge.conversation_id)
+    reserved = ids_reserve(Message, len(merge.new))
+    ids = dict(merge.known) | {message.key: next(reserved) for message in merge.new}
+    item = Written(conversation, ConversationPlan(fields={}, messages=merge.new), ids)
+    now = timezone.now()
+    rows_copy(_MESSAGE_COLUMNS, _message_values([item], now))
+    _write_images(owner, [item])
+    newest = max((m.created_at or now for m in merge.new), default=conversation.updated_at)
+    changes = {
+        "updated_at": max(conversation.updated_at, merge.plan.updated_at or newest),
+        "has_branches": conversation.has_branches or merge.forks,
+    }
+    if merge.plan.current in {message.key for message in merge.new}:
+        changes["current_leaf_id"] = ids[merge.plan.current]
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
+    conversation_recall_schedule(conversation_id=conversation.pk)
+    for name, value in changes.items():
+        setattr(conversation, name, value)
+    return conversation
 
 
 def _planned_conversation(owner, plan: ConversationPlan, pk: int, message_ids, now) -> Written:
