@@ -16,7 +16,7 @@ messages get new uuids; everything else the format carries is kept, timestamps a
 branch on screen included.
 
 `sources` reads the upload and tells the formats apart; `plans` holds what a conversation is
-read into; `chatsite`, `chatgpt`, `claude` and `openwebui` read one format each, `trees`
+read into; `assets` finds the images a ChatGPT ZIP carries for its messages; `chatsite`, `chatgpt`, `claude` and `openwebui` read one format each, `trees`
 orders the trees ChatGPT and Open WebUI export; `writing` writes a plan; `results` holds
 what an import answers and plans one conversation for both paths. Large uploads go to
 `import_jobs` instead: saved to a file, read as a stream (`streams`) in a background job,
@@ -75,7 +75,7 @@ def _plan_all(upload: Upload, result: ImportResult) -> list[Planned]:
     models = ModelLookup()
     planned = []
     for index, (source, raw) in enumerate(upload.conversations):
-        outcome = conversation_plan(index, source, raw, models)
+        outcome = conversation_plan(index, source, raw, models, assets=upload.assets)
         if isinstance(outcome, Planned):
             planned.append(outcome)
         elif isinstance(outcome, ImportFailure):

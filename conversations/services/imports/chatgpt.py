@@ -17,6 +17,7 @@ from functools import cached_property
 from django.utils.translation import gettext
 
 from conversations.models import MessageStatus, Role
+from conversations.services.imports.assets import IMAGE_NOT_INCLUDED, asset_id
 from conversations.services.imports.plans import (
     ConversationPlan,
     ConversationSkipped,
@@ -41,7 +42,6 @@ _TEXT_TYPES = {"text", "multimodal_text"}
 # Content ChatGPT never shows in the conversation, whatever its metadata says.
 _HIDDEN_TYPES = {"user_editable_context", "model_editable_context", "reasoning_recap"}
 # In the text where the export refers to something it does not carry.
-IMAGE_NOT_INCLUDED = "[image not included in the export]"
 FILE_NOT_INCLUDED = "[file not included in the export]"
 
 
@@ -141,7 +141,7 @@ class _TreeReader:
         self, node_id: str, node: "_Read", above: str | None, reasoning: tuple[str, ...]
     ) -> MessagePlan:
         message, role = node.message, node.role
-        text, missing = node.parts
+        text, missing, assets = node.parts
         self.plan.missing_files += missing
         created_at = message.epoch("create_time") or self.plan.created_at
         fields = {"role": role, "content": text, "status": MessageStatus.COMPLETE}
@@ -149,7 +149,12 @@ class _TreeReader:
             fields.update(self._reply_fields(message, created_at))
             fields["reasoning"] = "\n\n".join(reasoning)
         return MessagePlan(
-            key=node_id, parent=above, fields=fields, created_at=created_at, where=message.where
+            key=node_id,
+            parent=above,
+            fields=fields,
+            created_at=created_at,
+            where=message.where,
+            asset_ids=assets,
         )
 
     def _reply_fields(self, message: MessageFields, created_at: datetime | None) -> dict:
@@ -181,7 +186,7 @@ class _Read:
     role: str
 
     @cached_property
-    def parts(self) -> tuple[str, int]:
+    def parts(self) -> tuple[str, int, list[str]]:
         return _parts(self.content)
 
 
@@ -189,10 +194,10 @@ def _role(message: MessageFields) -> str:
     return MessageFields(message.mapping("author"), f"{message.where} author").text("role")
 
 
-def _parts(content: MessageFields) -> tuple[str, int]:
-    """The text parts joined, and how many images or files the parts only refer to (each
-    becomes a placeholder in the text)."""
-    pieces, missing = [], 0
+def _parts(content: MessageFields) -> tuple[str, int, list[str]]:
+    """The text parts joined, how many images or files the parts only refer to (each
+    becomes a placeholder in the text), and the ids of the ZIP's files they point at."""
+    pieces, missing, assets = [], 0, []
     for part in content.items("parts"):
         if isinstance(part, str):
             pieces.append(part.replace("\x00", ""))
@@ -200,7 +205,9 @@ def _parts(content: MessageFields) -> tuple[str, int]:
             missing += 1
             is_image = str(part.get("content_type", "")).startswith("image")
             pieces.append(IMAGE_NOT_INCLUDED if is_image else FILE_NOT_INCLUDED)
-    return "\n\n".join(piece for piece in pieces if piece), missing
+            if is_image and (found := asset_id(part.get("asset_pointer"))):
+                assets.append(found)
+    return "\n\n".join(piece for piece in pieces if piece), missing, assets
 
 
 def _thoughts(content: MessageFields) -> list[str]:

@@ -155,7 +155,7 @@ def _check(job: ImportJob, upload: StreamedUpload) -> _Check:
     seen: set[tuple[str, str]] = set()  # the source ids of the file's conversations so far
     waiting: list[Planned] = []  # planned, not yet checked against earlier imports
     for index, (source, raw) in enumerate(upload.conversations()):
-        outcome = conversation_plan(index, source, raw, models)
+        outcome = conversation_plan(index, source, raw, models, assets=upload.assets)
         if isinstance(outcome, Planned):
             waiting.append(outcome)
         elif isinstance(outcome, ImportFailure):
@@ -220,7 +220,7 @@ def _write(job: ImportJob, upload: StreamedUpload, to_write: set[int]) -> None:
     for index, (source, raw) in enumerate(upload.conversations()):
         if index not in to_write:
             continue
-        planned = conversation_plan(index, source, raw, models, checked=True)
+        planned = conversation_plan(index, source, raw, models, checked=True, assets=upload.assets)
         assert isinstance(planned, Planned)  # the first pass planned this very file
         batch.append((planned, source.name))
         if (
@@ -242,7 +242,7 @@ def _merge(job: ImportJob, upload: StreamedUpload, to_merge: dict[int, int]) -> 
     for index, (source, raw) in enumerate(upload.conversations()):
         if index not in to_merge:
             continue
-        planned = conversation_plan(index, source, raw, models, checked=True)
+        planned = conversation_plan(index, source, raw, models, checked=True, assets=upload.assets)
         assert isinstance(planned, Planned)
         merge = merge_plan(to_merge[index], planned.plan)
         try:

@@ -37,6 +37,8 @@ class MessagePlan:
     created_at: datetime | None
     where: str = "a message"  # how an error names it ("message 3")
     images: list[ImagePlan] = field(default_factory=list)
+    # Files of the export's ZIP the message's parts point at (ChatGPT's asset pointers).
+    asset_ids: list[str] = field(default_factory=list)
 
 
 @dataclass

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from conversations.errors import ValidationFailed
 from conversations.models import Conversation
+from conversations.services.imports.assets import ZipAssets, assets_attach
 from conversations.services.imports.plans import (
     SKIP_REASONS,
     ConversationPlan,
@@ -141,7 +142,13 @@ class Planned:
 
 
 def conversation_plan(
-    index: int, source: SourceFormat, raw, models: ModelLookup, *, checked: bool = False
+    index: int,
+    source: SourceFormat,
+    raw,
+    models: ModelLookup,
+    *,
+    checked: bool = False,
+    assets: ZipAssets | None = None,
 ) -> Planned | ConversationCount | ImportFailure:
     """One conversation of an upload read: its plan, or an EMPTY count (nothing in it to
     import), or the failure naming what is wrong with it. `checked`: its text was found
@@ -149,6 +156,8 @@ def conversation_plan(
     title, source_id = conversation_identity(raw)
     try:
         plan = source.planner(raw, models)
+        # The images the upload's ZIP carries, in place of their placeholders.
+        assets_attach(plan, assets)
         if not checked:
             require_storable(plan)
     except ConversationSkipped as exc:

@@ -29,6 +29,7 @@ from typing import IO
 import ijson  # type: ignore[import-untyped]
 from django.utils.translation import gettext
 
+from conversations.services.imports.assets import ZipAssets
 from conversations.services.imports.sources import (
     CHATSITE,
     NO_CONVERSATIONS,
@@ -73,6 +74,8 @@ class StreamedUpload:
     documents: list[StreamedDocument] = field(default_factory=list)
     # Files of a ZIP that hold no conversations (profile, feedback, media).
     other_files: int = 0
+    # The ZIP's media, for the images its conversations point at.
+    assets: ZipAssets | None = None
 
     @property
     def formats(self) -> list[str]:
@@ -111,11 +114,14 @@ def upload_stream(path: Path) -> StreamedUpload:
 
 def _read_zip(upload: StreamedUpload) -> None:
     limit, unpacked = zip_unpacked_limit(), 0
+    upload.assets = ZipAssets(upload.path)
     with _archive(upload.path) as archive:
         assert archive is not None
         for member in sorted(archive.infolist(), key=lambda member: member.filename):
             if member.is_dir() or not holds_json(archive, member):
                 upload.other_files += not member.is_dir()
+                if not member.is_dir():
+                    upload.assets.add(member)
                 continue
             unpacked += member.file_size
             if unpacked > limit:
