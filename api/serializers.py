@@ -135,8 +135,9 @@ class ImportCountSerializer(serializers.Serializer):
     )
     source_id = serializers.CharField()
     outcome = serializers.ChoiceField(
-        ["new", "duplicate", "empty"],
-        help_text="new; duplicate: imported before, passed over; empty: nothing to import.",
+        ["new", "duplicate", "merged", "empty"],
+        help_text="new; duplicate: imported before, passed over; merged: imported before, "
+        "its new messages added (`messages` counts those); empty: nothing to import.",
     )
     messages = serializers.IntegerField()
     branch_points = serializers.IntegerField(help_text="Turns with more than one version.")
@@ -154,6 +155,10 @@ class ImportTotalsSerializer(serializers.Serializer):
     skipped = _SKIPPED
     missing_files = serializers.IntegerField()
     duplicates = serializers.IntegerField()
+    merged_conversations = serializers.IntegerField(
+        source="merged", help_text="Conversations imported before, given new messages."
+    )
+    merged_messages = serializers.IntegerField(help_text="The new messages they were given.")
     empty = serializers.IntegerField()
     other_files = serializers.IntegerField(help_text="Files of a ZIP with no conversations.")
 
@@ -182,6 +187,8 @@ class ImportRefusalSerializer(serializers.Serializer):
 
 class ImportJobTotalsSerializer(serializers.Serializer):
     duplicates = serializers.IntegerField(required=False)
+    merged_conversations = serializers.IntegerField(required=False)
+    merged_messages = serializers.IntegerField(required=False)
     empty = serializers.IntegerField(required=False)
     branch_points = serializers.IntegerField(required=False)
     missing_files = serializers.IntegerField(required=False)

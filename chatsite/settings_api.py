@@ -21,6 +21,9 @@ if not re.fullmatch(r"\d+/(s|sec|m|min|h|hour|d|day)", API_THROTTLE_RATE):
 API_IMPORT_MAX_BYTES = env_int("API_IMPORT_MAX_BYTES", 256 * 1024 * 1024, minimum=1024)
 IMPORT_JOB_MIN_BYTES = env_int("IMPORT_JOB_MIN_BYTES", 5 * 1024 * 1024, minimum=0)
 IMPORT_JOB_DIR = Path(env_str("IMPORT_JOB_DIR") or var_dir() / "imports")
+# A running job whose progress has not been saved for this long lost its worker (a restart,
+# a crash): the sweeper fails it. Progress is saved every few seconds while a job runs.
+IMPORT_JOB_STALE_SECONDS = env_int("IMPORT_JOB_STALE_SECONDS", 600, minimum=60)
 # A failed job lists at most this many of the file's broken conversations.
 IMPORT_JOB_FAILURES_KEPT = env_int("IMPORT_JOB_FAILURES_KEPT", 50, minimum=1)
 # A ZIP may unpack to at most this (a ZIP bomb stops here).

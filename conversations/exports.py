@@ -13,16 +13,17 @@ The JSON format, version 1::
      "conversations": [{"id", "title", "title_from_user", "archived", "created_at",
         "updated_at", "model": {"provider", "name"} | null, "parameters": {...},
         "current_leaf": a message's "id" | null,
-        "messages": [{"id", "parent", "role", "content", "reasoning", "status", ...}],
+        "messages": [{"id", "parent", "role", "content", "reasoning", "status", ...,
+            "attachments": [{"name", "content_type", "size", "width", "height", "data"}]}],
         "summaries": [{"covers_through", "previous", "text", ...}]}]}
 
 Messages are the whole tree (every branch) in creation order; `parent` is another message's
 `id`. The thread on screen is the path from `current_leaf` (when null, the newest message) up
-to the root. Fields added within version 1 (`current_leaf`, `usage.reasoning_ms`) are
-optional on import.
+to the root. A message's `attachments` are its images with their bytes
+(conversations/export_images.py). Fields added within version 1 (`current_leaf`,
+`usage.reasoning_ms`, `attachments`) are optional on import.
 """
 
-import html
 import json
 from collections.abc import Generator, Iterable, Iterator
 from datetime import datetime
@@ -30,6 +31,8 @@ from datetime import datetime
 from django.utils import timezone
 
 from conversations import selectors
+from conversations.export_images import image_document
+from conversations.exports_openwebui import export_openwebui
 from conversations.models import (
     ChatModel,
     Conversation,
@@ -124,9 +127,12 @@ class ChatModels(dict):
         return self[pk]
 
 
-def message_document(message: Message, chat_models: ChatModels | None = None) -> dict:
+def message_document(
+    message: Message, chat_models: ChatModels | None = None, images: list | None = None
+) -> dict:
     """One message, from selectors.conversation_messages (which annotates `parent_uuid`);
-    with `chat_models`, its model comes from there instead of a join."""
+    with `chat_models`, its model comes from there instead of a join; `images`: its
+    attachments (selectors.conversation_images), written with their bytes."""
     parent_uuid = message.parent_uuid  # type: ignore[attr-defined]
     if chat_models is None:
         chat_model = message.chat_model
@@ -148,6 +154,7 @@ def message_document(message: Message, chat_models: ChatModels | None = None) ->
         "context": message.context,
         "created_at": _time(message.created_at),
         "completed_at": _time(message.completed_at),
+        "attachments": [image_document(image) for image in images or ()],
     }
 
 
@@ -173,9 +180,11 @@ def _conversation_json(conversation: Conversation) -> Iterator[str]:
     yield header[:-1] + ', "messages": ['
     messages = selectors.conversation_messages(conversation, with_models=False)
     chat_models = ChatModels()
+    images = selectors.conversation_images(conversation)
     for index, message in enumerate(messages.iterator(chunk_size=CHUNK_SIZE)):
+        document = message_document(message, chat_models, images.get(message.id))
         # One message per line: diffable, greppable, and the line count is the message count.
-        yield ("," if index else "") + _dumps(message_document(message, chat_models)) + "\n"
+        yield ("," if index else "") + _dumps(document) + "\n"
     yield '], "summaries": '
     summaries = selectors.conversation_summaries(conversation).iterator(chunk_size=CHUNK_SIZE)
     yield _dumps([summary_document(summary) for summary in summaries])
@@ -270,78 +279,6 @@ def _conversation_jsonl(conversation: Conversation) -> Iterator[str]:
 def export_jsonl(conversations: Iterable[Conversation]) -> Iterator[str]:
     for conversation in conversations:
         yield from _conversation_jsonl(conversation)
-
-
-# --- Open WebUI ------------------------------------------------------------------------
-
-
-def _openwebui_message(message: Message, children: list[str], *, seconds: int) -> dict:
-    content = message.content
-    if message.reasoning:
-        # Where Open WebUI itself keeps a reply's reasoning, collapsed when shown.
-        reasoning = "\n".join(f"> {line}" for line in message.reasoning.splitlines())
-        content = (
-            '<details type="reasoning" done="true"><summary>Reasoning</summary>\n'
-            f"{html.escape(reasoning, quote=False)}\n</details>\n{content}"
-        )
-    document: dict = {
-        "id": str(message.uuid),
-        "parentId": str(message.parent_uuid) if message.parent_uuid else None,  # type: ignore[attr-defined]
-        "childrenIds": children,
-        "role": message.role,
-        "content": content,
-        "timestamp": seconds,
-    }
-    if message.role == Role.ASSISTANT:
-        document.update(model=message.model_name, done=message.status in MessageStatus.FINAL)
-        if message.prompt_tokens is not None or message.completion_tokens is not None:
-            document["usage"] = {
-                "prompt_tokens": message.prompt_tokens,
-                "completion_tokens": message.completion_tokens,
-            }
-    return document
-
-
-def _conversation_openwebui(conversation: Conversation) -> Iterator[str]:
-    """One chat in the envelope Open WebUI's "Export all chats" writes. Its tree lists each
-    message's children, so a conversation's messages are held while it is written."""
-    messages = list(selectors.conversation_messages(conversation, with_models=False))
-    children: dict[str | None, list[str]] = {}
-    for message in messages:
-        parent = message.parent_uuid  # type: ignore[attr-defined]
-        children.setdefault(str(parent) if parent else None, []).append(str(message.uuid))
-    tree = {
-        str(m.uuid): _openwebui_message(
-            m, children.get(str(m.uuid), []), seconds=int(m.created_at.timestamp())
-        )
-        for m in messages
-    }
-    on_screen = selectors.conversation_thread_ids(conversation)
-    thread = [str(m.uuid) for m in messages if m.id in on_screen]
-    chat = {
-        "title": conversation.display_title,
-        "models": [conversation.chat_model.name] if conversation.chat_model else [],
-        "history": {"messages": tree, "currentId": thread[-1] if thread else None},
-        "messages": [tree[key] for key in thread],
-    }
-    yield _dumps(
-        {
-            "id": str(conversation.uuid),
-            "title": conversation.display_title,
-            "chat": chat,
-            "created_at": int(conversation.created_at.timestamp()),
-            "updated_at": int(conversation.updated_at.timestamp()),
-            "archived": conversation.archived,
-        }
-    )
-
-
-def export_openwebui(conversations: Iterable[Conversation]) -> Iterator[str]:
-    yield "["
-    for index, conversation in enumerate(conversations):
-        yield ("," if index else "") + "\n"
-        yield from _conversation_openwebui(conversation)
-    yield "\n]"
 
 
 # --- Entry points ----------------------------------------------------------------------

@@ -82,3 +82,10 @@ def _count_job(sender=None, state: str | None = None, **_: Any) -> None:
 @worker_ready.connect
 def _serve_metrics(**_: Any) -> None:
     exposition.serve_worker_metrics()
+
+
+@worker_ready.connect
+def _fail_stale_import_jobs(**_: Any) -> None:
+    """A worker starting is often one restarting: an import it ran and whose heartbeat has
+    stopped is failed now, as a serving process's sweeper would fail it later."""
+    services.import_jobs_fail_stale()

@@ -6,9 +6,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
 
 from conversations import exports, services
 from conversations.models import (
+    Attachment,
     Conversation,
     ConversationSummary,
     Message,
@@ -16,6 +18,7 @@ from conversations.models import (
     Role,
 )
 from tests.factories import ChatModelFactory, ConversationFactory, MessageFactory, thread
+from tests.test_attachments import tiny_png
 
 CHATGPT_FILE = Path(__file__).parent / "data" / "chatgpt_conversations.json"
 
@@ -300,3 +303,57 @@ def test_a_chatgpt_conversation_with_a_broken_tree_is_reported(user):
     (failure,) = result.failures
     assert failure.title == "Sourdough starter help"
     assert "node 'user-2' names parent 'missing-node', which is not in it" in failure.error
+
+
+# --- Images ----------------------------------------------------------------------------
+
+
+@pytest.fixture
+def illustrated(rich_conversation, settings, tmp_path):
+    """The rich conversation with an image on its first question, uploaded as a user would."""
+    settings.MEDIA_ROOT = tmp_path
+    question = rich_conversation.messages.order_by("id").first()
+    upload = SimpleUploadedFile("red dot.png", tiny_png(), "image/png")
+    image = services.attachment_upload(owner=rich_conversation.owner, upload=upload)
+    Attachment.objects.filter(pk=image.pk).update(message=question)
+    return rich_conversation
+
+
+@pytest.mark.django_db
+def test_export_then_import_into_another_user_gives_the_images_back(illustrated, other_user):
+    exported = json.loads(_export(illustrated))
+    (image,) = exported["conversations"][0]["messages"][0]["attachments"]
+    assert image["name"] == "red dot.png" and (image["width"], image["height"]) == (1, 1)
+    result = services.conversations_import(owner=other_user, data=json.dumps(exported))
+    assert not result.failures and result.missing_files == 0
+    (imported,) = result.conversations
+    (copy,) = Attachment.objects.filter(message__conversation=imported)
+    assert copy.owner == other_user and copy.content_type == "image/png"
+    with copy.file.open("rb") as file:
+        assert file.read() == tiny_png()
+    assert _comparable(json.loads(_export(imported))) == _comparable(exported)
+
+
+@pytest.mark.django_db
+def test_an_image_whose_file_is_gone_is_exported_without_bytes_and_reported_on_import(
+    illustrated, other_user
+):
+    image = Attachment.objects.get(message__conversation=illustrated)
+    Path(image.file.path).unlink()
+    exported = json.loads(_export(illustrated))
+    (document,) = exported["conversations"][0]["messages"][0]["attachments"]
+    assert document["data"] is None and document["name"] == "red dot.png"
+    result = services.conversations_import(owner=other_user, data=json.dumps(exported))
+    assert not result.failures and result.missing_files == 1
+    assert not Attachment.objects.filter(owner=other_user).exists()
+
+
+@pytest.mark.django_db
+def test_an_image_past_the_upload_limit_is_not_imported_but_counted(
+    illustrated, other_user, settings
+):
+    exported = _export(illustrated)
+    settings.ATTACHMENT_MAX_BYTES = len(tiny_png()) - 1
+    result = services.conversations_import(owner=other_user, data=exported)
+    assert result.missing_files == 1
+    assert not Attachment.objects.filter(owner=other_user).exists()

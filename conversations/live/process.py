@@ -1,7 +1,8 @@
-"""The loops every serving process runs beside its replies: the stale-reply sweeper, the
-listener for stops aimed at replies of this process, and the read-timeout watch of provider
-streams. `start()` is called by every socket and every reply that starts (daphne runs no
-ASGI lifespan hook); the supervisor starts each loop once per event loop."""
+"""The loops every serving process runs beside its replies: the stale-reply sweeper (which
+also fails import jobs whose worker died), the listener for stops aimed at replies of this
+process, and the read-timeout watch of provider streams. `start()` is called by every
+socket and every reply that starts (daphne runs no ASGI lifespan hook); the supervisor
+starts each loop once per event loop."""
 
 import asyncio
 import logging
@@ -70,6 +71,12 @@ async def _sweep_forever(*, first_sweep_everything: bool) -> None:
             await sweep(everything=everything)
         except Exception:
             log.exception("sweeping stale replies failed")
+        try:
+            # The process's one periodic housekeeping loop: a job's worker dies the same
+            # deaths a reply's generator does, and is noticed the same way, by its heartbeat.
+            await database_sync_to_async(services.import_jobs_fail_stale)()
+        except Exception:
+            log.exception("sweeping stale import jobs failed")
         everything = False
         await asyncio.sleep(settings.STREAM_STALE_AFTER / 2)
 

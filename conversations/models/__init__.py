@@ -319,6 +319,12 @@ class Attachment(models.Model):
     # Found from the file's magic bytes, never taken from the client.
     content_type = models.CharField(max_length=40)
     size = models.PositiveIntegerField()
+    # The name the user's file had, for exports and imports only: the stored file is named
+    # by our uuid, never by the client.
+    name = models.CharField(max_length=200, blank=True)
+    # Pixels, read from the image's header; null for rows older than these columns.
+    width = models.PositiveIntegerField(null=True, blank=True)
+    height = models.PositiveIntegerField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -83,6 +83,9 @@ class ImportJob(models.Model):
     failures = models.JSONField(default=list, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     started_at = models.DateTimeField(null=True, blank=True)
+    # Saved with the progress while the job runs: a running job whose heartbeat is older
+    # than IMPORT_JOB_STALE_SECONDS lost its worker, and the sweeper fails it.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:

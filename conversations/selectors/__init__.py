@@ -26,6 +26,7 @@ from conversations.selectors.conversations import (
     persona_list_for_user,
 )
 from conversations.selectors.export import (
+    conversation_images,
     conversation_messages,
     conversation_search_for_user,
     conversation_summaries,
@@ -33,8 +34,10 @@ from conversations.selectors.export import (
     conversations_for_export,
 )
 from conversations.selectors.imports import (
+    conversation_tree_for_merge,
     import_job_get_for_user_or_404,
     import_job_list_for_user,
+    imported_conversation_ids,
     imported_source_ids,
 )
 from conversations.selectors.message_reads import MessageRead, read_message, read_messages

@@ -7,7 +7,7 @@ from datetime import datetime
 from django.contrib.auth.models import User
 from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet
 
-from conversations.models import Conversation, ConversationSummary, Message
+from conversations.models import Attachment, Conversation, ConversationSummary, Message
 from conversations.selectors.threads import thread_path_ids
 
 
@@ -61,3 +61,14 @@ def conversation_summaries(conversation: Conversation) -> QuerySet[ConversationS
         .select_related("covers_through", "previous__covers_through")
         .order_by("id")
     )
+
+
+def conversation_images(conversation: Conversation) -> dict[int, list[Attachment]]:
+    """The images of the conversation's messages by message id, oldest first: one query per
+    conversation for an export (the files are read as each message is written)."""
+    found: dict[int, list[Attachment]] = {}
+    images = Attachment.objects.filter(message__conversation=conversation).order_by("id")
+    for image in images:
+        assert image.message_id is not None  # filtered on its message
+        found.setdefault(image.message_id, []).append(image)
+    return found

@@ -36,6 +36,7 @@ from conversations.services.imports.import_jobs import (
     import_job_dir,
     import_job_run,
     import_job_wanted,
+    import_jobs_fail_stale,
 )
 from conversations.services.ledger import (
     CallOutcome,

@@ -9,23 +9,11 @@ from django.core.files.uploadedfile import UploadedFile
 from django.utils.translation import gettext, gettext_lazy
 
 from conversations.errors import ValidationFailed
+from conversations.images import HEAD_BYTES, image_size, image_type
 from conversations.models import Attachment
 from conversations.sizes import human_size
 
 ALLOWED_TYPES = gettext_lazy("PNG, JPEG, GIF or WebP")
-
-
-def image_type(head: bytes) -> str | None:
-    """The image content type that `head` (a file's first bytes) starts, if we accept it."""
-    if head.startswith(b"\x89PNG\r\n\x1a\n"):
-        return "image/png"
-    if head.startswith(b"\xff\xd8\xff"):
-        return "image/jpeg"
-    if head.startswith((b"GIF87a", b"GIF89a")):
-        return "image/gif"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "image/webp"
-    return None
 
 
 def attachment_upload(*, owner, upload: UploadedFile) -> Attachment:
@@ -39,13 +27,22 @@ def attachment_upload(*, owner, upload: UploadedFile) -> Attachment:
     if not upload.size:
         raise ValidationFailed(gettext("That file is empty."))
     upload.seek(0)
-    content_type = image_type(upload.read(16))
+    head = upload.read(HEAD_BYTES)
+    content_type = image_type(head)
     upload.seek(0)
     if content_type is None:
         raise ValidationFailed(
             gettext("That file is not an image we accept (%(types)s).") % {"types": ALLOWED_TYPES}
         )
-    attachment = Attachment(owner=owner, content_type=content_type, size=upload.size)
+    width, height = image_size(head) or (None, None)
+    attachment = Attachment(
+        owner=owner,
+        content_type=content_type,
+        size=upload.size,
+        name=(upload.name or "")[:200],
+        width=width,
+        height=height,
+    )
     # Our own name: the client's file name never reaches the disk.
     upload.name = f"{attachment.uuid}.{content_type.split('/')[1]}"
     attachment.file = upload

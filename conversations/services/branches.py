@@ -35,6 +35,9 @@ def _copy_images(source: Message, target: Message) -> None:
             file=image.file.name,
             content_type=image.content_type,
             size=image.size,
+            name=image.name,
+            width=image.width,
+            height=image.height,
         )
         for image in source.attachments.all()
     ]

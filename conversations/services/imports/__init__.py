@@ -10,12 +10,15 @@ conversations are written in one transaction: all of them or none.
 
 Each imported conversation remembers its id in the source, so importing the same export
 again passes over the conversations already here (counted as duplicates), and only new ones
-are written. Imported conversations and messages get new uuids; everything else the format
-carries is kept, timestamps and the branch on screen included.
+are written; a newer export of a conversation imported before adds its new messages to it
+(`merging`), counted as new messages in existing conversations. Imported conversations and
+messages get new uuids; everything else the format carries is kept, timestamps and the
+branch on screen included.
 
 `sources` reads the upload and tells the formats apart; `plans` holds what a conversation is
-read into; `chatsite`, `chatgpt`, `claude` and `openwebui` read one format each, `trees`
-orders the trees ChatGPT and Open WebUI export; `writing` writes a plan; `results` holds
+read into; `assets` finds the images a ChatGPT ZIP carries for its messages; `chatsite`,
+`chatgpt`, `claude` and `openwebui` read one format each, `trees` orders the trees ChatGPT
+and Open WebUI export; `writing` writes a plan; `results` holds
 what an import answers and plans one conversation for both paths. Large uploads go to
 `import_jobs` instead: saved to a file, read as a stream (`streams`) in a background job,
 checked whole in a first pass and written conversation by conversation in a second.
@@ -26,9 +29,11 @@ from django.db import DatabaseError, transaction
 from django.utils.translation import gettext
 
 from conversations import selectors
+from conversations.services.imports.merging import Merge, merge_plan
 from conversations.services.imports.plans import SKIP_REASONS, ModelLookup
 from conversations.services.imports.results import (
     DUPLICATE,
+    MERGED,
     NEW,
     ConversationCount,
     ImportFailure,
@@ -37,7 +42,7 @@ from conversations.services.imports.results import (
     conversation_plan,
 )
 from conversations.services.imports.sources import ImportRejected, Upload, upload_read
-from conversations.services.imports.writing import write_conversation
+from conversations.services.imports.writing import write_conversation, write_merge
 
 __all__ = [
     "SKIP_REASONS",
@@ -60,10 +65,10 @@ def conversations_import(*, owner: User, data: bytes | str, dry_run: bool = Fals
     upload = upload_read(data)
     result = ImportResult(dry_run=dry_run, formats=upload.formats, other_files=upload.other_files)
     planned = _plan_all(upload, result)
-    new = _without_duplicates(owner, planned, result)
+    new, merges = _without_duplicates(owner, planned, result)
     result.counts.sort(key=lambda count: count.index)
     if not result.failures and not dry_run:
-        _write_all(owner, new, result)
+        _write_all(owner, new, merges, result)
     return result
 
 
@@ -71,7 +76,7 @@ def _plan_all(upload: Upload, result: ImportResult) -> list[Planned]:
     models = ModelLookup()
     planned = []
     for index, (source, raw) in enumerate(upload.conversations):
-        outcome = conversation_plan(index, source, raw, models)
+        outcome = conversation_plan(index, source, raw, models, assets=upload.assets)
         if isinstance(outcome, Planned):
             planned.append(outcome)
         elif isinstance(outcome, ImportFailure):
@@ -81,33 +86,51 @@ def _plan_all(upload: Upload, result: ImportResult) -> list[Planned]:
     return planned
 
 
-def _without_duplicates(owner: User, planned: list[Planned], result: ImportResult) -> list[Planned]:
-    """The planned conversations not imported before (nor earlier in this upload)."""
-    known = selectors.imported_source_ids(
+def _without_duplicates(
+    owner: User, planned: list[Planned], result: ImportResult
+) -> tuple[list[Planned], list[tuple[Planned, Merge]]]:
+    """The planned conversations not imported before (nor earlier in this upload), and
+    those imported before that the upload adds messages to."""
+    here = selectors.imported_conversation_ids(
         owner, [item.key for item in planned if item.key is not None]
     )
-    new = []
+    seen: set[tuple[str, str]] = set()
+    new, merges = [], []
     for item in planned:
         key = item.key
-        duplicate = key is not None and key in known
-        result.counts.append(item.count(DUPLICATE if duplicate else NEW))
-        if not duplicate:
-            if key is not None:
-                known.add(key)
+        if key is not None and key in here and key not in seen:
+            merge = merge_plan(here[key], item.plan)
+            if merge.new:
+                result.counts.append(item.count(MERGED, messages=len(merge.new)))
+                merges.append((item, merge))
+            else:
+                result.counts.append(item.count(DUPLICATE))
+        elif key is not None and key in seen:
+            result.counts.append(item.count(DUPLICATE))
+        else:
+            result.counts.append(item.count(NEW))
             new.append(item)
-    return new
+        if key is not None:
+            seen.add(key)
+    return new, merges
 
 
-def _write_all(owner: User, new: list[Planned], result: ImportResult) -> None:
-    """Every new conversation, in one transaction: a failure writes none of them."""
+def _write_all(
+    owner: User, new: list[Planned], merges: list[tuple[Planned, Merge]], result: ImportResult
+) -> None:
+    """Every new conversation and new message, in one transaction: a failure writes none."""
     item = None
     try:
         with transaction.atomic():
             for item in new:
                 conversation = write_conversation(owner, item.plan, source=item.source.name)
                 result.conversations.append(conversation)
+            for planned, merge in merges:
+                item = planned  # named by the failure, should this one fail
+                result.extended.append(write_merge(owner, merge))
     except DatabaseError as exc:
         result.conversations.clear()
+        result.extended.clear()
         assert item is not None  # only a write fails with a database error
         detail = str(exc).splitlines()[0] if str(exc) else exc
         error = gettext("It could not be saved: %(detail)s") % {"detail": detail}

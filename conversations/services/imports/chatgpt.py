@@ -12,10 +12,12 @@ placeholder in the text and is counted as missing.
 
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 
 from django.utils.translation import gettext
 
 from conversations.models import MessageStatus, Role
+from conversations.services.imports.assets import IMAGE_NOT_INCLUDED, asset_id
 from conversations.services.imports.plans import (
     ConversationPlan,
     ConversationSkipped,
@@ -34,12 +36,12 @@ _FINISH: dict[str | None, tuple[str, str]] = {
     "max_tokens": (MessageStatus.TRUNCATED, "length"),
     "interrupted": (MessageStatus.CANCELLED, "cancelled"),
 }
+_ROLES = frozenset(Role.values)
 # Content that is conversation text.
 _TEXT_TYPES = {"text", "multimodal_text"}
 # Content ChatGPT never shows in the conversation, whatever its metadata says.
 _HIDDEN_TYPES = {"user_editable_context", "model_editable_context", "reasoning_recap"}
 # In the text where the export refers to something it does not carry.
-IMAGE_NOT_INCLUDED = "[image not included in the export]"
 FILE_NOT_INCLUDED = "[file not included in the export]"
 
 
@@ -106,28 +108,29 @@ class _TreeReader:
             return
         message = MessageFields(raw_message, f"message {node_id[:40]}")
         content = MessageFields(message.mapping("content"), f"{message.where} content")
-        if (content.text("content_type") or "text") == "thoughts":
+        content_type = content.text("content_type") or "text"
+        if content_type == "thoughts":
             self.pending[node_id] = waiting + tuple(_thoughts(content))
             return
-        reason = self._skip_reason(message, content)
+        node = _Read(message, content, content_type, _role(message))
+        reason = self._skip_reason(node)
         if reason:
             self.plan.skip(reason)
             return
-        self.plan.messages.append(self._message(node_id, message, content, above, waiting))
+        self.plan.messages.append(self._message(node_id, node, above, waiting))
         self.kept[node_id], self.pending[node_id] = node_id, ()
 
-    def _skip_reason(self, message: MessageFields, content: MessageFields) -> str:
-        role = _role(message)
-        content_type = content.text("content_type") or "text"
+    def _skip_reason(self, node: "_Read") -> str:
+        message, role, content_type = node.message, node.role, node.content_type
         if content_type in _HIDDEN_TYPES or message.mapping("metadata").get(
             "is_visually_hidden_from_conversation"
         ):
             return "hidden"
         if role == "tool" or message.data.get("recipient") not in (None, "all"):
             return "tool"
-        if content_type not in _TEXT_TYPES or role not in Role.values:
+        if content_type not in _TEXT_TYPES or role not in _ROLES:
             return "other_content"
-        text, _ = _parts(content)
+        text = node.parts[0]
         if role == Role.SYSTEM:
             fields = self.plan.fields
             fields["system_prompt"] = fields["system_prompt"] or text.strip()
@@ -135,23 +138,23 @@ class _TreeReader:
         return "" if text.strip() else "placeholder"
 
     def _message(
-        self,
-        node_id: str,
-        message: MessageFields,
-        content: MessageFields,
-        above: str | None,
-        reasoning: tuple[str, ...],
+        self, node_id: str, node: "_Read", above: str | None, reasoning: tuple[str, ...]
     ) -> MessagePlan:
-        text, missing = _parts(content)
+        message, role = node.message, node.role
+        text, missing, assets = node.parts
         self.plan.missing_files += missing
-        role = _role(message)
         created_at = message.epoch("create_time") or self.plan.created_at
         fields = {"role": role, "content": text, "status": MessageStatus.COMPLETE}
         if role == Role.ASSISTANT:
             fields.update(self._reply_fields(message, created_at))
             fields["reasoning"] = "\n\n".join(reasoning)
         return MessagePlan(
-            key=node_id, parent=above, fields=fields, created_at=created_at, where=message.where
+            key=node_id,
+            parent=above,
+            fields=fields,
+            created_at=created_at,
+            where=message.where,
+            asset_ids=assets,
         )
 
     def _reply_fields(self, message: MessageFields, created_at: datetime | None) -> dict:
@@ -173,14 +176,28 @@ class _TreeReader:
         }
 
 
+@dataclass
+class _Read:
+    """One node's message as read once: what the skip rules and the plan both look at."""
+
+    message: MessageFields
+    content: MessageFields
+    content_type: str
+    role: str
+
+    @cached_property
+    def parts(self) -> tuple[str, int, list[str]]:
+        return _parts(self.content)
+
+
 def _role(message: MessageFields) -> str:
     return MessageFields(message.mapping("author"), f"{message.where} author").text("role")
 
 
-def _parts(content: MessageFields) -> tuple[str, int]:
-    """The text parts joined, and how many images or files the parts only refer to (each
-    becomes a placeholder in the text)."""
-    pieces, missing = [], 0
+def _parts(content: MessageFields) -> tuple[str, int, list[str]]:
+    """The text parts joined, how many images or files the parts only refer to (each
+    becomes a placeholder in the text), and the ids of the ZIP's files they point at."""
+    pieces, missing, assets = [], 0, []
     for part in content.items("parts"):
         if isinstance(part, str):
             pieces.append(part.replace("\x00", ""))
@@ -188,7 +205,9 @@ def _parts(content: MessageFields) -> tuple[str, int]:
             missing += 1
             is_image = str(part.get("content_type", "")).startswith("image")
             pieces.append(IMAGE_NOT_INCLUDED if is_image else FILE_NOT_INCLUDED)
-    return "\n\n".join(piece for piece in pieces if piece), missing
+            if is_image and (found := asset_id(part.get("asset_pointer"))):
+                assets.append(found)
+    return "\n\n".join(piece for piece in pieces if piece), missing, assets
 
 
 def _thoughts(content: MessageFields) -> list[str]:

@@ -2,15 +2,23 @@
 plan: the conversation's fields and parameters, every message of the tree with its parent,
 the branch on screen, and the summaries, each checked against the messages before it."""
 
+from django.conf import settings
+
 from conversations import exports
+from conversations.export_images import image_bytes
+from conversations.images import image_size
 from conversations.models import MessageStatus, Role
 from conversations.services.imports.plans import (
     ConversationPlan,
+    ImagePlan,
     MessageFields,
     MessagePlan,
     ModelLookup,
     SummaryImportPlan,
 )
+
+# Looked up once: an enum's `values` is a new list each time it is read.
+_STATUSES, _ROLES = MessageStatus.values, Role.values
 
 
 def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
@@ -40,7 +48,9 @@ def plan_chatsite(raw, models: ModelLookup) -> ConversationPlan:
     )
     keys: set[str] = set()
     for position, raw_message in enumerate(conversation.items("messages"), start=1):
-        message = _chatsite_message(MessageFields(raw_message, f"message {position}"), keys, models)
+        fields = MessageFields(raw_message, f"message {position}")
+        message = _chatsite_message(fields, keys, models)
+        message.images = _chatsite_images(plan, fields)
         keys.add(message.key)
         plan.messages.append(message)
     covered: set[str] = set()
@@ -63,7 +73,7 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
     parent = message.text("parent") or None
     if parent is not None and parent not in keys:
         message.fail(f"names parent {parent[:40]!r}, which does not come before it")
-    status = message.choice("status", MessageStatus.values, MessageStatus.COMPLETE)
+    status = message.choice("status", _STATUSES, MessageStatus.COMPLETE)
     # Nobody is generating an imported reply: one that was in flight is kept as interrupted.
     if status in MessageStatus.IN_FLIGHT:
         status = MessageStatus.INTERRUPTED
@@ -75,7 +85,7 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
         where=message.where,
         created_at=message.time("created_at"),
         fields={
-            "role": message.choice("role", Role.values),
+            "role": message.choice("role", _ROLES),
             "content": message.text("content"),
             "reasoning": message.text("reasoning"),
             "status": status,
@@ -89,6 +99,28 @@ def _chatsite_message(message: MessageFields, keys: set[str], models: ModelLooku
             **{name: usage.count(name) for name in exports.USAGE_FIELDS},
         },
     )
+
+
+def _chatsite_images(plan: ConversationPlan, message: MessageFields) -> list[ImagePlan]:
+    """The message's images the export carries, as the upload would have taken them; one
+    without its bytes (or past ATTACHMENT_MAX_BYTES) is counted as not included."""
+    images = []
+    for position, raw in enumerate(message.items("attachments"), start=1):
+        image = MessageFields(raw, f"{message.where} attachment {position}")
+        found = image_bytes(image.data.get("data"))
+        if found.data is None or len(found.data) > settings.ATTACHMENT_MAX_BYTES:
+            plan.missing_files += 1
+            continue
+        width, height = image_size(found.data) or (image.count("width"), image.count("height"))
+        fields = {
+            "content_type": found.content_type,
+            "size": len(found.data),
+            "name": image.text("name", limit=200),
+            "width": width,
+            "height": height,
+        }
+        images.append(ImagePlan(found.data, fields))
+    return images
 
 
 def _chatsite_summary(

@@ -22,12 +22,23 @@ MAX_COUNT = 2**31 - 1
 
 
 @dataclass
+class ImagePlan:
+    """An image of a message whose bytes the export carries (within the upload limit)."""
+
+    data: bytes
+    fields: dict  # content_type (from the bytes), size, name, width, height
+
+
+@dataclass
 class MessagePlan:
     key: str  # the message's id in the file, only used to link parents
     parent: str | None
     fields: dict
     created_at: datetime | None
     where: str = "a message"  # how an error names it ("message 3")
+    images: list[ImagePlan] = field(default_factory=list)
+    # Files of the export's ZIP the message's parts point at (ChatGPT's asset pointers).
+    asset_ids: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -58,6 +69,11 @@ class ConversationPlan:
 
     def skip(self, reason: str) -> None:
         self.skipped[reason] += 1
+
+    @property
+    def image_bytes(self) -> int:
+        """The bytes of the images it carries: what holding the plan costs beyond its text."""
+        return sum(len(image.data) for message in self.messages for image in message.images)
 
     @property
     def branch_points(self) -> int:
@@ -92,6 +108,8 @@ def require_storable(plan: ConversationPlan) -> None:
     _require_storable(plan.fields, "the conversation")
     for message in plan.messages:
         _require_storable(message.fields, message.where)
+        for image in message.images:
+            _require_storable(image.fields, f"{message.where} attachment")
     for summary in plan.summaries:
         _require_storable(summary.fields, summary.where)
 

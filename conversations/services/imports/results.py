@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from conversations.errors import ValidationFailed
 from conversations.models import Conversation
+from conversations.services.imports.assets import ZipAssets, assets_attach
 from conversations.services.imports.plans import (
     SKIP_REASONS,
     ConversationPlan,
@@ -17,8 +18,9 @@ from conversations.services.imports.plans import (
 from conversations.services.imports.sources import SourceFormat
 from conversations.storable import storable_text
 
-# What became of each conversation of the upload.
-NEW, DUPLICATE, EMPTY = "new", "duplicate", "empty"
+# What became of each conversation of the upload; MERGED: imported before, and the newer
+# export has messages the conversation here lacks (they are added to it).
+NEW, DUPLICATE, EMPTY, MERGED = "new", "duplicate", "empty", "merged"
 
 
 @dataclass(frozen=True)
@@ -37,8 +39,8 @@ class ConversationCount:
     title: str
     source: str  # the format's label: ChatGPT, Claude, ...
     source_id: str
-    outcome: str  # NEW, DUPLICATE (imported before) or EMPTY (nothing to import)
-    messages: int = 0
+    outcome: str  # NEW, DUPLICATE (imported before), MERGED or EMPTY (nothing to import)
+    messages: int = 0  # MERGED: the new messages only
     branch_points: int = 0
     skipped: dict[str, int] = field(default_factory=dict)  # by SKIP_REASONS key
     missing_files: int = 0
@@ -51,6 +53,7 @@ class ImportResult:
     formats: list[str] = field(default_factory=list)
     counts: list[ConversationCount] = field(default_factory=list)
     conversations: list[Conversation] = field(default_factory=list)  # written
+    extended: list[Conversation] = field(default_factory=list)  # given new messages
     failures: list[ImportFailure] = field(default_factory=list)
     other_files: int = 0  # files of a ZIP that hold no conversations
 
@@ -60,6 +63,15 @@ class ImportResult:
     @property
     def new(self) -> int:
         return len(self._new())
+
+    @property
+    def merged(self) -> int:
+        """Conversations imported before to which the export adds messages."""
+        return sum(1 for count in self.counts if count.outcome == MERGED)
+
+    @property
+    def merged_messages(self) -> int:
+        return sum(count.messages for count in self.counts if count.outcome == MERGED)
 
     @property
     def duplicates(self) -> int:
@@ -114,7 +126,7 @@ class Planned:
     def title(self) -> str:
         return self.plan.fields.get("title", "")
 
-    def count(self, outcome: str) -> ConversationCount:
+    def count(self, outcome: str, *, messages: int | None = None) -> ConversationCount:
         plan = self.plan
         return ConversationCount(
             index=self.index,
@@ -122,7 +134,7 @@ class Planned:
             source=self.source.label,
             source_id=plan.source_id,
             outcome=outcome,
-            messages=len(plan.messages),
+            messages=len(plan.messages) if messages is None else messages,
             branch_points=plan.branch_points,
             skipped=dict(plan.skipped),
             missing_files=plan.missing_files,
@@ -130,14 +142,24 @@ class Planned:
 
 
 def conversation_plan(
-    index: int, source: SourceFormat, raw, models: ModelLookup
+    index: int,
+    source: SourceFormat,
+    raw,
+    models: ModelLookup,
+    *,
+    checked: bool = False,
+    assets: ZipAssets | None = None,
 ) -> Planned | ConversationCount | ImportFailure:
     """One conversation of an upload read: its plan, or an EMPTY count (nothing in it to
-    import), or the failure naming what is wrong with it."""
+    import), or the failure naming what is wrong with it. `checked`: its text was found
+    storable by an earlier reading of the same file (the background import's first pass)."""
     title, source_id = conversation_identity(raw)
     try:
         plan = source.planner(raw, models)
-        require_storable(plan)
+        # The images the upload's ZIP carries, in place of their placeholders.
+        assets_attach(plan, assets)
+        if not checked:
+            require_storable(plan)
     except ConversationSkipped as exc:
         return ConversationCount(index, title, source.label, source_id, EMPTY, reason=exc.reason)
     except ValidationFailed as exc:

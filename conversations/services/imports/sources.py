@@ -16,6 +16,7 @@ from django.utils.translation import gettext, gettext_lazy
 
 from conversations import exports
 from conversations.errors import ValidationFailed
+from conversations.services.imports.assets import ZipAssets
 from conversations.services.imports.chatgpt import looks_like_chatgpt, plan_chatgpt
 from conversations.services.imports.chatsite import plan_chatsite
 from conversations.services.imports.claude import looks_like_claude, plan_claude
@@ -67,6 +68,8 @@ class Upload:
     conversations: list[tuple[SourceFormat, object]] = field(default_factory=list)
     # Files of a ZIP that hold no conversations (profile, feedback, media).
     other_files: int = 0
+    # The ZIP's media, for the images its conversations point at.
+    assets: ZipAssets | None = None
 
     @property
     def formats(self) -> list[str]:
@@ -154,12 +157,15 @@ def _read_zip(data: bytes) -> Upload:
         archive = zipfile.ZipFile(io.BytesIO(data))
     except zipfile.BadZipFile:
         raise ImportRejected(gettext("The file looks like a ZIP but cannot be opened.")) from None
-    upload, unpacked = Upload(), 0
+    assets = ZipAssets(data)
+    upload, unpacked = Upload(assets=assets), 0
     limit = zip_unpacked_limit()
     with archive:
         for member in sorted(archive.infolist(), key=lambda member: member.filename):
             if member.is_dir() or not holds_json(archive, member):
                 upload.other_files += not member.is_dir()
+                if not member.is_dir():
+                    assets.add(member)
                 continue
             unpacked += member.file_size
             if unpacked > limit:

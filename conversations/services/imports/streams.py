@@ -10,8 +10,15 @@ conversation a format recognises, which is normally the first one of the file.
 
 `conversations()` reads the file again each time it is called: the import checks every
 conversation in one pass and writes in a second.
+
+ijson's fast parser (yajl) does not keep a lone surrogate escape (`"\\ud800"`, which JSON
+allows and PostgreSQL cannot store): it turns it into "?" or into bytes that are not UTF-8.
+So each document is first scanned for such escapes, and one that has any is read by ijson's
+exact (pure Python) parser, which keeps them for the check to refuse, naming the
+conversation and the node, as the import of a small file does.
 """
 
+import re
 import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -22,6 +29,7 @@ from typing import IO
 import ijson  # type: ignore[import-untyped]
 from django.utils.translation import gettext
 
+from conversations.services.imports.assets import ZipAssets
 from conversations.services.imports.sources import (
     CHATSITE,
     NO_CONVERSATIONS,
@@ -42,6 +50,14 @@ _BOM = b"\xef\xbb\xbf"
 _SCALARS = {"string", "number", "boolean", "null"}
 # A list whose items no format recognises (not an export); an empty list is None.
 _UNRECOGNISED = "unrecognised"
+# ijson's pure Python parser: slow, but exact where yajl is not (lone surrogates).
+_EXACT = ijson.get_backend("python")
+# A surrogate escape, and a pair of them (one character, which yajl reads right).
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+_SURROGATE_PAIR = re.compile(rb"\\u[dD][89abAB][0-9a-fA-F]{2}\\u[dD][c-fC-F][0-9a-fA-F]{2}")
+# The scan's blocks, and how much of each is looked at again with the next (a pair's length).
+_SCAN_BYTES = 256 * 1024
+_PAIR_BYTES = 12
 
 
 @dataclass(frozen=True)
@@ -49,6 +65,8 @@ class StreamedDocument:
     member: str  # its name in the ZIP; "" for the file itself
     source: SourceFormat
     prefix: str  # ijson's prefix of its conversations: "item", "conversations.item", ""
+    # It has a lone surrogate escape (or what may be one): read by the exact parser.
+    exact: bool = False
 
 
 @dataclass
@@ -57,6 +75,8 @@ class StreamedUpload:
     documents: list[StreamedDocument] = field(default_factory=list)
     # Files of a ZIP that hold no conversations (profile, feedback, media).
     other_files: int = 0
+    # The ZIP's media, for the images its conversations point at.
+    assets: ZipAssets | None = None
 
     @property
     def formats(self) -> list[str]:
@@ -68,7 +88,8 @@ class StreamedUpload:
             for document in self.documents:
                 with _opened(self.path, archive, document.member) as stream:
                     where = upload_part(document.member)
-                    items = ijson.items(stream, document.prefix, use_float=True)
+                    parser = _EXACT if document.exact else ijson
+                    items = parser.items(stream, document.prefix, use_float=True)
                     for raw in _rejecting(items, where):
                         yield document.source, raw
 
@@ -94,11 +115,14 @@ def upload_stream(path: Path) -> StreamedUpload:
 
 def _read_zip(upload: StreamedUpload) -> None:
     limit, unpacked = zip_unpacked_limit(), 0
+    upload.assets = ZipAssets(upload.path)
     with _archive(upload.path) as archive:
         assert archive is not None
         for member in sorted(archive.infolist(), key=lambda member: member.filename):
             if member.is_dir() or not holds_json(archive, member):
                 upload.other_files += not member.is_dir()
+                if not member.is_dir():
+                    upload.assets.add(member)
                 continue
             unpacked += member.file_size
             if unpacked > limit:
@@ -119,26 +143,31 @@ def _document(path: Path, archive, member: str) -> StreamedDocument | str | None
     list; _UNRECOGNISED for anything else."""
     where = upload_part(member)
     with _opened(path, archive, member) as stream:
-        first = next(_rejecting(ijson.parse(stream), where), ("", "", None))
+        exact = _has_lone_surrogate(stream)
+    parser = _EXACT if exact else ijson
+    with _opened(path, archive, member) as stream:
+        first = next(_rejecting(parser.parse(stream), where), ("", "", None))
     if first[1] == "start_array":
-        source, seen = _recognised(path, archive, member, "item")
+        source, seen = _recognised(path, archive, member, "item", parser)
         if source:
-            return StreamedDocument(member, source, "item")
+            return StreamedDocument(member, source, "item", exact)
         return _UNRECOGNISED if seen else None
     if first[1] != "start_map":
         return _UNRECOGNISED
-    if _chatsite_envelope(path, archive, member):
-        return StreamedDocument(member, CHATSITE, "conversations.item")
-    source, _ = _recognised(path, archive, member, "")
-    return StreamedDocument(member, source, "") if source else _UNRECOGNISED
+    if _chatsite_envelope(path, archive, member, parser):
+        return StreamedDocument(member, CHATSITE, "conversations.item", exact)
+    source, _ = _recognised(path, archive, member, "", parser)
+    return StreamedDocument(member, source, "", exact) if source else _UNRECOGNISED
 
 
-def _recognised(path: Path, archive, member: str, prefix: str) -> tuple[SourceFormat | None, bool]:
+def _recognised(
+    path: Path, archive, member: str, prefix: str, parser
+) -> tuple[SourceFormat | None, bool]:
     """The format of the first item under `prefix` a format recognises (None when none
     does), and whether there was any item at all."""
     seen = False
     with _opened(path, archive, member) as stream:
-        items = ijson.items(stream, prefix, use_float=True)
+        items = parser.items(stream, prefix, use_float=True)
         for item in _rejecting(items, upload_part(member)):
             seen = True
             for source, recognises in RECOGNISED:
@@ -147,12 +176,12 @@ def _recognised(path: Path, archive, member: str, prefix: str) -> tuple[SourceFo
     return None, seen
 
 
-def _chatsite_envelope(path: Path, archive, member: str) -> bool:
+def _chatsite_envelope(path: Path, archive, member: str, parser) -> bool:
     """Whether the object is chatsite's export (ImportRejected when it is in a format or a
     version we do not read), from its top-level keys: the conversations are not read."""
     found: dict = {}
     with _opened(path, archive, member) as stream:
-        for prefix, event, value in _rejecting(ijson.parse(stream), upload_part(member)):
+        for prefix, event, value in _rejecting(parser.parse(stream), upload_part(member)):
             if prefix in ("format", "version") and event in _SCALARS:
                 found[prefix] = value
             elif prefix == "conversations" and event in {"start_array", "start_map"} | _SCALARS:
@@ -165,6 +194,27 @@ def _chatsite_envelope(path: Path, archive, member: str) -> bool:
     if not found.get("conversations"):
         raise ImportRejected(gettext('The export has no "conversations" list.'))
     return True
+
+
+def _has_lone_surrogate(stream: IO[bytes]) -> bool:
+    """Whether the JSON text has a surrogate escape outside a pair. An escaped backslash
+    before "ud800" may be taken for one: that only costs the exact parser's time."""
+    tail = b""
+    while block := stream.read(_SCAN_BYTES):
+        text = tail + block
+        # The last few bytes are looked at again with the next block: a pair may be cut.
+        last = len(text) - _PAIR_BYTES if len(block) == _SCAN_BYTES else len(text)
+        if _lone_in(text, last):
+            return True
+        tail = text[-_PAIR_BYTES:]
+    return False
+
+
+def _lone_in(text: bytes, last: int) -> bool:
+    if b"\\ud" not in text and b"\\uD" not in text:
+        return False
+    unpaired = _SURROGATE_PAIR.sub(lambda pair: b"_" * len(pair.group()), text)
+    return any(found.start() < last for found in _SURROGATE.finditer(unpaired))
 
 
 def _rejecting(values: Iterator, where: str) -> Iterator:

@@ -1,23 +1,40 @@
-"""Writing planned conversations: the conversations, their messages in bulk with their
-parents linked afterwards, their summaries and where they came from, in one transaction,
-with the timestamps the file carried and the branch on screen it had. A batch of many takes
-about as many statements as one (a large import writes a batch at a time)."""
+"""Writing planned conversations: the conversations, every message of their trees, their
+summaries and where they came from, in one transaction, with the timestamps the file
+carried and the branch on screen it had. Conversations and messages are written by COPY
+with their ids taken beforehand (`copying`), so a batch of many conversations takes about
+as many statements as one (a large import writes a batch at a time)."""
+
+from dataclasses import dataclass
 
 from django.contrib.auth.models import User
-from django.db import connection, transaction
+from django.core.files.base import ContentFile
+from django.db import transaction
+from django.utils import timezone
 
 from conversations import user_events
 from conversations.models import (
+    Attachment,
     Conversation,
     ConversationSummary,
     ImportedConversation,
     Message,
 )
-from conversations.services.imports.plans import ConversationPlan, MessagePlan, SummaryImportPlan
+from conversations.services.imports.copying import Columns, ids_reserve, rows_copy
+from conversations.services.imports.merging import Merge
+from conversations.services.imports.plans import ConversationPlan, SummaryImportPlan
 from conversations.services.recall import conversation_recall_schedule
 
-# Rows per INSERT / UPDATE statement when writing a long conversation.
-WRITE_BATCH = 500
+_CONVERSATION_COLUMNS = Columns(Conversation)
+_MESSAGE_COLUMNS = Columns(Message)
+
+
+@dataclass
+class Written:
+    """One conversation as written: the row, and its messages' ids by their key in the plan."""
+
+    conversation: Conversation
+    plan: ConversationPlan
+    ids: dict[str, int]
 
 
 @transaction.atomic
@@ -32,109 +49,148 @@ def write_conversations(
 ) -> list[Conversation]:
     """Several conversations and all their rows in one transaction, a few statements for
     them all (a large import writes them in batches), or nothing."""
-    conversations = Conversation.objects.bulk_create(
-        [Conversation(owner=owner, **plan.fields) for plan in plans]
-    )
-    pairs = zip(conversations, plans, strict=True)
-    by_key = _write_messages([(conversation, plan.messages) for conversation, plan in pairs])
-    for conversation, plan, keyed in zip(conversations, plans, by_key, strict=True):
-        _write_summaries(conversation, plan.summaries, keyed)
-        newest = max((m.created_at for m in plan.messages if m.created_at), default=None)
-        # created_at/updated_at are auto fields: given by a plain UPDATE after the insert.
-        conversation.created_at = plan.created_at or conversation.created_at
-        conversation.updated_at = plan.updated_at or newest or conversation.updated_at
-        conversation.has_branches = plan.branch_points > 0
-        # The branch on screen in the source; without one, the newest message's.
-        conversation.current_leaf = keyed[plan.current] if plan.current else None
-    _date_conversations(conversations)
-    ImportedConversation.objects.bulk_create(
-        ImportedConversation(
-            owner=owner, conversation=conversation, source=source, source_id=plan.source_id
-        )
-        for conversation, plan in zip(conversations, plans, strict=True)
-        if plan.source_id
-    )
-    for conversation in conversations:
-        conversation_recall_schedule(conversation_id=conversation.pk)
-    if conversations:  # one event for the batch: every page re-reads its whole list
-        user_events.conversation_changed(
-            user_id=owner.pk,
-            conversation_uuid=conversations[0].uuid,
-            change=user_events.Change.CREATED,
-        )
-    return conversations
-
-
-def _date_conversations(conversations: list[Conversation]) -> None:
-    _update_from_values(
-        Conversation,
-        ["created_at", "updated_at", "has_branches", "current_leaf_id"],
-        ["timestamptz", "timestamptz", "boolean", "bigint"],
-        [
-            (c.pk, c.created_at, c.updated_at, c.has_branches, c.current_leaf_id)
-            for c in conversations
-        ],
-    )
-
-
-def _write_messages(
-    conversations: list[tuple[Conversation, list[MessagePlan]]],
-) -> list[dict[str, Message]]:
-    """Every conversation's messages: inserted in file order (ids keep parents before
-    children, and the newest message, the end of the thread on screen, stays the newest),
-    then linked to their parents and given the file's times."""
-    messages = [
-        Message(conversation=conversation, **plan.fields)
-        for conversation, plans in conversations
+    message_ids = ids_reserve(Message, sum(len(plan.messages) for plan in plans))
+    conversation_ids = ids_reserve(Conversation, len(plans))
+    now = timezone.now()
+    written = [
+        _planned_conversation(owner, plan, next(conversation_ids), message_ids, now)
         for plan in plans
     ]
-    Message.objects.bulk_create(messages, batch_size=WRITE_BATCH)
-    made = iter(messages)
-    keyed_all = []
-    for _, plans in conversations:
-        keyed = {plan.key: next(made) for plan in plans}
-        for plan in plans:
-            message = keyed[plan.key]
-            message.parent = keyed[plan.parent] if plan.parent else None
-            message.created_at = plan.created_at or message.created_at
-        keyed_all.append(keyed)
-    for start in range(0, len(messages), WRITE_BATCH):
-        batch = messages[start : start + WRITE_BATCH]
-        _update_from_values(
-            Message,
-            ["parent_id", "created_at"],
-            ["bigint", "timestamptz"],
-            [(m.pk, m.parent_id, m.created_at) for m in batch],
+    # Conversations first: a message's row names its conversation, and the conversation
+    # its branch on screen (a deferred check, at commit).
+    rows_copy(_CONVERSATION_COLUMNS, (_conversation_values(item.conversation) for item in written))
+    rows_copy(_MESSAGE_COLUMNS, _message_values(written, now))
+    images = _write_images(owner, written)
+    try:
+        for item in written:
+            _write_summaries(item.conversation, item.plan.summaries, item.ids)
+        ImportedConversation.objects.bulk_create(
+            ImportedConversation(
+                owner=owner,
+                conversation=item.conversation,
+                source=source,
+                source_id=item.plan.source_id,
+            )
+            for item in written
+            if item.plan.source_id
         )
-    return keyed_all
+    except BaseException:
+        # The transaction takes the rows back; the files stored for them go too.
+        _remove_files(images)
+        raise
+    for item in written:
+        conversation_recall_schedule(conversation_id=item.conversation.pk)
+    if written:  # one event for the batch: every page re-reads its whole list
+        _tell_owner(owner, written[0].conversation)
+    return [item.conversation for item in written]
 
 
-def _update_from_values(model, columns: list[str], types: list[str], rows: list[tuple]) -> None:
-    """One UPDATE ... FROM (VALUES ...) for many rows (rows: the pk, then `columns`):
-    bulk_update's CASE per row took half of an import's time."""
-    if not rows:
-        return
-    table = model._meta.db_table
-    casts = ", ".join(["%s::bigint", *(f"%s::{t}" for t in types)])
-    values_sql = ", ".join([f"({casts})"] * len(rows))
-    assignments = ", ".join(f"{c} = v.{c}" for c in columns)
-    names = ", ".join(["id", *columns])
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} AS t SET {assignments} FROM (VALUES {values_sql}) AS v({names})"
-            " WHERE t.id = v.id",
-            [value for row in rows for value in row],
-        )
+def _tell_owner(owner: User, conversation: Conversation) -> None:
+    user_events.conversation_changed(
+        user_id=owner.pk, conversation_uuid=conversation.uuid, change=user_events.Change.CREATED
+    )
+
+
+@transaction.atomic
+def write_merge(owner: User, merge: Merge) -> Conversation:
+    """A newer export's new messages added to the conversation imported before, each under
+    the message it follows; the conversation's time moves on, and its branch on screen
+    moves to the export's when that is one of the new messages."""
+    conversation = Conversation.objects.select_for_update().get(pk=merge.conversation_id)
+    reserved = ids_reserve(Message, len(merge.new))
+    ids = dict(merge.known) | {message.key: next(reserved) for message in merge.new}
+    item = Written(conversation, ConversationPlan(fields={}, messages=merge.new), ids)
+    now = timezone.now()
+    rows_copy(_MESSAGE_COLUMNS, _message_values([item], now))
+    _write_images(owner, [item])
+    newest = max((m.created_at or now for m in merge.new), default=conversation.updated_at)
+    changes = {
+        "updated_at": max(conversation.updated_at, merge.plan.updated_at or newest),
+        "has_branches": conversation.has_branches or merge.forks,
+    }
+    if merge.plan.current in {message.key for message in merge.new}:
+        changes["current_leaf_id"] = ids[merge.plan.current]
+    Conversation.objects.filter(pk=conversation.pk).update(**changes)
+    conversation_recall_schedule(conversation_id=conversation.pk)
+    _tell_owner(owner, conversation)  # its place in the list moves with its time
+    for name, value in changes.items():
+        setattr(conversation, name, value)
+    return conversation
+
+
+def _planned_conversation(owner, plan: ConversationPlan, pk: int, message_ids, now) -> Written:
+    ids = {message.key: next(message_ids) for message in plan.messages}
+    newest = max((m.created_at for m in plan.messages if m.created_at), default=None)
+    conversation = Conversation(pk=pk, owner=owner, **plan.fields)
+    conversation.created_at = plan.created_at or now
+    conversation.updated_at = plan.updated_at or newest or now
+    conversation.has_branches = plan.branch_points > 0
+    # The branch on screen in the source; without one, the newest message's.
+    conversation.current_leaf_id = ids[plan.current] if plan.current else None
+    # The row is written by COPY: the instance stands for a saved one.
+    conversation._state.adding, conversation._state.db = False, "default"
+    return Written(conversation, plan, ids)
+
+
+def _conversation_values(conversation: Conversation) -> dict:
+    return {name: getattr(conversation, name) for name in _CONVERSATION_COLUMNS.names}
+
+
+def _message_values(written: list[Written], now):
+    """Every message's row, in file order (ids keep parents before children, and the newest
+    message, the end of the thread on screen, stays the newest)."""
+    for item in written:
+        conversation_id, ids = item.conversation.pk, item.ids
+        for plan in item.plan.messages:
+            values = {
+                "id": ids[plan.key],
+                "conversation_id": conversation_id,
+                "parent_id": ids[plan.parent] if plan.parent else None,
+                "created_at": plan.created_at or now,
+            }
+            for name, value in plan.fields.items():
+                if name == "chat_model":
+                    values["chat_model_id"] = value.pk if value is not None else None
+                else:
+                    values[name] = value
+            yield values
+
+
+def _write_images(owner: User, written: list[Written]) -> list[Attachment]:
+    """The messages' images: each file stored under a name of ours, then the rows. Should
+    the rows fail, the files just stored are removed (the transaction takes the rows)."""
+    images: list[Attachment] = []
+    try:
+        for item in written:
+            for message in item.plan.messages:
+                for image in message.images:
+                    attachment = Attachment(
+                        owner=owner, message_id=item.ids[message.key], **image.fields
+                    )
+                    extension = attachment.content_type.split("/")[1]
+                    stored = ContentFile(image.data)
+                    attachment.file.save(f"{attachment.uuid}.{extension}", stored, save=False)
+                    images.append(attachment)
+        Attachment.objects.bulk_create(images)
+    except BaseException:
+        _remove_files(images)
+        raise
+    return images
+
+
+def _remove_files(images: list[Attachment]) -> None:
+    for attachment in images:
+        attachment.file.delete(save=False)
 
 
 def _write_summaries(
-    conversation: Conversation, plans: list[SummaryImportPlan], by_key: dict[str, Message]
+    conversation: Conversation, plans: list[SummaryImportPlan], ids: dict[str, int]
 ) -> None:
     by_message: dict[str, ConversationSummary] = {}
     for plan in plans:
         summary = ConversationSummary.objects.create(
             conversation=conversation,
-            covers_through=by_key[plan.covers_through],
+            covers_through_id=ids[plan.covers_through],
             previous=by_message[plan.previous] if plan.previous else None,
             **plan.fields,
         )
