@@ -171,6 +171,19 @@ def no_sideways_scroll(page) -> bool:
     )
 
 
+def heading_is_clear(page) -> bool:
+    """Nothing (the menu button, a form) lies over the page's heading."""
+    return page.evaluate(
+        """() => {
+          const h1 = document.querySelector("h1");
+          const box = h1.getBoundingClientRect();
+          const points = [[box.left + 4, box.top + box.height / 2],
+                          [box.left + box.width / 2, box.top + box.height / 2]];
+          return points.every(([x, y]) => h1.contains(document.elementFromPoint(x, y)));
+        }"""
+    )
+
+
 # --- axe-core and screenshots over the main pages ---------------------------------------
 
 
@@ -215,6 +228,7 @@ def test_the_main_pages_fit_a_phone(theme, login, look_world, alice, live_server
     context, system = look_context(PHONE, theme)
     page = login(alice, context.new_page())
     wide: list[str] = []
+    covered: list[str] = []
     for name, path in {**pages(look_world), **SIGNED_OUT}.items():
         if name in SIGNED_OUT:
             page.context.clear_cookies()
@@ -224,6 +238,8 @@ def test_the_main_pages_fit_a_phone(theme, login, look_world, alice, live_server
             expect(page.locator("#sidebar")).to_be_hidden()
         if not no_sideways_scroll(page):
             wide.append(name)
+        if not heading_is_clear(page):
+            covered.append(name)
         save_screenshot(page, f"look-{name}-phone-{theme}")
         if name == "chat":
             assert axe_violations(page) == []
@@ -236,6 +252,7 @@ def test_the_main_pages_fit_a_phone(theme, login, look_world, alice, live_server
             assert axe_violations(page) == []
             page.keyboard.press("Escape")
     assert wide == [], "these pages scroll sideways on a phone"
+    assert covered == [], "on these pages something lies over the heading"
 
 
 # --- The phone layout -------------------------------------------------------------------
@@ -441,3 +458,35 @@ def test_the_sign_in_pages_offer_the_theme_too(browser, live_server_url):
     page.goto(f"{live_server_url}/accounts/signup/")
     expect(page.locator("html")).to_have_attribute("data-theme", "dark")
     context.close()
+
+
+@pytest.mark.parametrize("theme", THEMES)
+def test_keyboard_focus_shows_a_ring_in_both_themes(
+    theme, login, look_world, alice, live_server_url, look_context
+):
+    context, system = look_context(LAPTOP, theme)
+    page = login(alice, context.new_page())
+    open_page(page, live_server_url, f"/c/{look_world.uuid}/", system)
+    page.locator("#new-conversation").focus()
+    page.keyboard.press("Shift+Tab")  # from the start of the page, by keyboard
+    rings = []
+    for _ in range(16):
+        page.keyboard.press("Tab")
+        rings.append(
+            page.evaluate(
+                """() => {
+                  const el = document.activeElement;
+                  // A theme segment's radio is see-through: its label wears the ring.
+                  const shown = el.type === "radio" ? el.closest("label") : el;
+                  const style = getComputedStyle(shown);
+                  return [el.tagName + (el.id ? "#" + el.id : ""), style.outlineStyle,
+                          parseFloat(style.outlineWidth), style.outlineColor];
+                }"""
+            )
+        )
+    accent = page.evaluate(
+        "() => { const probe = document.createElement('i'); probe.style.color = 'var(--accent)';"
+        " document.body.append(probe); const c = getComputedStyle(probe).color;"
+        " probe.remove(); return c; }"
+    )
+    assert [r for r in rings if r[1] == "none" or r[2] < 2 or r[3] != accent] == []

@@ -85,6 +85,8 @@
     if (event.key === "Tab" && isOpen()) { wrapFocus(event); return; }
     if (event.key !== "Escape" || !isOpen()) return;
     if (event.target.matches && event.target.matches(".rename-form input")) return;
+    // A search being typed: the first Escape clears it (the browser's own), the next closes.
+    if (event.target.matches && event.target.matches("#sidebar-search input[name=q]") && event.target.value) return;
     event.preventDefault();
     event.stopPropagation();
     close();
