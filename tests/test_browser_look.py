@@ -171,6 +171,12 @@ def no_sideways_scroll(page) -> bool:
     )
 
 
+def show_the_top(page, screenshot: str) -> None:
+    """The thread scrolled to its first messages (the reasoning, the table), photographed."""
+    page.evaluate("() => { document.getElementById('messages-scroll').scrollTop = 0; }")
+    save_screenshot(page, screenshot)
+
+
 def heading_is_clear(page) -> bool:
     """Nothing (the menu button, a form) lies over the page's heading."""
     return page.evaluate(
@@ -200,6 +206,8 @@ def test_the_main_pages_have_no_serious_accessibility_violations(
         if name == "chat":
             page.locator(".message-reasoning-block").first.evaluate("el => { el.open = true; }")
         save_screenshot(page, f"look-{name}-laptop-{theme}")
+        if name == "chat":
+            show_the_top(page, f"look-chat-top-laptop-{theme}")
         problems[name] = axe_violations(page)
         if name == "chat":
             # The settings popover and the context gauge's panel, opened.
@@ -242,6 +250,7 @@ def test_the_main_pages_fit_a_phone(theme, login, look_world, alice, live_server
             covered.append(name)
         save_screenshot(page, f"look-{name}-phone-{theme}")
         if name == "chat":
+            show_the_top(page, f"look-chat-top-phone-{theme}")
             assert axe_violations(page) == []
             page.locator("#menu-button").click()
             expect(page.locator("#sidebar")).to_be_in_viewport()
@@ -417,6 +426,7 @@ def test_the_theme_switch_applies_at_once_and_is_kept_per_browser(
     # The next page comes from the server already dark: no flash of the light theme.
     html = page.request.get(f"{live_server_url}/").text()
     assert '<html lang="en" data-theme="dark">' in html
+    assert '<meta name="color-scheme" content="dark">' in html
     page.goto(f"{live_server_url}/usage/")
     expect(page.locator("[data-theme-switch]").get_by_label("Dark")).to_be_checked()
     assert background(page) == "rgb(21, 23, 26)"

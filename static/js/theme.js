@@ -27,9 +27,14 @@
     else document.cookie = "theme=" + choice + "; path=/; max-age=31536000; samesite=lax" + secure;
   }
 
+  // The attribute for the stylesheets; the meta tag for what is drawn before they load
+  // (the page's canvas, the scrollbars).
   function apply(choice) {
-    if (choice === "light" || choice === "dark") root.setAttribute("data-theme", choice);
+    var explicit = choice === "light" || choice === "dark";
+    if (explicit) root.setAttribute("data-theme", choice);
     else root.removeAttribute("data-theme");
+    var meta = document.querySelector('meta[name="color-scheme"]');
+    if (meta) meta.setAttribute("content", explicit ? choice : "light dark");
   }
 
   function current() {
