@@ -255,6 +255,12 @@ def test_the_main_pages_fit_a_phone(theme, login, look_world, alice, live_server
         save_screenshot(page, f"look-{name}-phone-{theme}")
         if name == "chat":
             show_the_top(page, f"look-chat-top-phone-{theme}")
+            # The settings popover spans the screen, inside it.
+            page.locator(".chat-settings:not(.chat-export) > summary").click()
+            box = page.locator("#conversation-settings").bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"]
+            save_screenshot(page, f"look-chat-settings-phone-{theme}")
+            page.locator(".chat-settings:not(.chat-export) > summary").click()
             assert axe_violations(page) == []
             page.locator("#menu-button").click()
             expect(page.locator("#sidebar")).to_be_in_viewport()
