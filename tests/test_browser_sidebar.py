@@ -65,6 +65,7 @@ def test_conversations_are_grouped_by_date(login, alice, live_server_url, browse
 
     phone = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
     small = login(alice, phone.new_page())
+    small.click("#menu-button")  # on a phone the sidebar is a drawer
     expect(small.locator(".conversation-group-title").first).to_have_text("Today")
     # No hover on a touch screen: the actions are shown, and nothing overflows sideways.
     expect(small.locator(".conversation-item").first.locator(".conversation-actions")).to_have_css(
@@ -218,6 +219,7 @@ def test_search_finds_a_message_and_opens_the_conversation_at_it(
 
     phone = browser.new_context(viewport=PHONE, has_touch=True, is_mobile=True)
     small = login(alice, phone.new_page())
+    small.click("#menu-button")  # on a phone the sidebar is a drawer
     small.fill("#sidebar-search input[name=q]", "fox")
     expect(small.locator("#search-results .search-hit-link")).to_have_count(1)
     expect(small.locator("#conversation-list")).to_be_hidden()
