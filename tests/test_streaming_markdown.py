@@ -3,7 +3,6 @@ sanitised the same way, with one render per fragment however many pages watch.""
 
 import random
 import re
-from html.parser import HTMLParser
 
 import pytest
 from hypothesis import HealthCheck, given
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 from conversations.rendering import render_markdown
 from conversations.streaming_markdown import UNKNOWN, StreamingMarkdown
+from tests.markup import risky_markup
 from tests.page_model import block_ends
 
 SAMPLES = [
@@ -165,33 +165,13 @@ SPLIT_PAYLOADS = [
     ["<scr", "ipt>alert(1)</scr", "ipt>"],
     ["| a |\n|---|\n| <img src=x on", "error=alert(1)> |"],
 ]
-FORBIDDEN_TAGS = {"script", "img", "iframe", "svg", "style", "form", "input", "base", "meta"}
-
-
-class _Risky(HTMLParser):
-    """Tags and attributes in model HTML that could run code, make htmx act or fetch."""
-
-    def __init__(self, html: str) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list = []
-        self.feed(html)
-        self.close()
-
-    def handle_starttag(self, tag, attrs):
-        if tag in FORBIDDEN_TAGS:
-            self.found.append(tag)
-        for name, value in attrs:
-            if name.startswith(("on", "hx-", "data-hx-", "ws-")) or name in {"id", "style", "src"}:
-                self.found.append((tag, name))
-            if name == "href" and re.match(r"\s*(javascript|data|vbscript):", value or "", re.I):
-                self.found.append((tag, name, value))
 
 
 def _risky(frame: str) -> list:
     """What a frame's model HTML carries that it must not (its own wrapper set aside: the
     one swap attribute chatsite writes)."""
     html = re.sub(r'^<div hx-swap-oob="[^"]*"(?: data-keep="\d+")?>|</div>$', "", frame)
-    return _Risky(html).found
+    return risky_markup(html)
 
 
 def _frames(pieces: list[str]) -> list[str]:
