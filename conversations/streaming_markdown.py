@@ -29,8 +29,11 @@ static/js/streaming.js: a frame keeps the content's first K blocks and appends t
 
 import re
 import threading
+import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from html import escape
+from typing import NamedTuple
 
 from markdown_it.common.utils import MD_TRIM_CHARS
 from markdown_it.token import Token
@@ -38,8 +41,7 @@ from markdown_it.token import Token
 from conversations.rendering import MARKDOWN, sanitise
 
 
-@dataclass(frozen=True)
-class Mark:
+class Mark(NamedTuple):
     """Where one page stands in a reply's render: what it has, so the next frame can say
     what to keep."""
 
@@ -57,6 +59,10 @@ UNKNOWN = Mark(epoch=-1, blocks=0, revision=-1)
 # `)` or `]` (links), no `*_~` (emphasis), no `$` or `\\` (math, escapes), no `<`, `"`.
 _PLAIN = re.compile(r"(?:[^\W_]|[ ,.?'])*")
 _PLAIN_END = re.compile(r"(?:[^\W_]|[ ,.?'])")
+# A tail longer than this (characters) is rendered again at most every LONG_TAIL_INTERVAL
+# seconds; the words between are appended as escaped text and formatted at the next render.
+LONG_TAIL_CHARS = 4000
+LONG_TAIL_INTERVAL = 0.5
 # A line opening with digits can still become an ordered list item ("12" + ". item").
 _LEADING_DIGITS = re.compile(r"\d+")
 
@@ -103,7 +109,15 @@ class StreamingMarkdown:
         self.tail_refs: dict = {}
         self.tail: list[str] = []  # the tail blocks' HTML
         self.paragraph_tail = False  # the last tail block is a top-level paragraph, to the end
-        self.appended = ""  # the last revision's text, when it only appended plain words
+        self._line_checked = False  # ...and its last line can no longer open a block
+        # Words appended to that paragraph since it was last joined into self.tail[-1]:
+        # appending must not copy a long paragraph's HTML at every fragment.
+        self._words: list[str] = []
+        self.appended = ""  # the last revision's text, when it only appended words
+        # A long tail is rendered at most once per LONG_TAIL_INTERVAL (self.clock seconds);
+        # text between waits as escaped words at its end.
+        self.clock = time.monotonic
+        self.rendered_at = -LONG_TAIL_INTERVAL
         self._frames: dict[Mark, str] = {}
         # Block text -> HTML, of the last render's blocks.
         self._group_html: dict[str, str] = {}
@@ -112,37 +126,59 @@ class StreamingMarkdown:
     # --- the render -----------------------------------------------------------------
 
     def html(self) -> str:
+        self._join_words()
         return "".join(self.blocks) + "".join(self.tail)
+
+    def _join_words(self) -> None:
+        if self._words:
+            self.tail[-1] = self.tail[-1][: -len("</p>\n")] + "".join(self._words) + "</p>\n"
+            self._words = []
 
     def advance(self, content: str) -> None:
         """Render `content`, which extends what was rendered (else: a new epoch)."""
         text = _normalised(content)
-        if text == self.source:
+        if len(text) == len(self.source) and text == self.source:
             return
-        if not text.startswith(self.source):
+        if not _extends(text, self.source):
             self._restart()
         added = text[len(self.source) :]
         old, self.source = self.source, text
         self._frames = {}
         if self.tail and self._appends_plainly(old, added):
             start = len(old.rstrip(MD_TRIM_CHARS))
-            appended = text[start : len(text.rstrip(MD_TRIM_CHARS))]
-            if appended:
-                self.tail[-1] = self.tail[-1][: -len("</p>\n")] + appended + "</p>\n"
-                self.appended = appended
-                self.revision += 1
-            return
-        self.appended = ""
-        self._next_group_html = {}
-        self._render_tail()
-        self._group_html = self._next_group_html
-        self.revision += 1
+            self._append_words(text[start : len(text.rstrip(MD_TRIM_CHARS))])
+        elif self._long_tail_waits():
+            self._append_words(escape(added, quote=False))
+        else:
+            self.appended = ""
+            self._line_checked = False
+            self._words = []
+            self._next_group_html = {}
+            self._render_tail()
+            self._group_html = self._next_group_html
+            self.rendered_at = self.clock()
+            self.revision += 1
+
+    def _append_words(self, words: str) -> None:
+        self.appended = words
+        if words:
+            self._words.append(words)
+            self.revision += 1
+
+    def _long_tail_waits(self) -> bool:
+        """A long paragraph at the tail was rendered a moment ago: rendering it again at
+        every fragment would cost the square of its length."""
+        return (
+            self.paragraph_tail
+            and len(self.source) - self.committed_end > LONG_TAIL_CHARS
+            and self.clock() - self.rendered_at < LONG_TAIL_INTERVAL
+        )
 
     def _restart(self) -> None:
         self.epoch += 1
-        self.source, self.blocks, self.tail = "", [], []
+        self.source, self.blocks, self.tail, self._words = "", [], [], []
         self.committed_end, self.committed_refs, self.tail_refs = 0, {}, {}
-        self.paragraph_tail = False
+        self.paragraph_tail = self._line_checked = False
 
     def _appends_plainly(self, old: str, added: str) -> bool:
         """`added` after `old` only lengthens the last paragraph's text: nothing before it
@@ -151,6 +187,12 @@ class StreamingMarkdown:
             return False
         if not _PLAIN_END.fullmatch(old[-1]):
             return False  # a delimiter, entity or escape right before the new text
+        if self._line_checked:  # words since the last render: the line's start is as it was
+            return True
+        self._line_checked = self._line_opens_nothing(old)
+        return self._line_checked
+
+    def _line_opens_nothing(self, old: str) -> bool:
         line = old[old.rfind("\n") + 1 :].lstrip(" ")
         if not line or not _PLAIN_END.fullmatch(line[0]):
             return False  # the line could still open a block (`#`, `-`, `>`, `|`, ...)
@@ -235,8 +277,18 @@ class StreamingMarkdown:
         if same_epoch and self.appended and page.revision == self.revision - 1:
             return f'<div hx-swap-oob="beforeend:{target} &gt; :last-child">{self.appended}</div>'
         keep = page.blocks if same_epoch else 0
+        self._join_words()
         html = "".join(self.blocks[keep:]) + "".join(self.tail)
         return f'<div hx-swap-oob="beforeend:{target}" data-keep="{keep}">{html}</div>'
+
+
+def _extends(text: str, source: str) -> bool:
+    """`text` continues `source`. A reply's content only grows, so the seam is compared
+    rather than the whole (a long reply would copy its length at every fragment)."""
+    if len(text) < len(source):
+        return False
+    seam = max(0, len(source) - 64)
+    return text[seam : len(source)] == source[seam:]
 
 
 def _normalised(content: str) -> str:
@@ -291,9 +343,10 @@ class Renderers:
                     self._by_reply.popitem(last=False)
             else:
                 self._by_reply.move_to_end(reply_uuid)
+        text = _normalised(content)
         with renderer.lock:
-            if not renderer.source.startswith(_normalised(content)):
-                renderer.advance(content)
+            if len(text) > len(renderer.source) or not _extends(renderer.source, text):
+                renderer.advance(text)
         return renderer
 
     def forget(self, reply_uuid: str) -> None:
