@@ -118,6 +118,7 @@ class StreamingMarkdown:
         # text between waits as escaped words at its end.
         self.clock = time.monotonic
         self.rendered_at = -LONG_TAIL_INTERVAL
+        self.unformatted = False  # the tail ends with such text, awaiting its render
         self._frames: dict[Mark, str] = {}
         # Block text -> HTML, of the last render's blocks.
         self._group_html: dict[str, str] = {}
@@ -144,12 +145,15 @@ class StreamingMarkdown:
         added = text[len(self.source) :]
         old, self.source = self.source, text
         self._frames = {}
-        if self.tail and self._appends_plainly(old, added):
+        waits = self._long_tail_waits()
+        if self.tail and not (self.unformatted and not waits) and self._appends_plainly(old, added):
             start = len(old.rstrip(MD_TRIM_CHARS))
             self._append_words(text[start : len(text.rstrip(MD_TRIM_CHARS))])
-        elif self._long_tail_waits():
+        elif waits:
+            self.unformatted = True
             self._append_words(escape(added, quote=False))
         else:
+            self.unformatted = False
             self.appended = ""
             self._line_checked = False
             self._words = []
@@ -178,7 +182,7 @@ class StreamingMarkdown:
         self.epoch += 1
         self.source, self.blocks, self.tail, self._words = "", [], [], []
         self.committed_end, self.committed_refs, self.tail_refs = 0, {}, {}
-        self.paragraph_tail = self._line_checked = False
+        self.paragraph_tail = self._line_checked = self.unformatted = False
 
     def _appends_plainly(self, old: str, added: str) -> bool:
         """`added` after `old` only lengthens the last paragraph's text: nothing before it

@@ -10,7 +10,12 @@ from hypothesis import settings as hsettings
 from hypothesis import strategies as st
 
 from conversations.rendering import render_markdown
-from conversations.streaming_markdown import UNKNOWN, StreamingMarkdown
+from conversations.streaming_markdown import (
+    LONG_TAIL_CHARS,
+    LONG_TAIL_INTERVAL,
+    UNKNOWN,
+    StreamingMarkdown,
+)
 from tests.markup import risky_markup
 from tests.page_model import block_ends
 
@@ -211,3 +216,24 @@ def test_any_split_renders_what_the_whole_renders_and_nothing_risky(pieces):
         assert _risky(frame) == [], frame
     renderer.advance(text)
     assert renderer.html() == render_markdown(text)
+
+
+def test_a_long_paragraph_is_rendered_again_at_most_twice_a_second():
+    now = [0.0]
+    renderer = StreamingMarkdown()
+    renderer.clock = lambda: now[0]
+    text, renders, seconds = "", 0, 0.0
+    for i in range(900):
+        text += f"w{i} *x{i}* "  # markup throughout: no word is appended without a parse
+        now[0] += 0.05  # a fragment every 50 ms
+        before = renderer.rendered_at
+        renderer.advance(text)
+        if len(text) > LONG_TAIL_CHARS:
+            renders += renderer.rendered_at != before
+            seconds += 0.05
+    assert seconds > 10
+    assert renders <= seconds / LONG_TAIL_INTERVAL + 1
+    assert "*x899*" in renderer.html()  # the words since, as text at the paragraph's end
+    now[0] += 1
+    renderer.advance(text + "end")
+    assert renderer.html() == render_markdown(text + "end")  # formatted at the next render
