@@ -18,9 +18,12 @@ a new one in the tail may change a committed link, so the whole reply is rendere
 (a new *epoch*) when one appears.
 
 A fragment that only appends plain words to a top-level paragraph (the common case, and
-every fragment of a reply without Markup) skips the parser: its text is appended inside the
+every fragment of a reply without markup) skips the parser: its text is appended inside the
 paragraph. That path is taken only where no Markdown rule could read the text differently
 (see `_appends_plainly`); the tests check it against the whole render at random splits.
+A tail longer than LONG_TAIL_CHARS is rendered again at most every LONG_TAIL_INTERVAL: a
+huge paragraph re-parsed at every fragment would cost the square of its length. The text
+between waits at its end as escaped words (safe, unformatted for that moment).
 
 One renderer per reply, shared by every socket of this process (N sockets cost one render
 per fragment), each socket remembering where its page stands (`Mark`). The page side is
@@ -31,7 +34,6 @@ import re
 import threading
 import time
 from collections import OrderedDict
-from dataclasses import dataclass, field
 from html import escape
 from typing import NamedTuple
 
@@ -65,14 +67,6 @@ LONG_TAIL_CHARS = 4000
 LONG_TAIL_INTERVAL = 0.5
 # A line opening with digits can still become an ordered list item ("12" + ". item").
 _LEADING_DIGITS = re.compile(r"\d+")
-
-
-@dataclass
-class _Render:
-    """The blocks of one text, rendered: committed ones and the tail."""
-
-    blocks: list[str] = field(default_factory=list)
-    tail: list[str] = field(default_factory=list)
 
 
 def _groups(tokens: list[Token]) -> list[tuple[int, int, int]]:
