@@ -65,6 +65,12 @@ _PLAIN_END = re.compile(r"(?:[^\W_]|[ ,.?'])")
 # seconds; the words between are appended as escaped text and formatted at the next render.
 LONG_TAIL_CHARS = 4000
 LONG_TAIL_INTERVAL = 0.5
+# Blocks whose last paragraph words may be appended to, and what may close it.
+_WORDS_BLOCKS = {"paragraph_open", "bullet_list_open", "ordered_list_open"}
+_CLOSERS = {"paragraph_close", "list_item_close", "bullet_list_close", "ordered_list_close"}
+_CLOSING_TAG = re.compile(r"</[a-z0-9]+>\n?")
+# A list item's markers at the start of its first line ("1. ", "- ", "- 2) ").
+_LIST_MARKERS = re.compile(r"^(?:[-+*]|\d{1,9}[.)])(?:[ \t]+(?:[-+*]|\d{1,9}[.)]))*[ \t]+")
 # A line opening with digits can still become an ordered list item ("12" + ". item").
 _LEADING_DIGITS = re.compile(r"\d+")
 
@@ -102,7 +108,11 @@ class StreamingMarkdown:
         self.committed_refs: dict = {}  # link references defined before committed_end
         self.tail_refs: dict = {}
         self.tail: list[str] = []  # the tail blocks' HTML
-        self.paragraph_tail = False  # the last tail block is a top-level paragraph, to the end
+        # The last tail block ends in a paragraph's text at the end of the reply (a top-level
+        # paragraph, or the last paragraph of a list's last item): the HTML after that text
+        # (its closing tags) and how many elements deep it sits. None: no such paragraph.
+        self.words_suffix: str | None = None
+        self.words_depth = 0
         self._line_checked = False  # ...and its last line can no longer open a block
         # Words appended to that paragraph since it was last joined into self.tail[-1]:
         # appending must not copy a long paragraph's HTML at every fragment.
@@ -126,7 +136,9 @@ class StreamingMarkdown:
 
     def _join_words(self) -> None:
         if self._words:
-            self.tail[-1] = self.tail[-1][: -len("</p>\n")] + "".join(self._words) + "</p>\n"
+            suffix = self.words_suffix or ""
+            head = self.tail[-1][: len(self.tail[-1]) - len(suffix)]
+            self.tail[-1] = head + "".join(self._words) + suffix
             self._words = []
 
     def advance(self, content: str) -> None:
@@ -167,7 +179,7 @@ class StreamingMarkdown:
         """A long paragraph at the tail was rendered a moment ago: rendering it again at
         every fragment would cost the square of its length."""
         return (
-            self.paragraph_tail
+            self.words_suffix is not None
             and len(self.source) - self.committed_end > LONG_TAIL_CHARS
             and self.clock() - self.rendered_at < LONG_TAIL_INTERVAL
         )
@@ -176,12 +188,12 @@ class StreamingMarkdown:
         self.epoch += 1
         self.source, self.blocks, self.tail, self._words = "", [], [], []
         self.committed_end, self.committed_refs, self.tail_refs = 0, {}, {}
-        self.paragraph_tail = self._line_checked = self.unformatted = False
+        self.words_suffix, self._line_checked, self.unformatted = None, False, False
 
     def _appends_plainly(self, old: str, added: str) -> bool:
         """`added` after `old` only lengthens the last paragraph's text: nothing before it
         or in it can read differently."""
-        if not self.paragraph_tail or not old or not _PLAIN.fullmatch(added):
+        if self.words_suffix is None or not old or not _PLAIN.fullmatch(added):
             return False
         if not _PLAIN_END.fullmatch(old[-1]):
             return False  # a delimiter, entity or escape right before the new text
@@ -192,6 +204,8 @@ class StreamingMarkdown:
 
     def _line_opens_nothing(self, old: str) -> bool:
         line = old[old.rfind("\n") + 1 :].lstrip(" ")
+        if self.words_depth > 1:  # in a list item: the text after its markers
+            line = _LIST_MARKERS.sub("", line, count=1)
         if not line or not _PLAIN_END.fullmatch(line[0]):
             return False  # the line could still open a block (`#`, `-`, `>`, `|`, ...)
         digits = _LEADING_DIGITS.match(line)
@@ -200,7 +214,7 @@ class StreamingMarkdown:
             after = line[digits.end() :]
             if not after or (after[0] in ".)" and (len(after) == 1 or after[1] in " \t")):
                 return False
-        return self.tail[-1].endswith("</p>\n")
+        return True
 
     def _render_tail(self) -> None:
         region = self.source[self.committed_end :]
@@ -225,12 +239,28 @@ class StreamingMarkdown:
         if commit:
             self._commit_up_to(starts, tokens[groups[commit - 1][0]], refs)
         last = tokens[groups[-1][0] : groups[-1][1]] if groups else []
-        self.paragraph_tail = (
-            len(last) == 3
-            and last[0].type == "paragraph_open"
-            and last[0].map is not None
-            and last[0].map[1] == len(starts)
-        )
+        self._find_words_target(last, ends_at=len(starts))
+
+    def _find_words_target(self, last: list[Token], *, ends_at: int) -> None:
+        """Where plain words may be appended without a parse: the end of the last block's
+        last paragraph, when only closing tags follow it and it runs to the reply's end."""
+        self.words_suffix, self.words_depth = None, 0
+        inline = max((i for i, t in enumerate(last) if t.type == "inline"), default=-1)
+        if inline < 0 or last[0].type not in _WORDS_BLOCKS:
+            return
+        closers = last[inline + 1 :]
+        where = last[inline].map
+        if not closers or any(t.type not in _CLOSERS for t in closers):
+            return
+        if where is None or where[1] != ends_at:
+            return
+        # The blocks' closing tags, after any of the text's own (`</em>`).
+        depth = sum(not t.hidden for t in closers)
+        tags = _CLOSING_TAG.findall(self.tail[-1][-40 * depth :])
+        suffix = "".join(tags[-depth:])
+        if len(tags) < depth or not self.tail[-1].endswith(suffix):
+            return
+        self.words_suffix, self.words_depth = suffix, depth
 
     def _group(self, region, starts, tokens, group, env) -> str:
         """One block's HTML; a block whose text is as it was last time is not rendered
@@ -273,7 +303,8 @@ class StreamingMarkdown:
         target = f"#m-{reply_uuid}-text"
         same_epoch = page.epoch == self.epoch
         if same_epoch and self.appended and page.revision == self.revision - 1:
-            return f'<div hx-swap-oob="beforeend:{target} &gt; :last-child">{self.appended}</div>'
+            inner = target + " &gt; :last-child" * self.words_depth
+            return f'<div hx-swap-oob="beforeend:{inner}">{self.appended}</div>'
         keep = page.blocks if same_epoch else 0
         self._join_words()
         html = "".join(self.blocks[keep:]) + "".join(self.tail)

@@ -20,8 +20,10 @@ _APPEND = re.compile(
 )
 # A streaming reply's content: words into its last block, or blocks after the first K.
 _APPEND_WORDS = re.compile(
-    r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-text &gt; :last-child">(.*?)</div>', re.S
+    r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-text((?: &gt; :last-child)+)">(.*?)</div>',
+    re.S,
 )
+_CLOSING_TAG = re.compile(r"</[a-z0-9]+>\n?")
 _KEEP_BLOCKS = re.compile(
     r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-text" data-keep="(\d+)">(.*?)</div>', re.S
 )
@@ -71,10 +73,11 @@ def _keep_blocks(html: str, keep: int) -> str:
     return html[: ends[keep - 1]] if keep else ""
 
 
-def _append_to_last_block(html: str, words: str) -> tuple[str, str]:
-    """The HTML with `words` at the end of its last block, and the HTML after them."""
-    end = block_ends(html)[-1]
-    close = html.rindex("</", 0, end)
+def _append_to_last_block(html: str, words: str, depth: int) -> tuple[str, str]:
+    """The HTML with `words` at the end of its last block's innermost last element,
+    `depth` levels down (before as many closing tags), and the HTML after them."""
+    window = max(0, len(html) - 60 * depth)
+    close = list(_CLOSING_TAG.finditer(html, window))[-depth].start()
     return html[:close] + words + html[close:], html[close:]
 
 
@@ -107,9 +110,10 @@ class PageModel:
                 message.text += unescape(text)
             else:
                 message.reasoning += unescape(text)
-        for uuid, words in _APPEND_WORDS.findall(frame):
+        for uuid, levels, words in _APPEND_WORDS.findall(frame):
             message = self.messages[uuid]
-            message.content_html, after = _append_to_last_block(message.content_html, words)
+            depth = levels.count(":last-child")
+            message.content_html, after = _append_to_last_block(message.content_html, words, depth)
             kept = len(message.text) - len(_plain(after))
             message.text = message.text[:kept] + unescape(words) + message.text[kept:]
         for uuid, keep, blocks in _KEEP_BLOCKS.findall(frame):

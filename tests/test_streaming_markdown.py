@@ -109,6 +109,16 @@ def test_words_that_could_still_open_a_block_are_rendered_again():
     assert renderer.html() == render_markdown("para\n\n12. item")
 
 
+def test_words_in_a_list_item_are_appended_into_it():
+    renderer = StreamingMarkdown()
+    renderer.advance("Steps:\n\n1. Open the *file*\n2. Read *it* ")
+    page = renderer.mark()
+    renderer.advance("Steps:\n\n1. Open the *file*\n2. Read *it* slowly")
+    target = "#m-r-text &gt; :last-child &gt; :last-child"
+    assert renderer.frame("r", page) == f'<div hx-swap-oob="beforeend:{target}"> slowly</div>'
+    assert renderer.html() == render_markdown("Steps:\n\n1. Open the *file*\n2. Read *it* slowly")
+
+
 def test_every_page_at_one_place_shares_one_frame():
     renderer = StreamingMarkdown()
     renderer.advance("# Title\n\nOne\n\nTwo\n\n")
@@ -138,10 +148,11 @@ def _apply(content: str, frame: str) -> str:
         count, blocks = int(keep.group(1)), keep.group(2)
         kept = content[: block_ends(content)[count - 1]] if count else ""
         return kept + blocks
-    words = re.match(r'<div hx-swap-oob="beforeend:#m-r-text &gt; :last-child">(.*)</div>$', frame)
+    words = re.match(r'<div hx-swap-oob="beforeend:#m-r-text([^"]*)">(.*)</div>$', frame)
     assert words, frame
-    close = content.rindex("</")
-    return content[:close] + words.group(1) + content[close:]
+    depth = words.group(1).count(" &gt; :last-child")
+    close = list(re.finditer(r"</[a-z0-9]+>\n?", content))[-depth].start()
+    return content[:close] + words.group(2) + content[close:]
 
 
 @pytest.mark.parametrize("text", SAMPLES)
