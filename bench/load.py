@@ -138,7 +138,7 @@ class TabClient:
                 self.done.add(uuid)
                 return result
             result.add(STAMP.findall(reply.text, offset), received)
-            offset = len(reply.text)
+            offset = len(reply.text.rstrip())  # the paragraph's closing newline moves on
 
     async def stop_reply(self) -> None:
         """Stop the reply in flight, as the Stop button does: the server generates on after

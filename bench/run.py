@@ -10,7 +10,7 @@ import sys
 import time
 from pathlib import Path
 
-from bench import report, report_context, report_imports, report_recall
+from bench import report, report_context, report_imports, report_markdown, report_recall
 from bench.procs import Proc, daphne, free_port, raise_own_priority
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -285,6 +285,10 @@ def run_data_phases() -> dict:
         f"peak {results['import']['peak_rss_mb']:.0f} MB",
         flush=True,
     )
+    # Live Markdown: the renderer alone, CPU per token against the escaped delta.
+    *lines, figures = _phase("bench.markdown_live", env=dict(os.environ))
+    print(*lines, sep="\n", flush=True)
+    results["markdown_live"] = json.loads(figures)
     # Recall needs pgvector: its phase runs on the embedded PostgreSQL, in a process of its
     # own (its settings name another database).
     recall_env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
@@ -339,8 +343,13 @@ def main() -> None:
     results["nice"] = {"provider": PROVIDER_NICE, "driver": driver_nice, "servers": 0}
     results["load_tokens"], results["send_heavy_tokens"] = LOAD_TOKENS, SEND_HEAVY_TOKENS
     results["machine"] = {"cores": os.cpu_count(), "python": sys.version.split()[0]}
-    rows = report.table(results) + report_imports.rows(results)
-    rows += report_recall.rows(results) + report_context.rows(results)
+    rows = (
+        report.table(results)
+        + report_markdown.rows(results)
+        + report_imports.rows(results)
+        + report_recall.rows(results)
+        + report_context.rows(results)
+    )
     report.print_table(rows)
     results["table"] = rows
     (OUT / "latest.json").write_text(json.dumps(results, indent=2, default=str))

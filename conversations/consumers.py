@@ -26,6 +26,7 @@ from conversations.live.registry import LiveReply, ReplyState
 from conversations.live.threads import on_worker_thread
 from conversations.models import Message
 from conversations.observability import metrics
+from conversations.streaming_markdown import UNKNOWN, Mark
 from conversations.user_socket import (
     CLOSE_FORBIDDEN,
     CLOSE_SIGNED_OUT,
@@ -71,6 +72,8 @@ class ConversationConsumer(UserEventsConsumer):
         self.sent: dict[str, tuple[str, int, int]] = {}
         # reply uuid -> the latest continuation of it this socket has shown (continued_at)
         self.continued: dict[str, int] = {}
+        # reply uuid -> where this page stands in the reply's live Markdown render
+        self.marks: dict[str, Mark] = {}
         self.sent_messages: set[str] = set()
         self.subscribed = False
         # Events that arrive while the socket is catching up wait here, in order.
@@ -182,6 +185,7 @@ class ConversationConsumer(UserEventsConsumer):
                 await self.send(text_data=html)
             if uuid:
                 self.sent[uuid] = (status, len(content), len(reasoning))
+                self.marks.pop(uuid, None)  # rendered whole: the next frame replaces it
                 self.sent_messages.add(uuid)
         backlog, self.backlog = self.backlog, None
         if live is not None:
@@ -243,9 +247,11 @@ class ConversationConsumer(UserEventsConsumer):
             previous = None  # its generator was alive after all: show the reply afresh
         if state.final_html is not None:
             self.sent[state.uuid] = (SWEPT_FINAL if state.swept else FINAL, 0, 0)
+            self.marks.pop(state.uuid, None)
+            presenters.forget_live(state.uuid)
             await self.send(text_data=await self._final_html(state))
             return
-        content_sent, reasoning_sent = (previous[1], previous[2]) if previous else (0, 0)
+        reasoning_sent = previous[2] if previous else 0
         needs_snapshot = (
             previous is None
             or previous[0] != state.status
@@ -253,11 +259,11 @@ class ConversationConsumer(UserEventsConsumer):
         )
         if needs_snapshot:
             with translation.override(self.language):  # maybe called from a generator's task
-                html = presenters.render_message(presenters.view_of_live(state))
+                html, mark = presenters.render_live_message(state)
         else:
-            html = presenters.render_delta(
-                state.uuid, state.content[content_sent:], state.reasoning[reasoning_sent:]
-            )
+            page = self.marks.get(state.uuid, UNKNOWN)
+            html, mark = presenters.render_delta(state, state.reasoning[reasoning_sent:], page)
+        self.marks[state.uuid] = mark
         self.sent[state.uuid] = (state.status, len(state.content), len(state.reasoning))
         if html:
             await self.send(text_data=html)

@@ -25,6 +25,7 @@ from conversations.live.registry import LiveReply, ReplyState
 from conversations.models import NO_SIBLINGS, MessageStatus, Role, Siblings
 from conversations.rendering import is_json, render_json, render_markdown
 from conversations.selectors import MessageRead
+from conversations.streaming_markdown import UNKNOWN, Mark, renderers
 
 STATUS_NOTES: dict[str, Promise] = {
     MessageStatus.TRUNCATED: _("Cut off: the reply reached its length limit."),
@@ -81,6 +82,8 @@ class MessageView:
     show_all: bool = False
     # Why the model stopped ("length": its output limit cut it off, and it may continue).
     finish_reason: str = ""
+    # A streaming reply's content as the live render has it (None: rendered here).
+    live_html: str | None = None
 
     @property
     def is_final(self) -> bool:
@@ -118,6 +121,12 @@ class MessageView:
         if self.json_mode and not self.collapsed:
             return render_json(self.content)
         return render_markdown(self.shown_content)
+
+    @property
+    def streaming_html(self) -> str:
+        """A streaming reply's Markdown so far: the live render's, or the same rendered
+        whole (conversations/streaming_markdown.py keeps the two equal)."""
+        return self.live_html if self.live_html is not None else render_markdown(self.content)
 
     @property
     def json_invalid(self) -> bool:
@@ -259,16 +268,34 @@ def render_gauge(gauge: ContextGauge, *, oob: bool = False) -> str:
     return render_to_string("conversations/_context_gauge.html", {"gauge": gauge, "oob": oob})
 
 
-def render_delta(reply_uuid: str, content: str, reasoning: str) -> str:
-    """Text appended to a streaming reply's content and reasoning, as out-of-band swaps."""
-    parts = []
+def render_live_message(state: LiveReply | ReplyState) -> tuple[str, Mark]:
+    """A streaming reply whole, its content from the reply's shared live render, and where
+    a page showing it stands in that render."""
+    renderer = renderers.at(state.uuid, state.content)
+    view = view_of_live(state)
+    view.live_html = renderer.html()
+    return render_message(view), renderer.mark()
+
+
+def render_delta(
+    state: LiveReply | ReplyState, reasoning: str, page: Mark = UNKNOWN
+) -> tuple[str, Mark]:
+    """What a page at `page` lacks of a streaming reply, as out-of-band swaps: the reasoning
+    appended as text, the content's Markdown from the shared live render (one render per
+    fragment, whatever the number of sockets)."""
+    renderer = renderers.at(state.uuid, state.content)
+    content = renderer.frame(state.uuid, page)
     if reasoning:
-        parts.append(
-            f'<div hx-swap-oob="beforeend:#m-{reply_uuid}-reasoning">{escape(reasoning)}</div>'
+        content = (
+            f'<div hx-swap-oob="beforeend:#m-{state.uuid}-reasoning">{escape(reasoning)}</div>'
+            + content
         )
-    if content:
-        parts.append(f'<div hx-swap-oob="beforeend:#m-{reply_uuid}-text">{escape(content)}</div>')
-    return "".join(parts)
+    return content, renderer.mark()
+
+
+def forget_live(reply_uuid: str) -> None:
+    """The reply has ended: its live render is no longer needed."""
+    renderers.forget(reply_uuid)
 
 
 def render_notice(text: str, *, level: str = "error") -> str:

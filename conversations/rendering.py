@@ -10,6 +10,7 @@ escaped TeX inside `<span class="math-inline">` / `<span class="math-display">`;
 static/js/enhance.js typesets those with KaTeX, reading the element's text, never HTML.
 """
 
+import functools
 import json
 from html import escape
 
@@ -22,6 +23,7 @@ from markdown_it.rules_inline import StateInline
 from mdit_py_plugins.dollarmath import dollarmath_plugin
 from pygments import highlight
 from pygments.formatters import HtmlFormatter
+from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.token import STANDARD_TYPES
 from pygments.util import ClassNotFound
@@ -29,11 +31,18 @@ from pygments.util import ClassNotFound
 _FORMATTER = HtmlFormatter(nowrap=True)
 
 
-def _highlight(code: str, lang: str, _attrs: str) -> str:
+@functools.lru_cache(maxsize=64)
+def _lexer(name: str) -> Lexer | None:
+    # Looking a name up walks every lexer Pygments has (~2 ms); a live reply's code block
+    # is highlighted again at each fragment.
     try:
-        lexer = get_lexer_by_name(lang.strip()) if lang.strip() else None
+        return get_lexer_by_name(name) if name else None
     except ClassNotFound:
-        lexer = None
+        return None
+
+
+def _highlight(code: str, lang: str, _attrs: str) -> str:
+    lexer = _lexer(lang.strip())
     if lexer is None:
         return ""  # markdown-it escapes and wraps plain code itself
     return highlight(code, lexer, _FORMATTER)
@@ -162,10 +171,11 @@ def _table_alignment_as_class(state: StateCore) -> None:
                 token.attrSet("class", side)
 
 
-_MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
-_MARKDOWN.enable(["table", "strikethrough"])
-_MARKDOWN.use(_math_plugin)
-_MARKDOWN.core.ruler.push("table_alignment_as_class", _table_alignment_as_class)
+# The parser of every render, final or live (conversations/streaming_markdown.py).
+MARKDOWN = MarkdownIt("commonmark", {"html": False, "linkify": False, "highlight": _highlight})
+MARKDOWN.enable(["table", "strikethrough"])
+MARKDOWN.use(_math_plugin)
+MARKDOWN.core.ruler.push("table_alignment_as_class", _table_alignment_as_class)
 
 _TAGS = {
     "a", "b", "blockquote", "br", "code", "del", "em", "h1", "h2", "h3", "h4", "h5", "h6",
@@ -183,16 +193,24 @@ _CLASSES = {
 }
 
 
+# Built once: a live reply is sanitised at every fragment, and building the policy each
+# call cost as much as cleaning a paragraph.
+_CLEANER = nh3.Cleaner(
+    tags=_TAGS,
+    attributes=_ATTRIBUTES,
+    allowed_classes=_CLASSES,
+    url_schemes={"http", "https", "mailto"},
+    link_rel="noopener noreferrer nofollow",
+)
+
+
+def sanitise(html: str) -> str:
+    """Rendered Markdown through the one policy: what may reach a page of model output."""
+    return _CLEANER.clean(html)
+
+
 def render_markdown(text: str) -> str:
-    html = _MARKDOWN.render(text or "")
-    return nh3.clean(
-        html,
-        tags=_TAGS,
-        attributes=_ATTRIBUTES,
-        allowed_classes=_CLASSES,
-        url_schemes={"http", "https", "mailto"},
-        link_rel="noopener noreferrer nofollow",
-    )
+    return sanitise(MARKDOWN.render(text or ""))
 
 
 def is_json(text: str) -> bool:

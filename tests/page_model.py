@@ -2,7 +2,9 @@
 
 Only the fragment shapes chatsite sends are understood: whole messages (swapped by id),
 messages appended to #messages, the whole thread replaced (a new branch on screen), text
-appended to a reply's content or reasoning, and the header's context gauge (by id).
+appended to a reply's reasoning, a streaming reply's Markdown (words appended to its last
+block, or its first K blocks kept and the rest appended, as static/js/streaming.js does),
+and the header's context gauge (by id).
 Tests use it to check exactly what a user would see after any sequence of frames.
 """
 
@@ -16,7 +18,18 @@ _ROLE = re.compile(r'data-role="([a-z]+)"')
 _APPEND = re.compile(
     r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-(text|reasoning)">(.*?)</div>', re.S
 )
+# A streaming reply's content: words into its last block, or blocks after the first K.
+_APPEND_WORDS = re.compile(
+    r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-text((?: &gt; :last-child)+)">(.*?)</div>',
+    re.S,
+)
+_CLOSING_TAG = re.compile(r"</[a-z0-9]+>\n?")
+_KEEP_BLOCKS = re.compile(
+    r'<div hx-swap-oob="beforeend:#m-([0-9a-f-]+)-text" data-keep="(\d+)">(.*?)</div>', re.S
+)
 _TAG = re.compile(r"<[^>]+>")
+_TAG_NAME = re.compile(r"<(/?)([a-z0-9]+)(?:[^>\"]|\"[^\"]*\")*?(/?)>")
+_VOID = {"br", "hr", "img"}
 _THREAD_REPLACED = '<div id="messages" hx-swap-oob="innerHTML">'
 _GAUGE = re.compile(r'<details class="context-gauge[^"]*" id="context-gauge".*?</details>', re.S)
 
@@ -29,6 +42,8 @@ class MessageOnPage:
     text: str
     reasoning: str
     html: str
+    # The content's HTML (what static/js/streaming.js edits while a reply streams).
+    content_html: str = ""
 
 
 def _inner(html: str, uuid: str, part: str) -> str:
@@ -38,6 +53,32 @@ def _inner(html: str, uuid: str, part: str) -> str:
 
 def _plain(fragment: str) -> str:
     return unescape(_TAG.sub("", fragment))
+
+
+def block_ends(html: str) -> list[int]:
+    """Where each top-level element of sanitised HTML ends (its newline included)."""
+    ends, depth = [], 0
+    for match in _TAG_NAME.finditer(html):
+        closing, name, self_closing = match.groups()
+        change = 0 if name in _VOID or self_closing else -1 if closing else 1
+        depth += change
+        if depth == 0 and (change == -1 or name in _VOID):
+            end = match.end()
+            ends.append(end + 1 if html[end : end + 1] == "\n" else end)
+    return ends
+
+
+def _keep_blocks(html: str, keep: int) -> str:
+    ends = block_ends(html)
+    return html[: ends[keep - 1]] if keep else ""
+
+
+def _append_to_last_block(html: str, words: str, depth: int) -> tuple[str, str]:
+    """The HTML with `words` at the end of its last block's innermost last element,
+    `depth` levels down (before as many closing tags), and the HTML after them."""
+    window = max(0, len(html) - 60 * depth)
+    close = list(_CLOSING_TAG.finditer(html, window))[-depth].start()
+    return html[:close] + words + html[close:], html[close:]
 
 
 class PageModel:
@@ -69,6 +110,16 @@ class PageModel:
                 message.text += unescape(text)
             else:
                 message.reasoning += unescape(text)
+        for uuid, levels, words in _APPEND_WORDS.findall(frame):
+            message = self.messages[uuid]
+            depth = levels.count(":last-child")
+            message.content_html, after = _append_to_last_block(message.content_html, words, depth)
+            kept = len(message.text) - len(_plain(after))
+            message.text = message.text[:kept] + unescape(words) + message.text[kept:]
+        for uuid, keep, blocks in _KEEP_BLOCKS.findall(frame):
+            message = self.messages[uuid]
+            message.content_html = _keep_blocks(message.content_html, int(keep)) + blocks
+            message.text = _plain(message.content_html)
 
     def _swap_message(self, uuid: str, html: str) -> None:
         if uuid not in self.messages:
@@ -80,6 +131,7 @@ class PageModel:
             text=_plain(_inner(html, uuid, "text")),
             reasoning=_plain(_inner(html, uuid, "reasoning")),
             html=html,
+            content_html=_inner(html, uuid, "text"),
         )
 
     def thread(self) -> list[MessageOnPage]:

@@ -27,6 +27,7 @@ LAYERS = [
     ("conversations.pages", 3),
     ("conversations.rendering", 3),
     ("conversations.user_pushes", 3),
+    ("conversations.streaming_markdown", 3),
     ("conversations.templatetags", 3),
     ("conversations.chat_actions", 4),
     ("conversations.consumers", 4),

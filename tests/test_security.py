@@ -265,9 +265,10 @@ def test_model_output_renders_without_script_htmx_ids_or_remote_fetches(text):
 def test_user_input_is_shown_as_text(text):
     benign = _message(Role.USER, MessageStatus.COMPLETE, "plain words")
     assert _features(_message(Role.USER, MessageStatus.COMPLETE, text)) == _features(benign)
-    # A streamed fragment: only the swap targets are markup.
-    delta = render_delta("r", text, text)
-    assert _features(delta) == _features(render_delta("r", "a", "a"))
+    # A streamed reasoning fragment: only the swap target is markup.
+    reply = SimpleNamespace(uuid="r", content="")
+    delta, _mark = render_delta(reply, text)
+    assert _features(delta) == _features(render_delta(reply, "a")[0])
 
 
 @PROPERTY

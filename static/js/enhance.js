@@ -3,8 +3,9 @@
 // Model text is never parsed as HTML here. The server sends math as the escaped text of
 // <span class="math-inline|math-display"> (conversations/rendering.py); this script reads
 // that text with textContent and lets katex.render build DOM nodes, with trust off so
-// \href, \url, \html* and \includegraphics stay inert. A streaming reply is plain text; the
-// final swap brings the rendered HTML, which the MutationObserver below picks up.
+// \href, \url, \html* and \includegraphics stay inert. A streaming reply arrives as rendered
+// HTML too (static/js/streaming.js), block by block; the MutationObserver below picks up
+// each block as it is swapped in.
 // Every visible word comes from data-* attributes the templates render (translatable).
 (function () {
   "use strict";
@@ -146,7 +147,8 @@
   document.addEventListener("DOMContentLoaded", function () {
     enhance(document);
     // Finished replies arrive over the websocket, older pages over htmx: whatever element
-    // is added, enhance it. Streamed text arrives as text nodes and costs nothing here.
+    // is added, enhance it. Words appended to a streaming block arrive as text nodes and
+    // cost nothing here.
     new MutationObserver(function (records) {
       records.forEach(function (record) {
         Array.prototype.forEach.call(record.addedNodes, function (node) {
