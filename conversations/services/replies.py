@@ -42,6 +42,7 @@ from conversations.services.requirements import (
     require_model,
     require_send_allowance,
 )
+from conversations.services.sidebar import conversation_announce_if_moving_up
 from conversations.storable import storable_text
 
 # Constants, in English; each raise words them in the active language.
@@ -127,6 +128,7 @@ def touch_conversation(
     """Bump last activity and move the branch on screen to `leaf`; an untitled conversation
     is named after its first message until a better title is generated or the user names it.
     `branched`: `leaf` is a new version of a turn (an edit, a regeneration)."""
+    conversation_announce_if_moving_up(conversation)  # read before the bump below
     changes: dict = {"updated_at": timezone.now(), "current_leaf": leaf}
     conversation.current_leaf = leaf
     if branched:
