@@ -34,6 +34,7 @@ from conversations.services.continuations import added_to_earlier_calls
 from conversations.services.fits import require_fits_window
 from conversations.services.ledger import (
     CallOutcome,
+    call_refused,
     usage_record_create,
     usage_records_for_retries,
 )
@@ -251,6 +252,9 @@ _FINISHABLE = Q(status__in=MessageStatus.IN_FLIGHT) | Q(
 )
 
 
+_CALL_TOKENS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+
+
 @transaction.atomic
 def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None = None) -> bool:
     """Give an in-flight reply its final state and write its usage record, once.
@@ -275,6 +279,10 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         "completed_at": timezone.now(),
         "heartbeat_at": None,
     }
+    if outcome.called_upstream and call_refused(outcome):
+        # The ledger records a refused call at zero tokens (our estimate of the prompt is
+        # not billed): the reply's footer adds none either, to a continued reply's sums.
+        final |= dict.fromkeys(_CALL_TOKENS, 0)
     if outcome.continues:
         final |= added_to_earlier_calls(reply_id, final)
     if Message.objects.filter(_FINISHABLE, pk=reply_id).update(**final) != 1:
