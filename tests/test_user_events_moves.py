@@ -12,7 +12,7 @@ from django.utils import timezone
 
 from conversations import services, user_events
 from conversations.models import Conversation, Message, MessageStatus
-from tests.factories import ChatModelFactory, ConversationFactory
+from tests.factories import ChatModelFactory, ConversationFactory, thread
 from tests.test_user_events import (
     changes,
     in_thread,
@@ -68,6 +68,18 @@ def test_a_message_sent_in_the_chat_already_first_tells_nothing(user, chat_model
     _sent(first, "Still here")
     _sent(first, "And again")
     assert told == []
+
+
+def test_a_continue_below_another_chat_is_told_as_moved(user, chat_model, told):
+    below = _active(ConversationFactory(owner=user, chat_model=chat_model), ago=timedelta(hours=1))
+    question, reply = thread(below, "Tell me everything", "The first half")
+    Message.objects.filter(pk=reply.pk).update(
+        status=MessageStatus.TRUNCATED, finish_reason="length"
+    )
+    Conversation.objects.filter(pk=below.pk).update(current_leaf=reply)
+    ConversationFactory(owner=user, chat_model=chat_model)  # above it
+    services.reply_continue(reply=Message.objects.select_related("conversation").get(pk=reply.pk))
+    assert changes(told) == [(str(below.uuid), Change.MOVED)]
 
 
 def test_a_model_think_or_json_switched_is_told_to_the_chats_pages(user, told):
