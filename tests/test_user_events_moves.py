@@ -88,7 +88,10 @@ def test_a_model_think_or_json_switched_is_told_to_the_chats_pages(user, told):
     services.conversation_switch_model(conversation=conversation, chat_model=capable)
     services.conversation_set_switches(conversation=conversation, thinking=True)
     services.conversation_set_switches(conversation=conversation, json_mode=True)
-    assert _controls(told) == [str(conversation.uuid)] * 3
+    services.conversation_update_settings(
+        conversation=conversation, chat_model=capable, system_prompt="Be brief."
+    )
+    assert _controls(told) == [str(conversation.uuid)] * 4
 
 
 # --- the sockets: what the other tabs get ----------------------------------------------

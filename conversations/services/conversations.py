@@ -155,7 +155,10 @@ def conversation_update_settings(
         fields += list(given)
     conversation.chat_model = chat_model
     conversation.system_prompt = system_prompt.strip()
+    conversation_announce_if_moving_up(conversation)  # updated_at: it moves up
     conversation.save(update_fields=fields)
+    # The model and the switches may have changed: its other pages' header and composer.
+    user_events.controls_changed(user_id=conversation.owner_id, conversation_uuid=conversation.uuid)
     return conversation
 
 
