@@ -24,6 +24,7 @@ log = logging.getLogger(__name__)
 # Event types; a socket's handler has the same name with dots as underscores.
 CONVERSATION_CHANGED = "conversation.changed"
 SUMMARY_CHANGED = "summary.changed"
+CONTROLS_CHANGED = "controls.changed"
 
 
 class Change(StrEnum):
@@ -34,6 +35,9 @@ class Change(StrEnum):
     ARCHIVED = "archived"
     UNARCHIVED = "unarchived"
     DELETED = "deleted"
+    # Active again (a message sent) while another chat was above it: only its item moves,
+    # to the top of Today (the list is not re-sent for every message).
+    MOVED = "moved"
 
 
 def user_group(user_id: int) -> str:
@@ -55,6 +59,12 @@ def summary_changed(
         "conversation": str(conversation_uuid),
         "summary": summary_id,
     }
+    transaction.on_commit(lambda: send(user_id, event))
+
+
+def controls_changed(*, user_id: int, conversation_uuid: UUID | str) -> None:
+    """The conversation's model, thinking or JSON switch changed: its open pages show them."""
+    event = {"type": CONTROLS_CHANGED, "conversation": str(conversation_uuid)}
     transaction.on_commit(lambda: send(user_id, event))
 
 

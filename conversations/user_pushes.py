@@ -11,6 +11,7 @@ from django.template.loader import render_to_string
 from conversations import pages, selectors
 from conversations.context import summary_placement_on_thread
 from conversations.models import Conversation
+from conversations.providers import catalogue
 from conversations.rendering import render_markdown
 from conversations.user_events import Change
 
@@ -27,6 +28,8 @@ def conversation_change_html(
     archived = archived_list_html(user) if archived_shown and change != Change.CREATED else ""
     if change == Change.RENAMED:
         return _renamed_html(user, conversation_uuid, on_screen) + archived
+    if change == Change.MOVED:
+        return _moved_html(user, conversation_uuid, on_screen)
     html = sidebar_list_html(user, on_screen) + archived
     if change == Change.DELETED and on_screen and str(on_screen.uuid) == conversation_uuid:
         html += render_to_string("conversations/_chat_deleted.html")
@@ -66,6 +69,46 @@ def _renamed_html(user: User, conversation_uuid: str, on_screen: Conversation | 
     current = on_screen is not None and on_screen.pk == conversation.pk
     context = {"item": conversation, "conversation": on_screen, "rename_current": current}
     return render_to_string("conversations/_renamed.html", context)
+
+
+# Where a chat active again goes: the top of the sidebar's Today group.
+TODAY_ITEMS = "section[data-group=today] > ul"
+
+
+def _moved_html(user: User, conversation_uuid: str, on_screen: Conversation | None) -> str:
+    """The item of a chat active again, taken from where it was to the top of Today; the
+    whole list when Today had no other chat (the page has no Today group to put it in)."""
+    conversation = selectors.conversation_get_for_user_or_none(user, conversation_uuid)
+    if conversation is None or conversation.archived:
+        return ""
+    if not selectors.conversation_today_has_another(user, conversation):
+        return sidebar_list_html(user, on_screen)
+    item = render_to_string(
+        "conversations/_sidebar_item.html", {"item": conversation, "conversation": on_screen}
+    )
+    # The old item goes first: the new one takes its id.
+    return (
+        f'<li id="sidebar-item-{conversation.uuid}" hx-swap-oob="delete"></li>'
+        f'<ul hx-swap-oob="afterbegin:{TODAY_ITEMS}">{item}</ul>'
+    )
+
+
+def controls_html(user: User, conversation_uuid: str) -> str:
+    """The chat's header model switch, composer switches and context gauge, as they are now
+    (switched in another tab)."""
+    conversation = selectors.conversation_get_for_user_or_none(user, conversation_uuid)
+    if conversation is None:
+        return ""
+    context = {
+        "conversation": conversation,
+        "chat_models": catalogue.chat_models_available(),
+        "oob": True,
+    }
+    return (
+        render_to_string("conversations/_model_switch.html", context)
+        + render_to_string("conversations/_composer_switches.html", context)
+        + pages.gauge_html(conversation, oob=True)
+    )
 
 
 def summary_change_html(conversation: Conversation, summary_id: int | None) -> str:

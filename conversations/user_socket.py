@@ -83,6 +83,20 @@ class UserEventsConsumer(AsyncWebsocketConsumer):
 
         await self.send(text_data=await on_worker_thread(render)())
 
+    async def controls_changed(self, event: dict) -> None:
+        """The chat on screen was switched to another model, or Think or JSON, elsewhere."""
+        on_screen = self.on_screen
+        if on_screen is None or str(on_screen.uuid) != event["conversation"]:
+            return
+
+        def render() -> str:
+            with translation.override(self.language):
+                return user_pushes.controls_html(self.user, event["conversation"])
+
+        html = await on_worker_thread(render)()
+        if html:
+            await self.send(text_data=html)
+
     async def title_checked(self, shown: str) -> None:
         """After the first connect of a chat page: its title as the page shows it."""
         on_screen = self.on_screen

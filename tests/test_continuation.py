@@ -282,3 +282,29 @@ async def test_a_refused_continuation_leaves_the_reply_cut_off_to_try_again(
         lambda: list(UsageRecord.objects.filter(message=after).order_by("id"))
     )()
     assert len(records) == 2 and records[1].prompt_tokens == records[1].completion_tokens == 0
+
+
+async def test_a_refused_continuation_adds_no_tokens_to_the_replys_footer(
+    conversation, fake_provider
+):
+    tab = await _cut_off(conversation, fake_provider)
+    before = await database_sync_to_async(_reply)(conversation)
+    shown = f"{before.prompt_tokens} → {before.completion_tokens} tokens"
+    assert before.prompt_tokens and shown in tab.page.last().html
+    fake_provider.script(
+        Reply(status=400, error_code="context_length_exceeded", error_message="Too long.")
+    )
+    await tab.send(action="continue", reply=str(before.uuid))
+    await tab.read_until(lambda page: "context window" in page.last().html, timeout=15)
+    await tab.close()
+    after = await database_sync_to_async(_reply)(conversation)
+    records = await database_sync_to_async(
+        lambda: list(UsageRecord.objects.filter(message=after).order_by("id"))
+    )()
+    assert len(records) == 2 and records[1].prompt_tokens == 0, "the refusal is billed nothing"
+    # The reply's counts are its calls' as the ledger has them: the first call's alone.
+    assert after.prompt_tokens == sum(record.prompt_tokens for record in records)
+    assert after.completion_tokens == before.completion_tokens
+    assert shown in tab.page.last().html
+    html = await database_sync_to_async(message_html)(after)
+    assert shown in html

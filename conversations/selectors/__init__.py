@@ -22,6 +22,7 @@ from conversations.selectors.conversations import (
     conversation_groups,
     conversation_list_archived_for_user,
     conversation_list_for_user,
+    conversation_today_has_another,
     persona_get_for_user,
     persona_list_for_user,
 )

@@ -40,6 +40,14 @@ def conversation_list_for_user(user: User, *, limit: int = 200) -> list[Conversa
     )
 
 
+def conversation_today_has_another(user: User, conversation: Conversation) -> bool:
+    """Another listed chat of the user was active today (the sidebar has a Today group
+    besides `conversation`)."""
+    today = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    others = Conversation.objects.filter(owner=user, archived=False, updated_at__gte=today)
+    return others.exclude(pk=conversation.pk).exists()
+
+
 def chat_model_last_used_id(user: User) -> int | None:
     """The model of the user's most recently active conversation: where a new chat starts."""
     return (

@@ -18,6 +18,7 @@ from conversations.services.requirements import (
     require_model,
     require_send_allowance,
 )
+from conversations.services.sidebar import conversation_announce_if_moving_up
 
 CUT_BY_LENGTH = "length"
 NOT_CONTINUABLE = _("Only the latest reply, cut off by its length limit, can be continued.")
@@ -52,6 +53,7 @@ def reply_continue(*, reply: Message) -> Message:
                 pk=reply.pk, status=MessageStatus.TRUNCATED, finish_reason=CUT_BY_LENGTH
             ).update(status=MessageStatus.PENDING, heartbeat_at=now, error_code="", error_text="")
             if claimed == 1:  # the sidebar orders by last activity
+                conversation_announce_if_moving_up(conversation)
                 Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now())
     except IntegrityError:  # the partial unique constraint: a reply is in flight already
         raise ReplyInFlight() from None

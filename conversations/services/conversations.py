@@ -11,6 +11,7 @@ from conversations import user_events
 from conversations.errors import ValidationFailed
 from conversations.models import ChatModel, Conversation, Persona
 from conversations.providers import catalogue, profiles
+from conversations.services.sidebar import conversation_announce_if_moving_up
 
 
 def conversation_create(
@@ -154,7 +155,10 @@ def conversation_update_settings(
         fields += list(given)
     conversation.chat_model = chat_model
     conversation.system_prompt = system_prompt.strip()
+    conversation_announce_if_moving_up(conversation)  # updated_at: it moves up
     conversation.save(update_fields=fields)
+    # The model and the switches may have changed: its other pages' header and composer.
+    user_events.controls_changed(user_id=conversation.owner_id, conversation_uuid=conversation.uuid)
     return conversation
 
 
@@ -167,8 +171,10 @@ def conversation_switch_model(
     if chat_model is None:
         raise ValidationFailed(gettext("Choose one of the available models."))
     conversation.chat_model = chat_model
-    # updated_at too: a new chat starts on the model last used (selectors).
+    # updated_at too: a new chat starts on the model last used (selectors); so it moves up.
+    conversation_announce_if_moving_up(conversation)
     conversation.save(update_fields=["chat_model", "updated_at"])
+    user_events.controls_changed(user_id=conversation.owner_id, conversation_uuid=conversation.uuid)
     return conversation
 
 
@@ -190,6 +196,9 @@ def conversation_set_switches(
         fields.append("json_mode")
     if fields:
         conversation.save(update_fields=fields)
+        user_events.controls_changed(
+            user_id=conversation.owner_id, conversation_uuid=conversation.uuid
+        )
     return conversation
 
 

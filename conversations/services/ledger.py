@@ -99,7 +99,9 @@ def _snapshot(record: UsageRecord) -> prices.Rates:
     return prices.Rates(record.input_price, record.cached_input_price, record.output_price)
 
 
-def _refused(outcome: CallOutcome) -> bool:
+def call_refused(outcome: CallOutcome) -> bool:
+    """The provider refused the call outright: it is recorded at zero tokens (and the
+    reply's own counts agree, reply_finish)."""
     if outcome.usage_reported or outcome.error_code not in REFUSED_ERROR_CODES:
         return False
     if outcome.continues:  # its content is the reply's earlier text: only this call's counts
@@ -176,7 +178,7 @@ def _count(record: UsageRecord) -> None:
 
 
 def _outcome_fields(outcome: CallOutcome) -> dict:
-    refused = _refused(outcome)
+    refused = call_refused(outcome)
     return {
         "prompt_tokens": 0 if refused else outcome.prompt_tokens or 0,
         "completion_tokens": 0 if refused else outcome.completion_tokens or 0,

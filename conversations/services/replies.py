@@ -34,6 +34,7 @@ from conversations.services.continuations import added_to_earlier_calls
 from conversations.services.fits import require_fits_window
 from conversations.services.ledger import (
     CallOutcome,
+    call_refused,
     usage_record_create,
     usage_records_for_retries,
 )
@@ -42,6 +43,7 @@ from conversations.services.requirements import (
     require_model,
     require_send_allowance,
 )
+from conversations.services.sidebar import conversation_announce_if_moving_up
 from conversations.storable import storable_text
 
 # Constants, in English; each raise words them in the active language.
@@ -127,6 +129,7 @@ def touch_conversation(
     """Bump last activity and move the branch on screen to `leaf`; an untitled conversation
     is named after its first message until a better title is generated or the user names it.
     `branched`: `leaf` is a new version of a turn (an edit, a regeneration)."""
+    conversation_announce_if_moving_up(conversation)  # read before the bump below
     changes: dict = {"updated_at": timezone.now(), "current_leaf": leaf}
     conversation.current_leaf = leaf
     if branched:
@@ -249,6 +252,9 @@ _FINISHABLE = Q(status__in=MessageStatus.IN_FLIGHT) | Q(
 )
 
 
+_CALL_TOKENS = ("prompt_tokens", "completion_tokens", "reasoning_tokens", "cached_tokens")
+
+
 @transaction.atomic
 def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None = None) -> bool:
     """Give an in-flight reply its final state and write its usage record, once.
@@ -273,6 +279,10 @@ def reply_finish(*, reply_id: int, outcome: CallOutcome, reply: Message | None =
         "completed_at": timezone.now(),
         "heartbeat_at": None,
     }
+    if outcome.called_upstream and call_refused(outcome):
+        # The ledger records a refused call at zero tokens (our estimate of the prompt is
+        # not billed): the reply's footer adds none either, to a continued reply's sums.
+        final |= dict.fromkeys(_CALL_TOKENS, 0)
     if outcome.continues:
         final |= added_to_earlier_calls(reply_id, final)
     if Message.objects.filter(_FINISHABLE, pk=reply_id).update(**final) != 1:

@@ -14,6 +14,26 @@ from conversations.models import Attachment, Conversation, Message, MessageStatu
 TITLE_MAX_CHARS = 200  # Conversation.title's max_length
 
 
+def conversation_announce_if_moving_up(conversation: Conversation) -> None:
+    """Called as the conversation's last activity is bumped (a message sent): when another
+    of the owner's listed chats is above it, its open pages move its item to the top. The
+    chat already first moves nowhere, and its pages are told nothing."""
+    if conversation.archived:
+        return  # in no sidebar list
+    first = (
+        Conversation.objects.filter(owner_id=conversation.owner_id, archived=False)
+        .order_by("-updated_at")
+        .values_list("pk", flat=True)
+        .first()
+    )
+    if first is not None and first != conversation.pk:
+        user_events.conversation_changed(
+            user_id=conversation.owner_id,
+            conversation_uuid=conversation.uuid,
+            change=user_events.Change.MOVED,
+        )
+
+
 def conversation_rename(*, conversation: Conversation, title: str) -> Conversation:
     """Give the conversation the user's title; a generated title never replaces it.
 
