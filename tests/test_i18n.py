@@ -49,6 +49,12 @@ def test_a_chinese_browser_gets_the_chinese_interface(logged_in, conversation):
     assert ">Send<" not in html and "Log out" not in html
 
 
+def test_the_reconnecting_line_drawn_by_css_is_in_the_readers_language(logged_in, conversation):
+    # The stylesheet draws it from the composer's attribute (content: attr(data-offline)).
+    html = logged_in.get(f"/c/{conversation.uuid}/", HTTP_ACCEPT_LANGUAGE=ZH).content.decode()
+    assert 'data-offline="正在重新连接…"' in html
+
+
 def test_an_english_browser_and_one_that_asks_nothing_get_english(logged_in, conversation):
     for headers in ({"HTTP_ACCEPT_LANGUAGE": "en-GB,en;q=0.9"}, {}):
         html = logged_in.get(f"/c/{conversation.uuid}/", **headers).content.decode()
