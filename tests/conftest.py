@@ -416,3 +416,23 @@ def celery_worker_factory(celery_broker, fake_provider_server, transactional_db)
     yield start
     for worker in workers:
         worker.stop()
+
+
+@pytest.fixture
+def in_background(settings, tmp_path):
+    """Every import upload a job, run on this process's threads, its file under tmp_path."""
+    settings.IMPORT_JOB_MIN_BYTES = 0
+    settings.IMPORT_JOB_DIR = tmp_path / "imports"
+    settings.CELERY_BROKER_URL = ""
+    settings.RECALL_ENABLED = False
+    return settings
+
+
+@pytest.fixture
+def told(monkeypatch):
+    """The user events sent, as (user id, event): `send` is where they leave this process."""
+    from conversations import user_events
+
+    events: list[tuple[int, dict]] = []
+    monkeypatch.setattr(user_events, "send", lambda user_id, event: events.append((user_id, event)))
+    return events

@@ -23,16 +23,6 @@ from tests.import_samples import CHATGPT, CHATGPT_MODERN, load, run_import
 BROKEN_NODE = "aaa297ba-e2da-440e-84f4-e62e7be8b003"
 
 
-@pytest.fixture
-def in_background(settings, tmp_path):
-    """Every upload a job, run on this process's threads, its file under tmp_path."""
-    settings.IMPORT_JOB_MIN_BYTES = 0
-    settings.IMPORT_JOB_DIR = tmp_path / "imports"
-    settings.CELERY_BROKER_URL = ""
-    settings.RECALL_ENABLED = False
-    return settings
-
-
 def _upload(data: bytes, name: str = "conversations.json") -> SimpleUploadedFile:
     return SimpleUploadedFile(name, data, content_type="application/json")
 

@@ -18,14 +18,6 @@ CONVERSATIONS = 500  # about 2.4 MB: the scan for surrogates reads it in many bl
 CHOSEN = 400  # past the first block
 
 
-@pytest.fixture
-def in_background(settings, tmp_path):
-    settings.IMPORT_JOB_MIN_BYTES = 0
-    settings.IMPORT_JOB_DIR = tmp_path / "imports"
-    settings.CELERY_BROKER_URL = ""
-    settings.RECALL_ENABLED = False
-
-
 def _export(text: str) -> tuple[bytes, str]:
     """A ChatGPT export (escaped as json.dumps escapes: every non-ASCII character as \\u)
     whose conversation CHOSEN has `text` as its first question; and that node's id."""

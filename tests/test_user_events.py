@@ -26,14 +26,6 @@ Change = user_events.Change
 # --- the services: what they tell, and when ---------------------------------------------
 
 
-@pytest.fixture
-def told(monkeypatch):
-    """The events sent, as (user id, event): `send` is where they leave this process."""
-    events: list[tuple[int, dict]] = []
-    monkeypatch.setattr(user_events, "send", lambda user_id, event: events.append((user_id, event)))
-    return events
-
-
 def changes(told) -> list[tuple[str, str]]:
     return [(event["conversation"], event["change"]) for _, event in told]
 

@@ -24,14 +24,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 Change = user_events.Change
 
 
-@pytest.fixture
-def told(monkeypatch):
-    """The events sent, as (user id, event), as tests/test_user_events.py's."""
-    events: list[tuple[int, dict]] = []
-    monkeypatch.setattr(user_events, "send", lambda user_id, event: events.append((user_id, event)))
-    return events
-
-
 def _active(conversation, *, ago: timedelta) -> Conversation:
     Conversation.objects.filter(pk=conversation.pk).update(updated_at=timezone.now() - ago)
     conversation.refresh_from_db()
