@@ -29,6 +29,34 @@ def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix):
         test["NAME"] = f"{base}_{suffix}"
 
 
+def _flush_retried_on_deadlock(handle):
+    """The live server is another process: a page's socket may still be reading (a sidebar
+    re-read on a user event) while the test empties the database. Postgres then ends one of
+    the two as a deadlock victim; when that is the flush, it runs again once the reader is
+    done, as any deadlock victim is retried."""
+    import time
+
+    def handle_retried(*args, **options):
+        for attempt in range(3):
+            try:
+                return handle(*args, **options)
+            except Exception as exc:  # the flush wraps the database's error in a CommandError
+                if attempt == 2 or "deadlock detected" not in str(exc.__cause__ or exc):
+                    raise
+                time.sleep(0.5)
+
+    return handle_retried
+
+
+def _retry_flushes() -> None:
+    from django.core.management.commands import flush
+
+    flush.Command.handle = _flush_retried_on_deadlock(flush.Command.handle)
+
+
+_retry_flushes()
+
+
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_teardown(item, nextitem):
     """A test's in-process jobs (indexing, titles, summaries queued after a reply) end
