@@ -120,13 +120,20 @@ async def _replace_thread(conversation: Conversation) -> None:
     await fanout.publish_messages(str(conversation.uuid), html, [*uuids, f"thread:{uuid4()}"])
 
 
-def _start(conversation: Conversation, reply: Message, claimed: ReplyContext | None = None) -> None:
+def _start(
+    conversation: Conversation,
+    reply: Message,
+    claimed: ReplyContext | None = None,
+    *,
+    continuing: bool = False,
+) -> None:
     run.start_reply(
         reply_id=reply.id,
         reply_uuid=str(reply.uuid),
         conversation_uuid=str(conversation.uuid),
         reply=reply,
         claimed=claimed,
+        continuing=continuing,
     )
 
 
@@ -151,13 +158,7 @@ async def continue_reply(*, conversation: Conversation, reply_uuid: str) -> Mess
         return services.reply_continue(reply=_message_in(conversation, reply_uuid))
 
     reply = await database_sync_to_async(_continue)()
-    run.start_reply(
-        reply_id=reply.id,
-        reply_uuid=str(reply.uuid),
-        conversation_uuid=str(conversation.uuid),
-        reply=reply,
-        continuing=True,
-    )
+    _start(conversation, reply, continuing=True)
     return reply
 
 

@@ -17,12 +17,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def jobs_dir(settings, tmp_path):
-    settings.IMPORT_JOB_MIN_BYTES = 0
-    settings.IMPORT_JOB_DIR = tmp_path / "imports"
-    settings.CELERY_BROKER_URL = ""
-    settings.RECALL_ENABLED = False
-    settings.IMPORT_JOB_STALE_SECONDS = 600
+def jobs_dir(in_background, tmp_path):
+    in_background.IMPORT_JOB_STALE_SECONDS = 600
     return tmp_path
 
 
